@@ -1,0 +1,143 @@
+//! Parsing `Cache-Control` directives (RFC 9111 section 5.2) from response or request headers.
+
+use http::HeaderMap;
+use http::header::CACHE_CONTROL;
+
+/// The directives the edge acts on; unknown ones are ignored as the RFC asks.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControl {
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    pub only_if_cached: bool,
+}
+
+impl CacheControl {
+    /// Parses every `Cache-Control` field of `headers`.
+    pub fn from_headers(headers: &HeaderMap) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for value in headers.get_all(CACHE_CONTROL) {
+            if let Ok(text) = value.to_str() {
+                cc.parse_into(text);
+            }
+        }
+        cc
+    }
+
+    /// Parses one field value.
+    pub fn parse(text: &str) -> CacheControl {
+        let mut cc = CacheControl::default();
+        cc.parse_into(text);
+        cc
+    }
+
+    fn parse_into(&mut self, text: &str) {
+        for directive in split_directives(text) {
+            let (name, value) = match directive.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                None => (directive.trim(), None),
+            };
+            let seconds = || value.and_then(parse_delta_seconds);
+            match name.to_ascii_lowercase().as_str() {
+                // A duplicated or invalid delta makes the response stale (RFC 9111 4.2.1).
+                "max-age" => self.max_age = Some(merge_min(self.max_age, seconds())),
+                "s-maxage" => self.s_maxage = Some(merge_min(self.s_maxage, seconds())),
+                "no-store" => self.no_store = true,
+                // `no-cache="field"` restricts only fields; treating it as plain no-cache is safe.
+                "no-cache" => self.no_cache = true,
+                "private" => self.private = true,
+                "public" => self.public = true,
+                "must-revalidate" => self.must_revalidate = true,
+                "proxy-revalidate" => self.proxy_revalidate = true,
+                "stale-while-revalidate" => self.stale_while_revalidate = seconds(),
+                "stale-if-error" => self.stale_if_error = seconds(),
+                "only-if-cached" => self.only_if_cached = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether the response has explicit shared-cache freshness (`s-maxage` or `max-age`).
+    pub fn has_explicit_lifetime(&self) -> bool {
+        self.s_maxage.is_some() || self.max_age.is_some()
+    }
+
+    /// Whether a shared cache may serve this response stale at all (RFC 9111 4.2.4).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some() || self.no_cache
+    }
+}
+
+/// An invalid or repeated value counts as 0 (stale), the safe reading.
+fn merge_min(previous: Option<u64>, new: Option<u64>) -> u64 {
+    match (previous, new) {
+        (_, None) => 0,
+        (None, Some(v)) => v,
+        (Some(p), Some(v)) => p.min(v),
+    }
+}
+
+fn parse_delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Values too large to represent are taken as 2^31 (RFC 9111 1.2.2).
+    Some(text.parse::<u64>().unwrap_or(u64::from(u32::MAX >> 1)).min(u64::from(u32::MAX >> 1)))
+}
+
+/// Splits on commas outside quoted strings.
+fn split_directives(text: &str) -> impl Iterator<Item = &str> {
+    let mut in_quotes = false;
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut parts = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives() {
+        let cc = CacheControl::parse("public, max-age=60, s-maxage=\"30\", stale-while-revalidate=10");
+        assert_eq!(cc.max_age, Some(60));
+        assert_eq!(cc.s_maxage, Some(30));
+        assert!(cc.public);
+        assert_eq!(cc.stale_while_revalidate, Some(10));
+        assert!(cc.forbids_stale());
+    }
+
+    #[test]
+    fn invalid_and_duplicate_values_are_stale() {
+        assert_eq!(CacheControl::parse("max-age=abc").max_age, Some(0));
+        assert_eq!(CacheControl::parse("max-age=60, max-age=10").max_age, Some(10));
+        assert_eq!(CacheControl::parse("max-age=-1").max_age, Some(0));
+        assert_eq!(CacheControl::parse("max-age=99999999999999999999").max_age, Some(2147483647));
+    }
+
+    #[test]
+    fn quoted_commas() {
+        let cc = CacheControl::parse("no-cache=\"set-cookie, x\", max-age=5");
+        assert!(cc.no_cache);
+        assert_eq!(cc.max_age, Some(5));
+    }
+}

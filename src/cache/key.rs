@@ -1,0 +1,206 @@
+//! Cache keys: the space, the decoded object key and the query string per the space's policy.
+
+use std::sync::Arc;
+
+use percent_encoding::percent_decode_str;
+
+use crate::config::QueryPolicy;
+
+/// Longest object key accepted (as S3).
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Why a request path cannot name an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the path is not valid UTF-8 once decoded")]
+    NotUtf8,
+    #[error("the path contains a NUL or control character")]
+    ControlCharacter,
+    #[error("the path contains a `..` segment")]
+    DotDot,
+    #[error("the object key is longer than {MAX_KEY_LEN} bytes")]
+    TooLong,
+}
+
+/// The object key a request path names: percent-decoded, without the leading `/`.
+/// An empty key (the space's root) is allowed here; the origin layer answers it with 404.
+pub fn object_key(path: &str) -> Result<String, KeyError> {
+    let raw = path.strip_prefix('/').unwrap_or(path);
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| KeyError::NotUtf8)?;
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(KeyError::ControlCharacter);
+    }
+    if decoded.split('/').any(|segment| segment == "..") {
+        return Err(KeyError::DotDot);
+    }
+    if decoded.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    Ok(decoded.into_owned())
+}
+
+/// True for query parameters of an S3 presigned URL (`X-Amz-*`), which always stay in the
+/// key so a presigned response is never served to a request without that signature.
+pub fn is_presign_param(name: &str) -> bool {
+    name.len() > 6 && name[..6].eq_ignore_ascii_case("x-amz-")
+}
+
+/// The query string as the cache key sees it under `policy`.
+pub fn key_query(query: Option<&str>, policy: &QueryPolicy) -> String {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return String::new();
+    };
+    let keep = |pair: &&str| {
+        let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+        match policy {
+            QueryPolicy::Full => true,
+            QueryPolicy::Ignore => is_presign_param(name),
+            QueryPolicy::Allow(names) => {
+                is_presign_param(name) || names.iter().any(|allowed| allowed == name)
+            }
+        }
+    };
+    match policy {
+        QueryPolicy::Full => query.to_owned(),
+        _ => {
+            let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).filter(keep).collect();
+            pairs.sort_unstable();
+            pairs.join("&")
+        }
+    }
+}
+
+/// The primary cache key of a request: `space \0 object key \0 query`.
+///
+/// Purges select keys by their prefix: a whole space, a path with all its query variants,
+/// or a `dir/*` prefix, so the layout is part of the key's contract.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// Builds the key of `object_key` with `query` (already filtered by policy) in `space`.
+    pub fn new(space: &str, object_key: &str, query: &str) -> CacheKey {
+        CacheKey(format!("{space}\0{object_key}\0{query}").into())
+    }
+
+    /// Rebuilds a key from its string form (as stored on disk).
+    pub fn from_raw(raw: &str) -> Option<CacheKey> {
+        (raw.matches('\0').count() >= 2).then(|| CacheKey(raw.into()))
+    }
+
+    /// The whole key as one string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The space part.
+    pub fn space(&self) -> &str {
+        self.0.split('\0').next().unwrap_or_default()
+    }
+
+    /// The object key part.
+    pub fn object_key(&self) -> &str {
+        self.0.split('\0').nth(1).unwrap_or_default()
+    }
+}
+
+/// Which cached keys a purge drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeSelector {
+    /// One object key with every query-string variant.
+    Path { space: String, key: String },
+    /// Every object key starting with the prefix.
+    Prefix { space: String, prefix: String },
+    /// The whole space.
+    Space { space: String },
+}
+
+impl PurgeSelector {
+    /// Parses one purge path from the API: `img/a.png`, `/css/*` or `*`.
+    pub fn parse(space: &str, file: &str) -> Result<PurgeSelector, KeyError> {
+        let file = file.strip_prefix('/').unwrap_or(file);
+        if file == "*" {
+            return Ok(PurgeSelector::Space { space: space.to_owned() });
+        }
+        if let Some(prefix) = file.strip_suffix('*') {
+            let prefix = object_key(prefix)?;
+            if prefix.is_empty() {
+                return Ok(PurgeSelector::Space { space: space.to_owned() });
+            }
+            return Ok(PurgeSelector::Prefix { space: space.to_owned(), prefix });
+        }
+        Ok(PurgeSelector::Path { space: space.to_owned(), key: object_key(file)? })
+    }
+
+    /// The key prefix every selected key starts with (keys are `space\0key\0query`).
+    pub fn key_prefix(&self) -> String {
+        match self {
+            PurgeSelector::Path { space, key } => format!("{space}\0{key}\0"),
+            PurgeSelector::Prefix { space, prefix } => format!("{space}\0{prefix}"),
+            PurgeSelector::Space { space } => format!("{space}\0"),
+        }
+    }
+
+    /// Whether `key` is selected.
+    pub fn matches(&self, key: &CacheKey) -> bool {
+        key.as_str().starts_with(&self.key_prefix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_makes_one_key() {
+        assert_eq!(object_key("/img/%61.png"), Ok("img/a.png".to_owned()));
+        assert_eq!(object_key("/img/a.png"), Ok("img/a.png".to_owned()));
+        assert_eq!(object_key("/a%20b"), Ok("a b".to_owned()));
+        assert_eq!(object_key("/"), Ok(String::new()));
+        assert_eq!(object_key("/a//b"), Ok("a//b".to_owned()));
+    }
+
+    #[test]
+    fn tricks_are_refused() {
+        assert_eq!(object_key("/a/../b"), Err(KeyError::DotDot));
+        assert_eq!(object_key("/a/%2e%2e/b"), Err(KeyError::DotDot));
+        assert_eq!(object_key("/a%00b"), Err(KeyError::ControlCharacter));
+        assert_eq!(object_key("/a%ffb"), Err(KeyError::NotUtf8));
+        assert_eq!(object_key(&format!("/{}", "a".repeat(1025))), Err(KeyError::TooLong));
+        assert_eq!(object_key("/a/..b"), Ok("a/..b".to_owned()));
+    }
+
+    #[test]
+    fn query_policies() {
+        let allow = QueryPolicy::Allow(vec!["v".into()]);
+        assert_eq!(key_query(Some("b=2&a=1"), &QueryPolicy::Full), "b=2&a=1");
+        assert_eq!(key_query(Some("b=2&a=1"), &QueryPolicy::Ignore), "");
+        assert_eq!(key_query(Some("w=1&v=3"), &allow), "v=3");
+        assert_eq!(
+            key_query(Some("X-Amz-Signature=ab&x=1"), &QueryPolicy::Ignore),
+            "X-Amz-Signature=ab"
+        );
+        assert_eq!(key_query(None, &QueryPolicy::Full), "");
+    }
+
+    #[test]
+    fn purge_selectors() {
+        let key = CacheKey::new("s", "dir/a.png", "v=1");
+        assert!(PurgeSelector::parse("s", "/dir/a.png").unwrap().matches(&key));
+        assert!(PurgeSelector::parse("s", "dir/*").unwrap().matches(&key));
+        assert!(PurgeSelector::parse("s", "*").unwrap().matches(&key));
+        assert!(!PurgeSelector::parse("s", "dir/a").unwrap().matches(&key));
+        assert!(!PurgeSelector::parse("t", "*").unwrap().matches(&key));
+        assert_eq!(key.space(), "s");
+        assert_eq!(key.object_key(), "dir/a.png");
+    }
+}
+
+impl CacheKey {
+    /// A key-shaped value used only as the start of an ordered range scan.
+    pub(crate) fn from_raw_prefix(prefix: &str) -> CacheKey {
+        CacheKey(prefix.into())
+    }
+}

@@ -1,0 +1,162 @@
+//! The memory tier: a byte-bounded moka cache (TinyLFU admission, LRU eviction) with an
+//! ordered key index so purges select by prefix without scanning every entry.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName};
+use moka::notification::RemovalCause;
+use moka::sync::Cache;
+
+use super::entry::{Entry, VaryValues};
+use super::key::{CacheKey, PurgeSelector};
+
+/// A primary key plus the variant selected by `Vary` (0 for the primary slot).
+pub type SlotKey = (CacheKey, u64);
+
+/// What a slot holds: a response, or the `Vary` names that select among variants.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    Entry(Arc<Entry>),
+    Vary(Arc<[HeaderName]>),
+}
+
+/// The in-memory tier.
+pub struct MemoryTier {
+    slots: Cache<SlotKey, Slot>,
+    index: Arc<Mutex<BTreeSet<SlotKey>>>,
+}
+
+struct SlotExpiry;
+
+impl moka::Expiry<SlotKey, Slot> for SlotExpiry {
+    fn expire_after_create(&self, _key: &SlotKey, slot: &Slot, _now: Instant) -> Option<Duration> {
+        Some(match slot {
+            Slot::Entry(entry) => {
+                let keep = entry.freshness.keep_for(entry.validators.any());
+                let elapsed = std::time::SystemTime::now()
+                    .duration_since(entry.freshness.response_time)
+                    .unwrap_or_default();
+                keep.saturating_sub(elapsed).max(Duration::from_secs(1))
+            }
+            Slot::Vary(_) => Duration::from_secs(86_400),
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &SlotKey,
+        slot: &Slot,
+        now: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, slot, now)
+    }
+}
+
+impl MemoryTier {
+    /// A tier holding at most `capacity` bytes.
+    pub fn new(capacity: u64) -> MemoryTier {
+        let index: Arc<Mutex<BTreeSet<SlotKey>>> = Arc::default();
+        let listener_index = index.clone();
+        let slots = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|key: &SlotKey, slot: &Slot| match slot {
+                Slot::Entry(entry) => entry.weight(),
+                Slot::Vary(names) => (key.0.as_str().len() + names.len() * 32 + 128) as u32,
+            })
+            .expire_after(SlotExpiry)
+            .eviction_listener(move |key: Arc<SlotKey>, _slot, cause| {
+                if cause != RemovalCause::Replaced {
+                    listener_index
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&*key);
+                }
+            })
+            .build();
+        MemoryTier { slots, index }
+    }
+
+    /// The stored response for `key` that matches the request's `Vary`'d headers.
+    pub fn get(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
+        let primary = (key.clone(), 0);
+        match self.slots.get(&primary)? {
+            Slot::Entry(entry) => Some(entry),
+            Slot::Vary(names) => {
+                let variant = VaryValues::of(&names, request);
+                match self.slots.get(&(key.clone(), variant.variant_id()))? {
+                    Slot::Entry(entry) if entry.vary == variant => Some(entry),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Stores `entry` (replacing the same variant).
+    pub fn insert(&self, entry: Arc<Entry>) {
+        let key = entry.key.clone();
+        let variant = entry.vary.variant_id();
+        {
+            let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+            index.insert((key.clone(), 0));
+            if variant != 0 {
+                index.insert((key.clone(), variant));
+            }
+        }
+        if variant == 0 {
+            self.slots.insert((key, 0), Slot::Entry(entry));
+        } else {
+            let names: Arc<[HeaderName]> = entry.vary.names().into();
+            self.slots.insert((key.clone(), 0), Slot::Vary(names));
+            self.slots.insert((key, variant), Slot::Entry(entry));
+        }
+    }
+
+    /// Drops one stored variant (or the primary entry).
+    pub fn remove(&self, entry: &Entry) {
+        let slot = (entry.key.clone(), entry.vary.variant_id());
+        self.slots.invalidate(&slot);
+    }
+
+    /// Drops every slot `selector` names; returns how many responses were dropped.
+    pub fn purge(&self, selector: &PurgeSelector) -> usize {
+        let prefix = selector.key_prefix();
+        let selected: Vec<SlotKey> = {
+            let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+            let start = (CacheKey::from_raw_prefix(&prefix), 0);
+            index
+                .range(start..)
+                .take_while(|(key, _)| key.as_str().starts_with(&prefix))
+                .cloned()
+                .collect()
+        };
+        let mut dropped = 0;
+        for slot in &selected {
+            if let Some(Slot::Entry(_)) = self.slots.remove(slot) {
+                dropped += 1;
+            }
+        }
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in &selected {
+            index.remove(slot);
+        }
+        dropped
+    }
+
+    /// Bytes held (approximate, as weighed).
+    pub fn weighted_size(&self) -> u64 {
+        self.slots.weighted_size()
+    }
+
+    /// Number of slots held (approximate).
+    pub fn entry_count(&self) -> u64 {
+        self.slots.entry_count()
+    }
+
+    /// Runs moka's pending housekeeping (tests and metrics).
+    pub fn sync(&self) {
+        self.slots.run_pending_tasks();
+    }
+}

@@ -1,0 +1,113 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[listen]
+http = "127.0.0.1:0"
+[[origin.user]]
+id = "admin"
+access_key = "AKIDADMIN"
+secret_key = "secret-secret"
+[[space]]
+name = "assets"
+"#;
+
+fn err(text: &str) -> String {
+    Config::parse(text).expect_err("config should be rejected").to_string()
+}
+
+#[test]
+fn default_config_file_is_valid() {
+    let text = include_str!("../../edge.toml");
+    let config = Config::parse(text).expect("edge.toml is valid");
+    assert_eq!(config.spaces[0].name, "assets");
+    assert!(config.tls.self_signed);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.cache.default_ttl, Duration::from_secs(3600));
+    assert_eq!(config.cdn.domain, "cdn.localhost");
+    assert_eq!(config.spaces[0].bucket, "assets");
+    assert_eq!(config.spaces[0].query, QueryPolicy::Full);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = err(&format!("{MINIMAL}\n[cache]\nmemroy = \"1MiB\"\n"));
+    assert!(e.contains("cache") && e.contains("memroy"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = err(&format!("{MINIMAL}\n[cache]\nmemory = 5\n"));
+    assert!(e.starts_with("cache.memory:"), "{e}");
+}
+
+#[test]
+fn bad_units_name_the_key() {
+    let e = err(&format!("{MINIMAL}\n[cache]\nmemory = \"lots\"\n"));
+    assert!(e.starts_with("cache.memory:"), "{e}");
+    let e = err(&format!("{MINIMAL}\n[cache]\ndefault_ttl = \"soon\"\n"));
+    assert!(e.starts_with("cache.default_ttl:"), "{e}");
+}
+
+#[test]
+fn secret_from_env_and_missing_env() {
+    let text = MINIMAL.replace("secret_key = \"secret-secret\"", "secret_key_env = \"EDGE_TEST_UNSET_VAR_XYZ\"");
+    let e = err(&text);
+    assert!(e.contains("origin.user[0].secret_key_env") && e.contains("EDGE_TEST_UNSET_VAR_XYZ"), "{e}");
+}
+
+#[test]
+fn secrets_are_masked_when_printed() {
+    let config = Config::parse(MINIMAL).unwrap();
+    let printed = config.to_toml();
+    assert!(!printed.contains("secret-secret"), "{printed}");
+    assert!(printed.contains("***"));
+    assert!(!format!("{config:?}").contains("secret-secret"));
+}
+
+#[test]
+fn space_names_are_dns_labels_and_unique() {
+    let e = err(&MINIMAL.replace("name = \"assets\"", "name = \"My.Assets\""));
+    assert!(e.starts_with("space[0].name:"), "{e}");
+    let e = err(&format!("{MINIMAL}\n[[space]]\nname = \"assets\"\n"));
+    assert!(e.starts_with("space[1].name:"), "{e}");
+}
+
+#[test]
+fn acme_space_needs_acme_section() {
+    let e = err(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\ncustom_domain = \"img.example.com\"\ncertificate = \"acme\"\n"));
+    assert!(e.starts_with("space[1].certificate:"), "{e}");
+}
+
+#[test]
+fn duplicate_listen_address_is_refused() {
+    let e = err(&MINIMAL.replace("http = \"127.0.0.1:0\"", "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:8080\""));
+    assert!(e.contains("listen.admin") && e.contains("already used"), "{e}");
+}
+
+#[test]
+fn query_policies() {
+    let c = Config::parse(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = {{ allow = [\"w\", \"v\"] }}\n")).unwrap();
+    assert_eq!(c.spaces[1].query, QueryPolicy::Allow(vec!["v".into(), "w".into()]));
+    let e = err(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = \"some\"\n"));
+    assert!(e.starts_with("space[1].query:"), "{e}");
+}
+
+#[test]
+fn origin_kind_keys_are_checked() {
+    let e = err("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"s3\"\n");
+    assert!(e.starts_with("origin.endpoint:"), "{e}");
+    let e = err("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"ftp\"\n");
+    assert!(e.starts_with("origin.kind:"), "{e}");
+    let ok = Config::parse("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9999\"\n").unwrap();
+    assert!(matches!(ok.origin.kind, OriginKind::Http { .. }));
+}
+
+#[test]
+fn toml_syntax_error_names_a_line() {
+    let e = err("[listen\nhttp = 1");
+    assert!(e.starts_with("line 1:"), "{e}");
+}

@@ -1,0 +1,231 @@
+//! `edge`: a CDN edge PoP in front of an S3-compatible object store.
+//!
+//! A PoP terminates TLS, routes each request's host to a space, serves it from a cache
+//! (RFC 9111 freshness, coalesced misses, streamed bodies) and fetches misses from the
+//! origin: the embedded store of `crates/origin`, any S3 endpoint, or an HTTP origin.
+
+pub mod cache;
+pub mod config;
+pub mod logging;
+pub mod origin;
+pub mod purge;
+pub mod routing;
+pub mod server;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use config::{Config, EmbeddedOrigin, OriginKind};
+use server::Edge;
+
+/// Why the PoP could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("embedded origin: {0}")]
+    Store(#[from] origin_store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Origin(#[from] origin::OriginError),
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// Re-export of the embedded store crate.
+pub use ::origin as origin_store;
+
+/// Listeners bound before the PoP starts (tests bind port 0 and read the addresses back).
+#[derive(Default)]
+pub struct Listeners {
+    pub http: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
+    /// The embedded origin's listener (only with `origin.kind = "embedded"`).
+    pub origin: Option<TcpListener>,
+}
+
+async fn bind(key: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, EdgeError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| EdgeError::Bind { key, addr, source }),
+    }
+}
+
+impl Listeners {
+    /// Binds every address the config names.
+    pub async fn bind(config: &Config) -> Result<Listeners, EdgeError> {
+        let origin = match &config.origin.kind {
+            OriginKind::Embedded(embedded) => bind("origin.listen", Some(embedded.listen)).await?,
+            _ => None,
+        };
+        Ok(Listeners {
+            http: bind("listen.http", config.listen.http).await?,
+            https: bind("listen.https", config.listen.https).await?,
+            admin: bind("listen.admin", config.listen.admin).await?,
+            origin,
+        })
+    }
+}
+
+/// A running PoP.
+pub struct Running {
+    pub http_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub origin_addr: Option<SocketAddr>,
+    pub edge: Arc<Edge>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight responses finish (up to the grace), and returns.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until every listener has stopped.
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// A handle that triggers a graceful stop.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn store_config(embedded: &EmbeddedOrigin) -> origin_store::StoreConfig {
+    origin_store::StoreConfig {
+        data_dir: embedded.data_dir.clone(),
+        domain: embedded.domain.clone(),
+        region: "us-east-1".to_owned(),
+        users: embedded
+            .users
+            .iter()
+            .map(|u| origin_store::UserConfig {
+                id: u.id.clone(),
+                display_name: u.display_name.clone(),
+                email: u.email.clone(),
+                access_key: u.access_key.clone(),
+                secret_key: u.secret_key.expose().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// Opens the embedded store and creates each space's bucket if missing.
+fn open_store(config: &Config, embedded: &EmbeddedOrigin) -> Result<origin_store::Store, EdgeError> {
+    let store = origin_store::Store::open(store_config(embedded))?;
+    for space in &config.spaces {
+        if store.ensure_bucket(&space.bucket, &embedded.edge_user)? {
+            tracing::info!(bucket = %space.bucket, owner = %embedded.edge_user, "created bucket");
+        }
+    }
+    Ok(store)
+}
+
+/// Starts a PoP on already-bound listeners.
+pub async fn start(config: Config, listeners: Listeners) -> Result<Running, EdgeError> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let mut origin_addr = None;
+    if let (OriginKind::Embedded(embedded), Some(listener)) = (&config.origin.kind, listeners.origin) {
+        let store = open_store(&config, embedded)?;
+        origin_addr = listener.local_addr().ok();
+        let mut rx = shutdown_rx.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = store.serve(listener, stop).await {
+                tracing::error!(error = %e, "embedded origin stopped");
+            }
+        });
+    }
+
+    let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
+    let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
+
+    let tls_acceptor = match &listeners.https {
+        Some(_) => {
+            let store = tls::cert_store(&config)?;
+            let resolver = Arc::new(tls::SniResolver::new(store));
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?)))
+        }
+        None => None,
+    };
+
+    let edge = Arc::new(Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?);
+    if let Some(listener) = listeners.http {
+        tasks.spawn(server::listener::serve_edge(edge.clone(), listener, None, shutdown_rx.clone()));
+    }
+    if let Some(listener) = listeners.https {
+        tasks.spawn(server::listener::serve_edge(edge.clone(), listener, tls_acceptor, shutdown_rx.clone()));
+    }
+    if let Some(listener) = listeners.admin {
+        tasks.spawn(server::admin::serve_admin(edge.clone(), listener, shutdown_rx.clone()));
+    }
+    tracing::info!(pop = %edge.pop_name, ?http_addr, ?https_addr, ?admin_addr, ?origin_addr, "edge started");
+    Ok(Running { http_addr, https_addr, admin_addr, origin_addr, edge, shutdown, tasks })
+}
+
+/// Resolves when the process gets SIGTERM or SIGINT.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), EdgeError> {
+    let listeners = Listeners::bind(&config).await?;
+    let running = start(config, listeners).await?;
+    termination().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+/// `edge origin`: only the embedded store.
+pub async fn run_origin_only(config: Config) -> Result<(), EdgeError> {
+    let OriginKind::Embedded(embedded) = &config.origin.kind else {
+        return Err(EdgeError::Config("origin.kind: `edge origin` needs kind = \"embedded\"".to_owned()));
+    };
+    let store = open_store(&config, embedded)?;
+    let listener = bind("origin.listen", Some(embedded.listen))
+        .await?
+        .ok_or_else(|| EdgeError::Config("origin.listen".to_owned()))?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "origin started");
+    store.serve(listener, termination()).await?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The `edge` command: CLI parsing, config loading and logging; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edge::config::Config;
+
+#[derive(Parser)]
+#[command(name = "edge", version, about = "A CDN edge PoP in front of an S3-compatible object store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one PoP (and the embedded origin when origin.kind = "embedded").
+    Serve {
+        #[arg(long, default_value = "edge.toml")]
+        config: PathBuf,
+    },
+    /// Run only the embedded origin store.
+    Origin {
+        #[arg(long, default_value = "edge.toml")]
+        config: PathBuf,
+    },
+    /// Purge paths of a space through a PoP's admin API (exit 0: all PoPs done, 2: some pending, 1: error).
+    Purge {
+        /// Admin URL of the PoP, e.g. http://127.0.0.1:8081
+        #[arg(long)]
+        admin: String,
+        /// Bearer token (or set EDGE_PURGE_TOKEN).
+        #[arg(long, env = "EDGE_PURGE_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The space to purge in.
+        space: String,
+        /// Paths: `img/a.png`, `css/*` or `*`.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Validate the config and print it with secrets masked.
+    CheckConfig {
+        #[arg(long, default_value = "edge.toml")]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("invalid config {}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let config = load(&config)?;
+            print!("{}", config.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            let config = load(&config)?;
+            edge::logging::init(&config.log).context("cannot set up logging")?;
+            runtime()?.block_on(edge::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Origin { config } => {
+            let config = load(&config)?;
+            edge::logging::init(&config.log).context("cannot set up logging")?;
+            runtime()?.block_on(edge::run_origin_only(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Purge { admin, token, space, paths } => {
+            let outcome = runtime()?.block_on(edge::purge::client::purge(&admin, &token, &space, &paths))?;
+            println!("{}", outcome.reply);
+            Ok(if outcome.all_done { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+    }
+}

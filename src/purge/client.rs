@@ -1,0 +1,67 @@
+//! The `edge purge` client of the admin API.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_rustls::ConfigBuilderExt;
+use hyper_util::rt::TokioExecutor;
+
+use super::PurgeReply;
+
+/// Why a purge through the CLI failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad admin URL: {0}")]
+    Url(String),
+    #[error("cannot reach the admin API: {0}")]
+    Transport(String),
+    #[error("the PoP refused the purge ({status}): {body}")]
+    Refused { status: u16, body: String },
+}
+
+/// What the admin API answered.
+#[derive(Debug)]
+pub struct PurgeOutcome {
+    /// The reply body as JSON text.
+    pub reply: String,
+    /// Whether every PoP reported `done`.
+    pub all_done: bool,
+}
+
+/// Sends a purge of `paths` in `space` to the admin API at `admin`.
+pub async fn purge(admin: &str, token: &str, space: &str, paths: &[String]) -> Result<PurgeOutcome, ClientError> {
+    let url = format!("{}/v1/spaces/{space}/cache", admin.trim_end_matches('/'));
+    let uri: http::Uri = url.parse().map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
+    let body = serde_json::json!({ "files": paths }).to_string();
+    let request = http::Request::delete(uri)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ClientError::Url(e.to_string()))?;
+    let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .with_webpki_roots()
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let response = client.request(request).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if !status.is_success() {
+        return Err(ClientError::Refused { status: status.as_u16(), body: text });
+    }
+    let reply: PurgeReply = serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("bad reply: {e}")))?;
+    let all_done = reply.pops.iter().all(|p| p.status == "done");
+    Ok(PurgeOutcome { reply: text, all_done })
+}

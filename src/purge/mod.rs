@@ -1,0 +1,130 @@
+//! The purge API: who may purge (bearer tokens, compared in constant time), what a purge
+//! request names, and the reply listing each PoP's result.
+
+pub mod client;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::cache::PurgeSelector;
+use crate::config::PurgeToken;
+
+/// The body of `DELETE /v1/spaces/{space}/cache`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    pub files: Vec<String>,
+}
+
+/// One PoP's result in a purge reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PopResult {
+    pub pop: String,
+    /// `done` or `pending`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<usize>,
+}
+
+/// The purge reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PurgeReply {
+    pub pops: Vec<PopResult>,
+}
+
+/// Longest list of files one purge request may name.
+pub const MAX_FILES: usize = 10_000;
+
+/// Why a purge request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("unknown space `{0}`")]
+    UnknownSpace(String),
+}
+
+impl PurgeError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            PurgeError::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            PurgeError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            PurgeError::UnknownSpace(_) => http::StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// The name of the token `authorization` carries, if it is one of `tokens`.
+pub fn authorize<'a>(authorization: Option<&str>, tokens: &'a [PurgeToken]) -> Result<&'a str, PurgeError> {
+    let presented = authorization
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(PurgeError::Unauthorized)?;
+    let mut found = None;
+    // Every token is compared, so timing does not tell which one (or whether any) matched.
+    for token in tokens {
+        if bool::from(token.token.expose().as_bytes().ct_eq(presented.as_bytes())) {
+            found = Some(token.name.as_str());
+        }
+    }
+    found.ok_or(PurgeError::Unauthorized)
+}
+
+/// Parses the request body into selectors for `space`.
+pub fn parse_request(space: &str, body: &[u8]) -> Result<Vec<PurgeSelector>, PurgeError> {
+    let request: PurgeRequest = serde_json::from_slice(body)
+        .map_err(|e| PurgeError::BadRequest(format!("body must be {{\"files\": [...]}}: {e}")))?;
+    if request.files.is_empty() {
+        return Err(PurgeError::BadRequest("files is empty".to_owned()));
+    }
+    if request.files.len() > MAX_FILES {
+        return Err(PurgeError::BadRequest(format!("at most {MAX_FILES} files per request")));
+    }
+    request
+        .files
+        .iter()
+        .map(|file| {
+            if file.is_empty() {
+                return Err(PurgeError::BadRequest("an empty path names nothing".to_owned()));
+            }
+            PurgeSelector::parse(space, file).map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn tokens() -> Vec<PurgeToken> {
+        vec![
+            PurgeToken { name: "deploy".into(), token: Secret::new("token-one-1234") },
+            PurgeToken { name: "ops".into(), token: Secret::new("token-two-5678") },
+        ]
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        let t = tokens();
+        assert_eq!(authorize(Some("Bearer token-two-5678"), &t).unwrap(), "ops");
+        assert!(authorize(Some("Bearer token-two-567"), &t).is_err());
+        assert!(authorize(Some("token-two-5678"), &t).is_err());
+        assert!(authorize(None, &t).is_err());
+        assert!(authorize(Some("Bearer x"), &[]).is_err());
+    }
+
+    #[test]
+    fn bodies_are_parsed() {
+        let selectors = parse_request("s", br#"{"files": ["img/a.png", "/css/*", "*"]}"#).unwrap();
+        assert_eq!(selectors.len(), 3);
+        assert!(parse_request("s", b"{}").is_err());
+        assert!(parse_request("s", br#"{"files": []}"#).is_err());
+        assert!(parse_request("s", br#"{"files": ["a/../b"]}"#).is_err());
+        assert!(parse_request("s", br#"{"files": [""]}"#).is_err());
+        assert!(parse_request("s", b"not json").is_err());
+    }
+}

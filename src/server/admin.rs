@@ -1,0 +1,111 @@
+//! The admin listener: the purge API, `/healthz` and `/readyz`. Never reachable through an
+//! edge hostname: it only listens on `listen.admin`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Edge;
+use super::body::EdgeBody;
+use super::listener::http_builder;
+use crate::purge::{self, PopResult, PurgeError, PurgeReply};
+
+/// Largest purge request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// Serves the admin API until `shutdown` flips.
+pub async fn serve_admin(edge: Arc<Edge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let builder = Arc::new(http_builder(&edge.config.limits));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, _addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let edge = edge.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let edge = edge.clone();
+                async move { Ok::<_, Infallible>(admin(&edge, request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    let _ = tokio::time::timeout(edge.config.limits.shutdown_grace, graceful.shutdown()).await;
+}
+
+async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBody> {
+    let path = request.uri().path().to_owned();
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (method, _) if path.starts_with("/v1/spaces/") && path.ends_with("/cache") => {
+            if method != Method::DELETE {
+                return json_error(StatusCode::METHOD_NOT_ALLOWED, "use DELETE");
+            }
+            let space = &path["/v1/spaces/".len()..path.len() - "/cache".len()];
+            match purge_local(edge, space.to_owned(), request).await {
+                Ok(reply) => json(StatusCode::OK, &reply),
+                Err(e) => json_error(e.status(), &e.to_string()),
+            }
+        }
+        _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+async fn purge_local(edge: &Arc<Edge>, space: String, request: Request<Incoming>) -> Result<PurgeReply, PurgeError> {
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let who = purge::authorize(authorization, &edge.config.purge.tokens)?.to_owned();
+    if edge.config.space(&space).is_none() {
+        return Err(PurgeError::UnknownSpace(space));
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| PurgeError::BadRequest(format!("cannot read body: {e}")))?
+        .to_bytes();
+    let selectors = purge::parse_request(&space, &body)?;
+    let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
+    tracing::info!(token = %who, %space, files = selectors.len(), dropped, "purged");
+    Ok(PurgeReply {
+        pops: vec![PopResult { pop: edge.pop_name.to_string(), status: "done".to_owned(), dropped: Some(dropped) }],
+    })
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<EdgeBody> {
+    let mut response = Response::new(EdgeBody::full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<EdgeBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(EdgeBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn json_error(status: StatusCode, reason: &str) -> Response<EdgeBody> {
+    json(status, &serde_json::json!({ "error": reason }))
+}

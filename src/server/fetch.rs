@@ -1,0 +1,272 @@
+//! Driving a fill: one origin fetch whose head and body are published to every request
+//! reading the fill, then stored. Stale entries are revalidated here (a 304 refreshes the
+//! entry without a body transfer) and served here when the origin fails (`stale-if-error`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::Edge;
+use crate::cache::entry::vary_names;
+use crate::cache::freshness::admit;
+use crate::cache::{CacheKey, Entry, Fill, FillError, FillHead, FillKind, Validators, VaryValues};
+use crate::config::Space;
+use crate::origin::{OriginError, OriginRequest};
+
+/// Response headers a hop must not pass on, or that the cache recomputes.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::AGE,
+    header::CONTENT_LENGTH,
+];
+
+/// Everything a fill needs to fetch, owned so the fetch outlives the request that started it.
+#[derive(Debug, Clone)]
+pub struct FetchSpec {
+    pub space: Arc<Space>,
+    pub key: CacheKey,
+    pub object_key: String,
+    pub path_and_query: String,
+    pub query: Option<String>,
+    pub client_headers: HeaderMap,
+    pub client_addr: SocketAddr,
+    pub tls: bool,
+    /// Expiry of a presigned URL this fetch carries.
+    pub hard_expiry: Option<SystemTime>,
+    /// Whether the origin sees the client's headers (HTTP origins and parents, not S3).
+    pub forwards_client_headers: bool,
+}
+
+impl FetchSpec {
+    /// The origin request for this fetch with `method`, revalidating `revalidate` if given.
+    pub fn origin_request(&self, method: Method, revalidate: Option<&Entry>) -> OriginRequest<'_> {
+        OriginRequest {
+            space: &self.space,
+            method,
+            object_key: &self.object_key,
+            path_and_query: &self.path_and_query,
+            query: self.query.as_deref(),
+            client_headers: &self.client_headers,
+            client_addr: self.client_addr,
+            tls: self.tls,
+            revalidate: revalidate.map(|e| (e.validators.etag.clone(), e.validators.last_modified)),
+        }
+    }
+}
+
+/// Strips hop-by-hop fields (and those named by `Connection`) from origin response headers.
+pub fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    headers
+}
+
+fn origin_failure(e: &OriginError) -> FillError {
+    FillError::Origin(e.status(), e.to_string().into())
+}
+
+/// Runs one fill to its end. `stale` is the stored entry being revalidated, if any.
+pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Option<Arc<Entry>>) {
+    let result = edge.origin.fetch(&spec.origin_request(Method::GET, stale.as_deref())).await;
+    let now = SystemTime::now();
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(space = %spec.space.name, key = %spec.object_key, error = %e, "origin fetch failed");
+            if let Some(stale) = stale.filter(|s| s.freshness.usable_on_error(now)) {
+                serve_stale(&edge, &fill, &spec, &stale, e.status()).await;
+            } else {
+                fill.finish(Err(origin_failure(&e)));
+                edge.cache.complete(&spec.key, &fill, None);
+            }
+            return;
+        }
+    };
+    let (parts, body) = response.into_parts();
+
+    if let Some(stale) = &stale {
+        if parts.status == StatusCode::NOT_MODIFIED {
+            refresh(&edge, &fill, &spec, stale, &parts.headers, now).await;
+            return;
+        }
+        if parts.status.is_server_error() && stale.freshness.usable_on_error(now) {
+            serve_stale(&edge, &fill, &spec, stale, parts.status).await;
+            return;
+        }
+    }
+
+    let headers = end_to_end(parts.headers);
+    let content_length = body_length(&body);
+    let origin_request_headers = edge_request_headers(&spec);
+    let admission = admit(
+        &uri_of(&spec),
+        &origin_request_headers,
+        parts.status,
+        &headers,
+        now,
+        &edge.ttl_rules(&spec.space),
+    )
+    .map(|f| match spec.hard_expiry {
+        Some(hard) => crate::cache::Freshness { hard_expiry: Some(hard), ..f },
+        None => f,
+    });
+    let vary = VaryValues::of(&vary_names(&headers), &spec.client_headers);
+    let retained = admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
+    let kind = match &stale {
+        Some(_) => FillKind::Revalidation(parts.status),
+        None => FillKind::Miss,
+    };
+    let head = FillHead {
+        status: parts.status,
+        headers,
+        content_length,
+        admission,
+        vary,
+        kind,
+        retained,
+    };
+    let stored_meta = head.admission.ok().map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    fill.set_head(head);
+
+    match pump(&edge, &fill, body, retained).await {
+        Ok(()) => {
+            fill.finish(Ok(()));
+            let entry = match (stored_meta, fill.retained_body()) {
+                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry {
+                    key: spec.key.clone(),
+                    status,
+                    validators: Validators::from_headers(&headers),
+                    headers,
+                    body,
+                    freshness,
+                    vary,
+                }),
+                _ => None,
+            };
+            edge.cache.complete(&spec.key, &fill, entry);
+        }
+        Err(e) => {
+            tracing::warn!(space = %spec.space.name, key = %spec.object_key, error = %e, "origin body failed");
+            fill.finish(Err(e));
+            edge.cache.complete(&spec.key, &fill, None);
+        }
+    }
+}
+
+/// Copies the origin body into the fill; stops early when nobody reads and nothing is stored.
+async fn pump(edge: &Edge, fill: &Fill, mut body: Incoming, mut retained: bool) -> Result<(), FillError> {
+    let limit = edge.cache.max_memory_object();
+    let timeout = edge.origin.body_timeout();
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err(FillError::Body("origin body timed out".into())),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(FillError::Body(e.to_string().into())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        fill.push(data).await;
+        if retained && fill.received() > limit {
+            retained = false;
+            fill.stop_retaining();
+        }
+        if !retained && fill.reader_count() == 0 {
+            return Err(FillError::Abandoned);
+        }
+    }
+}
+
+fn body_length(body: &Incoming) -> Option<u64> {
+    http_body::Body::size_hint(body).exact()
+}
+
+fn uri_of(spec: &FetchSpec) -> http::Uri {
+    http::Uri::builder()
+        .path_and_query(spec.path_and_query.as_str())
+        .build()
+        .unwrap_or_default()
+}
+
+/// The request headers the origin saw, as far as storage rules care (Authorization).
+fn edge_request_headers(spec: &FetchSpec) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(auth) = spec.client_headers.get(header::AUTHORIZATION)
+        && spec.forwards_client_headers
+    {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    headers
+}
+
+/// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
+async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, update: &HeaderMap, now: SystemTime) {
+    let mut headers = stale.headers.clone();
+    for name in end_to_end(update.clone()).keys() {
+        headers.remove(name);
+        for value in update.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let admission = admit(&uri_of(spec), &HeaderMap::new(), stale.status, &headers, now, &edge.ttl_rules(&spec.space))
+        .map(|fresh| stale.freshness.refreshed(fresh));
+    let head = FillHead {
+        status: stale.status,
+        headers: headers.clone(),
+        content_length: Some(stale.body.len() as u64),
+        admission,
+        vary: stale.vary.clone(),
+        kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
+        retained: true,
+    };
+    fill.set_head(head);
+    fill.push(stale.body.clone()).await;
+    fill.finish(Ok(()));
+    let entry = admission.ok().map(|freshness| Entry {
+        key: stale.key.clone(),
+        status: stale.status,
+        validators: Validators::from_headers(&headers),
+        headers,
+        body: stale.body.clone(),
+        freshness,
+        vary: stale.vary.clone(),
+    });
+    edge.cache.complete(&spec.key, fill, entry);
+}
+
+/// The origin failed; the stale entry may still be served.
+async fn serve_stale(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, status: StatusCode) {
+    let head = FillHead {
+        status: stale.status,
+        headers: stale.headers.clone(),
+        content_length: Some(stale.body.len() as u64),
+        admission: Ok(stale.freshness),
+        vary: stale.vary.clone(),
+        kind: FillKind::StaleOnError(status),
+        retained: true,
+    };
+    fill.set_head(head);
+    fill.push(stale.body.clone()).await;
+    fill.finish(Ok(()));
+    // The stale entry stays as it is; the next request tries the origin again.
+    edge.cache.complete(&spec.key, fill, None);
+}

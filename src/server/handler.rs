@@ -1,0 +1,414 @@
+//! The request path, as named phases: route, method, key, lookup, coalesce/fetch, respond.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::Edge;
+use super::body::EdgeBody;
+use super::fetch::{self, FetchSpec};
+use super::respond::{self, Decision};
+use crate::cache::key::{key_query, object_key};
+use crate::cache::{CacheKey, Entry, FillError, FillHead, FillKind, FreshnessState, Join, Validators};
+use crate::config::{PlainHttp, Space};
+use crate::routing::host_name;
+
+/// What the connection knows about a request.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub client_addr: SocketAddr,
+    pub tls: bool,
+    /// The TLS server name the client asked for.
+    pub sni: Option<Arc<str>>,
+}
+
+/// How a response came about, rendered as `Cache-Status` (RFC 9211).
+#[derive(Debug, Clone, Copy)]
+pub enum CacheOutcome {
+    Hit { ttl: i64 },
+    Miss { stored: bool, collapsed: bool },
+    Revalidated { status: StatusCode, stored: bool, collapsed: bool },
+    StaleOnError { status: StatusCode, ttl: i64 },
+    Bypass,
+}
+
+impl CacheOutcome {
+    fn header(self, pop: &str) -> HeaderValue {
+        let text = match self {
+            CacheOutcome::Hit { ttl } => format!("{pop}; hit; ttl={ttl}"),
+            CacheOutcome::Miss { collapsed: true, .. } => format!("{pop}; fwd=miss; collapsed"),
+            CacheOutcome::Miss { stored: true, .. } => format!("{pop}; fwd=miss; stored"),
+            CacheOutcome::Miss { .. } => format!("{pop}; fwd=miss"),
+            CacheOutcome::Revalidated { status, stored, collapsed } => {
+                let mut t = format!("{pop}; fwd=stale; fwd-status={}", status.as_u16());
+                if stored {
+                    t.push_str("; stored");
+                }
+                if collapsed {
+                    t.push_str("; collapsed");
+                }
+                t
+            }
+            CacheOutcome::StaleOnError { status, ttl } => {
+                format!("{pop}; fwd=stale; fwd-status={}; ttl={ttl}", status.as_u16())
+            }
+            CacheOutcome::Bypass => format!("{pop}; fwd=bypass"),
+        };
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
+    }
+}
+
+impl Edge {
+    /// Answers one request.
+    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Response<EdgeBody> {
+        // Phase: route.
+        let Some(host) = request_host(&request) else {
+            return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
+        };
+        if request.headers().get_all(header::HOST).iter().count() > 1 {
+            return self.error(StatusCode::BAD_REQUEST, "more than one Host");
+        }
+        let Some(space) = self.router.route(&host).cloned() else {
+            return self.error(StatusCode::NOT_FOUND, "unknown host");
+        };
+        if let Some(sni) = &conn.sni
+            && self.router.route(sni).is_some_and(|s| s.name != space.name)
+        {
+            return self.error(StatusCode::MISDIRECTED_REQUEST, "TLS server name names another space");
+        }
+        let path = request.uri().path();
+        if !conn.tls && space.http == PlainHttp::Redirect && !path.starts_with("/.well-known/acme-challenge/") {
+            return self.redirect_to_https(&host, &request);
+        }
+
+        // Phase: method.
+        match *request.method() {
+            Method::GET | Method::HEAD => {}
+            Method::OPTIONS => return self.pass_through(space, request, conn, false).await,
+            _ if self.origin.is_s3() => {
+                let mut response = self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                return response;
+            }
+            _ => return self.pass_through(space, request, conn, true).await,
+        }
+
+        // Phase: key.
+        let object_key = match object_key(path) {
+            Ok(key) => key,
+            Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        if object_key.is_empty() && self.origin.is_s3() {
+            return self.error(StatusCode::NOT_FOUND, "no object key");
+        }
+        let query = request.uri().query();
+        let hard_expiry = presign_expiry(query);
+        if hard_expiry.is_some_and(|expiry| expiry <= SystemTime::now()) {
+            return self.error(StatusCode::FORBIDDEN, "the presigned URL has expired");
+        }
+        let key = CacheKey::new(&space.name, &object_key, &key_query(query, &space.query));
+        let (parts, _body) = request.into_parts();
+
+        // Phase: lookup.
+        let now = SystemTime::now();
+        let stored = self.cache.lookup(&key, &parts.headers);
+        if let Some(entry) = &stored {
+            match entry.freshness.state(now) {
+                FreshnessState::Fresh => {
+                    let ttl = entry.freshness.ttl_seconds(now);
+                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                }
+                FreshnessState::StaleWhileRevalidate => {
+                    if let Join::Leader(fill) = self.cache.join(&key) {
+                        let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                        tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
+                    }
+                    let ttl = entry.freshness.ttl_seconds(now);
+                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                }
+                FreshnessState::Stale => {}
+            }
+        }
+
+        // Phase: coalesce and fetch (a miss, or a revalidation of a stale entry).
+        let (fill, collapsed) = match self.cache.join(&key) {
+            Join::Leader(fill) => {
+                let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                tokio::spawn(fetch::drive(self.clone(), fill.clone(), spec, stored.clone()));
+                (fill, false)
+            }
+            Join::Follower(fill) => (fill, true),
+        };
+        let Some(mut reader) = fill.reader(0) else {
+            return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
+        };
+        let head = match reader.head().await {
+            Ok(head) => head,
+            Err(e) => return self.fill_error(&e),
+        };
+        if !head.vary.is_empty() && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers) {
+            // Joined a fill for another variant: this request needs its own fetch.
+            let fill = crate::cache::Fill::new();
+            let spec = self.fetch_spec(&space, key, object_key_of(&parts), &parts, conn, hard_expiry);
+            let Some(mut own) = fill.reader(0) else {
+                return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
+            };
+            tokio::spawn(fetch::drive(self.clone(), fill, spec, None));
+            let head = match own.head().await {
+                Ok(head) => head,
+                Err(e) => return self.fill_error(&e),
+            };
+            return self.from_fill(head, own, &parts, false);
+        }
+        self.from_fill(head, reader, &parts, collapsed)
+    }
+
+    fn fetch_spec(
+        &self,
+        space: &Arc<Space>,
+        key: CacheKey,
+        object_key: String,
+        parts: &http::request::Parts,
+        conn: &ConnInfo,
+        hard_expiry: Option<SystemTime>,
+    ) -> FetchSpec {
+        let mut client_headers = parts.headers.clone();
+        if !client_headers.contains_key(header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(value) = HeaderValue::from_str(authority.as_str())
+        {
+            client_headers.insert(header::HOST, value);
+        }
+        FetchSpec {
+            space: space.clone(),
+            key,
+            object_key,
+            path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            client_headers,
+            client_addr: conn.client_addr,
+            tls: conn.tls,
+            hard_expiry,
+            forwards_client_headers: !self.origin.is_s3(),
+        }
+    }
+
+    fn from_entry(
+        &self,
+        entry: &Entry,
+        parts: &http::request::Parts,
+        outcome: CacheOutcome,
+        now: SystemTime,
+    ) -> Response<EdgeBody> {
+        let decision = respond::decide(
+            &parts.method,
+            &parts.headers,
+            entry.status,
+            &entry.validators,
+            Some(entry.body.len() as u64),
+        );
+        let extra = [
+            (header::AGE, HeaderValue::from(entry.freshness.age(now).as_secs())),
+            (HeaderName::from_static("cache-status"), outcome.header(&self.pop_name)),
+        ];
+        respond::from_bytes(decision, &parts.method, entry.status, &entry.headers, &entry.body, &extra)
+    }
+
+    fn from_fill(
+        &self,
+        head: Arc<FillHead>,
+        reader: crate::cache::FillReader,
+        parts: &http::request::Parts,
+        collapsed: bool,
+    ) -> Response<EdgeBody> {
+        let now = SystemTime::now();
+        let stored = head.admission.is_ok();
+        let outcome = match head.kind {
+            FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
+            FillKind::Revalidation(status) => CacheOutcome::Revalidated { status, stored, collapsed },
+            FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
+                status,
+                ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
+            },
+        };
+        let mut extra = vec![(HeaderName::from_static("cache-status"), outcome.header(&self.pop_name))];
+        if let Ok(freshness) = &head.admission {
+            extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
+        }
+        let validators = Validators::from_headers(&head.headers);
+        let mut decision = respond::decide(&parts.method, &parts.headers, head.status, &validators, head.content_length);
+        if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
+            // Multipart ranges are answered from stored entries; while filling, send it whole.
+            decision = Decision::Full;
+        }
+        match decision {
+            Decision::NotModified => return respond::not_modified(&head.headers, &extra),
+            Decision::Unsatisfiable => return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra),
+            _ => {}
+        }
+        let (status, headers) =
+            respond::streaming_head(&decision, head.status, &head.headers, head.content_length, &extra);
+        let body = if parts.method == Method::HEAD {
+            EdgeBody::Empty
+        } else {
+            let (reader, end) = match &decision {
+                Decision::Partial(ranges) => {
+                    let range = &ranges[0];
+                    match reader.fill().reader(*range.start()) {
+                        Some(ranged) => (ranged, Some(range.end() + 1)),
+                        None => return self.error(StatusCode::SERVICE_UNAVAILABLE, "range no longer buffered, retry"),
+                    }
+                }
+                _ => (reader, None),
+            };
+            stream_body(reader, end)
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+
+    fn fill_error(&self, e: &FillError) -> Response<EdgeBody> {
+        let status = match e {
+            FillError::Origin(status, _) => *status,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        self.error(status, "origin unavailable")
+    }
+
+    /// Methods the cache does not handle: forwarded uncached; unsafe ones invalidate.
+    async fn pass_through(
+        self: &Arc<Self>,
+        space: Arc<Space>,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+        unsafe_method: bool,
+    ) -> Response<EdgeBody> {
+        let (parts, body) = request.into_parts();
+        let object_key = match object_key(parts.uri.path()) {
+            Ok(key) => key,
+            Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let spec = self.fetch_spec(&space, CacheKey::new(&space.name, &object_key, ""), object_key.clone(), &parts, conn, None);
+        let response = match self.origin.forward(&spec.origin_request(parts.method.clone(), None), body).await {
+            Ok(response) => response,
+            Err(e) => return self.error(e.status(), "origin unavailable"),
+        };
+        if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
+            let selector = crate::cache::PurgeSelector::Path { space: space.name.clone(), key: object_key };
+            self.cache.purge(&selector);
+        }
+        let (mut head, body) = response.into_parts();
+        head.headers = fetch::end_to_end(head.headers);
+        respond::append_cache_status(&mut head.headers, &CacheOutcome::Bypass.header(&self.pop_name));
+        let body = body.map_err(|e| FillError::Body(e.to_string().into())).boxed();
+        Response::from_parts(head, EdgeBody::Stream(body))
+    }
+
+    fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Response<EdgeBody> {
+        let name = host_name(host).unwrap_or(host);
+        let port = self.https_port.map(|p| if p == 443 { String::new() } else { format!(":{p}") }).unwrap_or_default();
+        let target = format!("https://{name}{port}{}", request.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+        let mut response = self.error(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
+        if let Ok(location) = HeaderValue::from_str(&target) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+
+    /// A response the edge makes itself, with a short text body.
+    pub fn error(&self, status: StatusCode, reason: &str) -> Response<EdgeBody> {
+        let body = Bytes::from(format!("{} {}\n", status.as_u16(), reason));
+        let mut response = Response::new(EdgeBody::Empty);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("cache-status", CacheOutcome::Bypass.header(&self.pop_name));
+        *response.body_mut() = EdgeBody::full(body);
+        response
+    }
+}
+
+use http::header::HeaderName;
+
+fn object_key_of(parts: &http::request::Parts) -> String {
+    object_key(parts.uri.path()).unwrap_or_default()
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.as_str().to_owned());
+    }
+    request.headers().get(header::HOST)?.to_str().ok().map(str::to_owned)
+}
+
+/// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).
+fn presign_expiry(query: Option<&str>) -> Option<SystemTime> {
+    let query = query?;
+    let mut date = None;
+    let mut expires = None;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.eq_ignore_ascii_case("x-amz-date") {
+            date = parse_amz_date(value);
+        } else if name.eq_ignore_ascii_case("x-amz-expires") {
+            expires = value.parse::<u64>().ok();
+        }
+    }
+    Some(date? + std::time::Duration::from_secs(expires?))
+}
+
+/// `20130524T000000Z` to a time.
+fn parse_amz_date(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+fn stream_body(reader: crate::cache::FillReader, end: Option<u64>) -> EdgeBody {
+    let stream = futures::stream::unfold(reader, move |mut reader| async move {
+        let chunk = reader.next_chunk(end).await?;
+        Some((chunk.map(http_body::Frame::data), reader))
+    });
+    EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presign_expiry_from_query() {
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600";
+        let expiry = presign_expiry(Some(q)).unwrap();
+        assert_eq!(httpdate::fmt_http_date(expiry), "Mon, 01 Jan 2024 01:00:00 GMT");
+        assert!(presign_expiry(Some("v=1")).is_none());
+        assert!(parse_amz_date("2024").is_none());
+    }
+}

@@ -1,0 +1,294 @@
+//! Answering from a representation the edge holds (a stored entry or a fill): conditional
+//! requests (304), single and multipart ranges (206, 416) and HEAD, per RFC 9110.
+
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_range_header::RangeUnsatisfiableError;
+
+use super::body::EdgeBody;
+use crate::cache::Validators;
+
+/// What to send for a request against a representation of known validators and length.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    NotModified,
+    Full,
+    Partial(Vec<RangeInclusive<u64>>),
+    Unsatisfiable,
+}
+
+/// Decides between 304, 200, 206 and 416 (RFC 9110 sections 13.2.2 and 14).
+pub fn decide(
+    method: &Method,
+    request: &HeaderMap,
+    status: StatusCode,
+    validators: &Validators,
+    length: Option<u64>,
+) -> Decision {
+    if status != StatusCode::OK {
+        return Decision::Full;
+    }
+    if let Some(inm) = request.get(header::IF_NONE_MATCH) {
+        if etag_list_matches(inm, validators.etag.as_ref(), false) {
+            return Decision::NotModified;
+        }
+    } else if let (Some(ims), Some(lm)) = (
+        request
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok()),
+        validators.last_modified,
+    ) && lm <= ims
+    {
+        return Decision::NotModified;
+    }
+    if method != Method::GET {
+        return Decision::Full;
+    }
+    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Decision::Full;
+    };
+    if let Some(if_range) = request.get(header::IF_RANGE)
+        && !if_range_matches(if_range, validators)
+    {
+        return Decision::Full;
+    }
+    let Some(length) = length else {
+        return Decision::Full;
+    };
+    match http_range_header::parse_range_header(range).and_then(|r| r.validate(length)) {
+        Ok(ranges) if ranges.is_empty() => Decision::Full,
+        Ok(ranges) => Decision::Partial(ranges),
+        Err(RangeUnsatisfiableError::Unsatisfiable) => Decision::Unsatisfiable,
+        // Malformed or abusive range sets may be ignored (RFC 9110 14.2).
+        Err(_) => Decision::Full,
+    }
+}
+
+/// `If-None-Match` weak comparison (or strong, for `If-Range`-like uses).
+fn etag_list_matches(list: &HeaderValue, etag: Option<&HeaderValue>, strong: bool) -> bool {
+    let Ok(list) = list.to_str() else { return false };
+    if list.trim() == "*" {
+        return etag.is_some();
+    }
+    let Some(etag) = etag.and_then(|e| e.to_str().ok()) else { return false };
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    if strong && etag.starts_with("W/") {
+        return false;
+    }
+    list.split(',').any(|candidate| {
+        let candidate = candidate.trim();
+        !(strong && candidate.starts_with("W/")) && opaque(candidate) == opaque(etag)
+    })
+}
+
+fn if_range_matches(if_range: &HeaderValue, validators: &Validators) -> bool {
+    let Ok(text) = if_range.to_str() else { return false };
+    let text = text.trim();
+    if text.starts_with('"') || text.starts_with("W/") {
+        return etag_list_matches(if_range, validators.etag.as_ref(), true);
+    }
+    match (httpdate::parse_http_date(text), validators.last_modified) {
+        (Ok(date), Some(lm)) => date == lm,
+        _ => false,
+    }
+}
+
+/// Fields a 304 carries from the stored response (RFC 9110 15.4.5).
+const NOT_MODIFIED_FIELDS: &[header::HeaderName] = &[
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::VARY,
+    header::LAST_MODIFIED,
+];
+
+/// Builds the response from a whole body held in memory.
+pub fn from_bytes(
+    decision: Decision,
+    method: &Method,
+    status: StatusCode,
+    stored: &HeaderMap,
+    body: &Bytes,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Response<EdgeBody> {
+    let length = body.len() as u64;
+    let (status, mut headers, pieces, content_length) = match decision {
+        Decision::NotModified => return not_modified(stored, extra),
+        Decision::Full => (status, stored.clone(), VecDeque::from([body.clone()]), length),
+        Decision::Unsatisfiable => return unsatisfiable(length, extra),
+        Decision::Partial(ranges) if ranges.len() == 1 => {
+            let range = &ranges[0];
+            let mut headers = stored.clone();
+            headers.insert(header::CONTENT_RANGE, content_range(range, length));
+            let piece = slice(body, range);
+            let len = piece.len() as u64;
+            (StatusCode::PARTIAL_CONTENT, headers, VecDeque::from([piece]), len)
+        }
+        Decision::Partial(ranges) => {
+            let (headers, pieces) = multipart(stored, &ranges, length, |r| slice(body, r));
+            let len = pieces.iter().map(|p| p.len() as u64).sum();
+            (StatusCode::PARTIAL_CONTENT, headers, pieces, len)
+        }
+    };
+    finish(&mut headers, status, extra, Some(content_length));
+    let body = if *method == Method::HEAD || pieces.iter().all(Bytes::is_empty) {
+        EdgeBody::Empty
+    } else {
+        EdgeBody::Chunks(pieces)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn slice(body: &Bytes, range: &RangeInclusive<u64>) -> Bytes {
+    let start = usize::try_from(*range.start()).unwrap_or(usize::MAX).min(body.len());
+    let end = usize::try_from(*range.end()).unwrap_or(usize::MAX).saturating_add(1).min(body.len());
+    body.slice(start..end.max(start))
+}
+
+/// `Content-Range: bytes a-b/len`.
+pub fn content_range(range: &RangeInclusive<u64>, length: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("bytes {}-{}/{}", range.start(), range.end(), length))
+        .expect("digits and ASCII are a valid header value")
+}
+
+/// Headers and parts of a `multipart/byteranges` body.
+fn multipart(
+    stored: &HeaderMap,
+    ranges: &[RangeInclusive<u64>],
+    length: u64,
+    mut piece: impl FnMut(&RangeInclusive<u64>) -> Bytes,
+) -> (HeaderMap, VecDeque<Bytes>) {
+    let boundary = format!("edge{:016x}", rand_u64());
+    let content_type = stored.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut pieces = VecDeque::with_capacity(ranges.len() * 2 + 1);
+    for range in ranges {
+        let mut part = format!("\r\n--{boundary}\r\n");
+        if let Some(ct) = &content_type {
+            part.push_str(&format!("content-type: {ct}\r\n"));
+        }
+        part.push_str(&format!("content-range: bytes {}-{}/{}\r\n\r\n", range.start(), range.end(), length));
+        pieces.push_back(Bytes::from(part));
+        pieces.push_back(piece(range));
+    }
+    pieces.push_back(Bytes::from(format!("\r\n--{boundary}--\r\n")));
+    let mut headers = stored.clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+            .expect("boundary is ASCII"),
+    );
+    (headers, pieces)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
+}
+
+/// A 304 for a stored response.
+pub fn not_modified(stored: &HeaderMap, extra: &[(header::HeaderName, HeaderValue)]) -> Response<EdgeBody> {
+    let mut headers = HeaderMap::new();
+    for name in NOT_MODIFIED_FIELDS {
+        for value in stored.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    finish(&mut headers, StatusCode::NOT_MODIFIED, extra, None);
+    let mut response = Response::new(EdgeBody::Empty);
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A 416 naming the representation's length.
+pub fn unsatisfiable(length: u64, extra: &[(header::HeaderName, HeaderValue)]) -> Response<EdgeBody> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(&format!("bytes */{length}")).expect("digits are a valid header value"),
+    );
+    finish(&mut headers, StatusCode::RANGE_NOT_SATISFIABLE, extra, Some(0));
+    let mut response = Response::new(EdgeBody::Empty);
+    *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Adds `Age`, `Cache-Status` (after any parent's), `Accept-Ranges` and the length.
+pub fn finish(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    extra: &[(header::HeaderName, HeaderValue)],
+    content_length: Option<u64>,
+) {
+    for (name, value) in extra {
+        if name.as_str() == "cache-status" {
+            append_cache_status(headers, value);
+        } else {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    if status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    match content_length {
+        Some(len) if status != StatusCode::NOT_MODIFIED && status != StatusCode::NO_CONTENT => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        _ => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
+}
+
+/// Appends our Cache-Status member after those of caches nearer the origin (RFC 9211).
+pub fn append_cache_status(headers: &mut HeaderMap, ours: &HeaderValue) {
+    match headers.get("cache-status").and_then(|v| v.to_str().ok()) {
+        Some(upstream) if !upstream.is_empty() => {
+            let joined = format!("{upstream}, {}", ours.to_str().unwrap_or_default());
+            if let Ok(value) = HeaderValue::from_str(&joined) {
+                headers.insert("cache-status", value);
+            }
+        }
+        _ => {
+            headers.insert("cache-status", ours.clone());
+        }
+    }
+}
+
+/// Builds the response to stream from a fill: the head now, the body as it arrives.
+pub fn streaming_head(
+    decision: &Decision,
+    status: StatusCode,
+    stored: &HeaderMap,
+    length: Option<u64>,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> (StatusCode, HeaderMap) {
+    let mut headers = stored.clone();
+    let (status, content_length) = match decision {
+        Decision::Partial(ranges) if ranges.len() == 1 => {
+            let range = &ranges[0];
+            headers.insert(header::CONTENT_RANGE, content_range(range, length.unwrap_or(0)));
+            (StatusCode::PARTIAL_CONTENT, Some(range.end() - range.start() + 1))
+        }
+        _ => (status, length),
+    };
+    finish(&mut headers, status, extra, content_length);
+    (status, headers)
+}
+
+#[cfg(test)]
+mod tests;

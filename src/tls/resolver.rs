@@ -1,0 +1,97 @@
+//! Picking a certificate by SNI: exact name, then the wildcard one label up, then the default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// Certificates by host name; names starting with `*.` are wildcards.
+#[derive(Default, Clone)]
+pub struct CertStore {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    /// Adds `key` for `name` (`*.example.com` for a wildcard); later entries replace earlier.
+    pub fn insert(&mut self, name: &str, key: Arc<CertifiedKey>) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match name.strip_prefix("*.") {
+            Some(suffix) => self.wildcard.insert(suffix.to_owned(), key),
+            None => self.exact.insert(name, key),
+        };
+    }
+
+    /// Served for a missing or unknown SNI.
+    pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
+        self.default = Some(key);
+    }
+
+    /// The certificate for `server_name`, if any.
+    pub fn find(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = server_name else {
+            return self.default.clone();
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(key) = self.exact.get(&name) {
+            return Some(key.clone());
+        }
+        if let Some((_, parent)) = name.split_once('.')
+            && let Some(key) = self.wildcard.get(parent)
+        {
+            return Some(key.clone());
+        }
+        self.default.clone()
+    }
+
+    /// Whether a certificate (not the default) covers `server_name`.
+    pub fn covers(&self, server_name: &str) -> bool {
+        let name = server_name.trim_end_matches('.').to_ascii_lowercase();
+        self.exact.contains_key(&name)
+            || name.split_once('.').is_some_and(|(_, parent)| self.wildcard.contains_key(parent))
+    }
+
+    /// Whether a default certificate is set.
+    pub fn has_default(&self) -> bool {
+        self.default.is_some()
+    }
+}
+
+/// The rustls resolver; its store can be swapped at run time (reloads) without locking.
+#[derive(Default)]
+pub struct SniResolver {
+    store: ArcSwap<CertStore>,
+}
+
+impl SniResolver {
+    /// A resolver over `store`.
+    pub fn new(store: CertStore) -> SniResolver {
+        SniResolver { store: ArcSwap::from_pointee(store) }
+    }
+
+    /// Replaces every certificate at once.
+    pub fn replace(&self, store: CertStore) {
+        self.store.store(Arc::new(store));
+    }
+
+    /// The current certificates.
+    pub fn store(&self) -> Arc<CertStore> {
+        self.store.load_full()
+    }
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.store.load().find(hello.server_name())
+    }
+}
