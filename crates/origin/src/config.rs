@@ -1,0 +1,78 @@
+//! The store's configuration: where it keeps data, which host names it answers and its users.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::error::StoreError;
+
+/// What [`Store::open`](crate::Store::open) needs to run a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory holding the metadata database and the object bodies; created if missing.
+    pub data_dir: PathBuf,
+    /// Base domain for virtual-hosted-style requests (`bucket.<domain>`); path-style always works.
+    pub domain: Option<String>,
+    /// Region reported by `GetBucketLocation` and accepted in signatures (normally `us-east-1`).
+    pub region: String,
+    /// The users; each one is a distinct S3 owner with its own key pair.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[origin.user]]`: an S3 owner and its credentials.
+#[derive(Clone)]
+pub struct UserConfig {
+    /// Canonical user id, recorded as the owner of buckets and objects.
+    pub id: String,
+    /// Shown as `DisplayName` in listings and ACLs.
+    pub display_name: String,
+    /// Lets ACL grants name this user by e-mail address.
+    pub email: Option<String>,
+    /// SigV4 access key id.
+    pub access_key: String,
+    /// SigV4 secret key.
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("id", &self.id)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"***")
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// Checks what the store relies on: unique ids and access keys, non-empty secrets.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        let bad = |msg: String| Err(StoreError::Config(msg));
+        if self.region.is_empty() {
+            return bad("region must not be empty".into());
+        }
+        if let Some(domain) = &self.domain
+            && s3s::host::SingleDomain::new(domain).is_err()
+        {
+            return bad(format!("domain {domain:?} is not a valid host name"));
+        }
+        let mut ids = HashSet::new();
+        let mut keys = HashSet::new();
+        for user in &self.users {
+            if user.id.is_empty() || user.id.chars().any(char::is_control) {
+                return bad(format!("user id {:?} is empty or has control characters", user.id));
+            }
+            if user.access_key.is_empty() || user.secret_key.is_empty() {
+                return bad(format!("user {:?} needs an access_key and a secret_key", user.id));
+            }
+            if !ids.insert(user.id.as_str()) {
+                return bad(format!("user id {:?} is used twice", user.id));
+            }
+            if !keys.insert(user.access_key.as_str()) {
+                return bad(format!("access key of user {:?} is used by another user", user.id));
+            }
+        }
+        Ok(())
+    }
+}

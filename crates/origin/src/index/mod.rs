@@ -1,0 +1,477 @@
+//! The metadata index: buckets, objects, uploads and parts in one redb database.
+//!
+//! Objects are keyed by `(bucket, key)`, so a listing is a sorted range scan and never touches
+//! the body files. Every mutation is one write transaction; a conditional PUT checks its
+//! precondition and commits in the same transaction, so concurrent writers cannot both win.
+//! All methods block (redb fsyncs on commit): call them from `spawn_blocking` when they write.
+
+mod list;
+pub mod records;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use self::list::{ListEntry, ListPage, ListQuery};
+use self::records::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
+use crate::error::StoreError;
+
+const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
+const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
+
+/// An ETag precondition of a write (`If-Match` / `If-None-Match`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtagMatch {
+    /// `*`: any current object.
+    Any,
+    /// A list of ETags (without quotes).
+    Tags(Vec<String>),
+}
+
+impl EtagMatch {
+    fn matches(&self, current: Option<&ObjectRecord>) -> bool {
+        match (self, current) {
+            (_, None) => false,
+            (Self::Any, Some(_)) => true,
+            (Self::Tags(tags), Some(rec)) => tags.contains(&rec.etag),
+        }
+    }
+}
+
+/// Preconditions a write must meet against the object it replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// `If-Match`: the current object must exist and match.
+    pub if_match: Option<EtagMatch>,
+    /// `If-None-Match`: the current object must not match (with `*`: must not exist).
+    pub if_none_match: Option<EtagMatch>,
+}
+
+impl WriteCondition {
+    /// Whether a write may replace `current`.
+    #[must_use]
+    pub fn holds(&self, current: Option<&ObjectRecord>) -> bool {
+        if let Some(m) = &self.if_match
+            && !m.matches(current)
+        {
+            return false;
+        }
+        if let Some(m) = &self.if_none_match
+            && m.matches(current)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// What a write of an object did.
+#[derive(Debug)]
+pub enum PutOutcome {
+    /// Committed; `replaced` is the body file of the object it overwrote.
+    Stored {
+        /// Body file of the previous version, to delete now.
+        replaced: Option<String>,
+    },
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The precondition did not hold; nothing changed.
+    PreconditionFailed,
+}
+
+/// What completing a multipart upload did.
+#[derive(Debug)]
+pub enum CompleteOutcome {
+    /// Committed; the listed body files are no longer referenced.
+    Stored {
+        /// Previous object body and the part files, to delete now.
+        unreferenced: Vec<String>,
+    },
+    /// The upload does not exist (completed or aborted meanwhile).
+    NoSuchUpload,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The precondition did not hold; nothing changed.
+    PreconditionFailed,
+}
+
+/// What deleting a bucket did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteBucketOutcome {
+    /// Gone.
+    Deleted,
+    /// There was no such bucket.
+    NotFound,
+    /// It still holds objects or uploads.
+    NotEmpty,
+}
+
+/// The redb database.
+#[derive(Debug)]
+pub struct Index {
+    db: Database,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records are plain data and always serialize")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Index {
+    /// Opens (creating) the database file and its tables.
+    pub fn open(path: &Path) -> Result<Index, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(BUCKETS)?;
+            txn.open_table(OBJECTS)?;
+            txn.open_table(UPLOADS)?;
+            txn.open_table(PARTS)?;
+        }
+        txn.commit()?;
+        Ok(Index { db })
+    }
+
+    /// Every body file id the index references (objects and parts), for crash recovery.
+    pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut set = HashSet::new();
+        for item in txn.open_table(OBJECTS)?.iter()? {
+            let (_, v) = item?;
+            set.insert(decode::<ObjectRecord>(v.value())?.blob);
+        }
+        for item in txn.open_table(PARTS)?.iter()? {
+            let (_, v) = item?;
+            set.insert(decode::<PartRecord>(v.value())?.blob);
+        }
+        Ok(set)
+    }
+
+    // ---- buckets ----
+
+    /// The bucket's record.
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BUCKETS)?;
+        table.get(name)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// All buckets, sorted by name.
+    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BUCKETS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Creates the bucket unless it exists; returns the record now in place and whether it
+    /// was created.
+    pub fn create_bucket(&self, name: &str, record: &BucketRecord) -> Result<(BucketRecord, bool), StoreError> {
+        let txn = self.db.begin_write()?;
+        let result = {
+            let mut table = txn.open_table(BUCKETS)?;
+            let existing = table.get(name)?.map(|v| decode::<BucketRecord>(v.value())).transpose()?;
+            match existing {
+                Some(existing) => (existing, false),
+                None => {
+                    table.insert(name, encode(record).as_slice())?;
+                    (record.clone(), true)
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(result)
+    }
+
+    /// Changes a bucket's record in place; false when the bucket does not exist.
+    pub fn update_bucket(&self, name: &str, change: impl FnOnce(&mut BucketRecord)) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let found = {
+            let mut table = txn.open_table(BUCKETS)?;
+            let existing = table.get(name)?.map(|v| decode::<BucketRecord>(v.value())).transpose()?;
+            match existing {
+                Some(mut record) => {
+                    change(&mut record);
+                    table.insert(name, encode(&record).as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Deletes an empty bucket.
+    pub fn delete_bucket(&self, name: &str) -> Result<DeleteBucketOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut buckets = txn.open_table(BUCKETS)?;
+            if buckets.get(name)?.is_none() {
+                DeleteBucketOutcome::NotFound
+            } else {
+                let objects = txn.open_table(OBJECTS)?;
+                let has_object = match objects.range((name, "")..)?.next() {
+                    Some(item) => item?.0.value().0 == name,
+                    None => false,
+                };
+                let uploads = txn.open_table(UPLOADS)?;
+                let mut has_upload = false;
+                for item in uploads.iter()? {
+                    let (_, v) = item?;
+                    if decode::<UploadRecord>(v.value())?.bucket == name {
+                        has_upload = true;
+                        break;
+                    }
+                }
+                if has_object || has_upload {
+                    DeleteBucketOutcome::NotEmpty
+                } else {
+                    buckets.remove(name)?;
+                    DeleteBucketOutcome::Deleted
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    // ---- objects ----
+
+    /// The object's record.
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        table.get((bucket, key))?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Stores an object record whose body file is already durable, if the bucket exists and
+    /// `condition` holds against the current object; check and commit are one transaction.
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+                PutOutcome::NoSuchBucket
+            } else {
+                let mut objects = txn.open_table(OBJECTS)?;
+                let current = objects.get((bucket, key))?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+                if condition.holds(current.as_ref()) {
+                    objects.insert((bucket, key), encode(record).as_slice())?;
+                    PutOutcome::Stored {
+                        replaced: current.map(|c| c.blob).filter(|b| *b != record.blob),
+                    }
+                } else {
+                    PutOutcome::PreconditionFailed
+                }
+            }
+        };
+        match outcome {
+            PutOutcome::Stored { .. } => txn.commit()?,
+            _ => txn.abort()?,
+        }
+        Ok(outcome)
+    }
+
+    /// Changes an object's record in place (ACL, metadata); false when it does not exist.
+    pub fn update_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectRecord),
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let found = {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let current = objects.get((bucket, key))?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+            match current {
+                Some(mut record) => {
+                    change(&mut record);
+                    objects.insert((bucket, key), encode(&record).as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Removes the objects named; returns the body files to delete (one per removed object).
+    pub fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut blobs = Vec::new();
+        {
+            let mut objects = txn.open_table(OBJECTS)?;
+            for key in keys {
+                if let Some(v) = objects.remove((bucket, *key))? {
+                    blobs.push(decode::<ObjectRecord>(v.value())?.blob);
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(blobs)
+    }
+
+    // ---- multipart uploads ----
+
+    /// Records a new upload.
+    pub fn create_upload(&self, upload_id: &str, record: &UploadRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(UPLOADS)?.insert(upload_id, encode(record).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The upload's record.
+    pub fn upload(&self, upload_id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(UPLOADS)?;
+        table.get(upload_id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// The uploads of a bucket (unsorted), with their ids.
+    pub fn uploads(&self, bucket: &str) -> Result<Vec<(String, UploadRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(UPLOADS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let record: UploadRecord = decode(v.value())?;
+            if record.bucket == bucket {
+                out.push((k.value().to_owned(), record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The parts of an upload, by part number.
+    pub fn parts(&self, upload_id: &str) -> Result<Vec<(u32, PartRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PARTS)?;
+        let mut out = Vec::new();
+        for item in table.range((upload_id, 0u32)..=(upload_id, u32::MAX))? {
+            let (k, v) = item?;
+            out.push((k.value().1, decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Records a part whose body file is durable; returns `Ok(None)` when the upload is gone,
+    /// else `Ok(Some(replaced part body))`.
+    pub fn put_part(
+        &self,
+        upload_id: &str,
+        number: u32,
+        record: &PartRecord,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            if txn.open_table(UPLOADS)?.get(upload_id)?.is_none() {
+                None
+            } else {
+                let mut parts = txn.open_table(PARTS)?;
+                let old = parts
+                    .insert((upload_id, number), encode(record).as_slice())?
+                    .map(|v| decode::<PartRecord>(v.value()))
+                    .transpose()?;
+                Some(old.map(|o| o.blob))
+            }
+        };
+        match outcome {
+            Some(_) => txn.commit()?,
+            None => txn.abort()?,
+        }
+        Ok(outcome)
+    }
+
+    /// Removes an upload and its parts; returns the part body files, or None when unknown.
+    pub fn abort_upload(&self, upload_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let blobs = {
+            let mut uploads = txn.open_table(UPLOADS)?;
+            if uploads.remove(upload_id)?.is_none() {
+                None
+            } else {
+                Some(remove_parts(&txn, upload_id)?)
+            }
+        };
+        txn.commit()?;
+        Ok(blobs)
+    }
+
+    /// Turns an upload into the object `record` (whose body file is durable) in one
+    /// transaction: checks the upload still exists and `condition` holds, stores the object,
+    /// drops the upload and its parts.
+    pub fn complete_upload(
+        &self,
+        upload_id: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<CompleteOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = 'tx: {
+            let mut uploads = txn.open_table(UPLOADS)?;
+            let upload = match uploads.get(upload_id)?.map(|v| decode::<UploadRecord>(v.value())).transpose()? {
+                Some(u) => u,
+                None => break 'tx CompleteOutcome::NoSuchUpload,
+            };
+            if txn.open_table(BUCKETS)?.get(upload.bucket.as_str())?.is_none() {
+                break 'tx CompleteOutcome::NoSuchBucket;
+            }
+            let mut objects = txn.open_table(OBJECTS)?;
+            let key = (upload.bucket.as_str(), upload.key.as_str());
+            let current = objects.get(key)?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+            if !condition.holds(current.as_ref()) {
+                break 'tx CompleteOutcome::PreconditionFailed;
+            }
+            objects.insert(key, encode(record).as_slice())?;
+            uploads.remove(upload_id)?;
+            let mut unreferenced = remove_parts(&txn, upload_id)?;
+            unreferenced.extend(current.map(|c| c.blob));
+            CompleteOutcome::Stored { unreferenced }
+        };
+        match outcome {
+            CompleteOutcome::Stored { .. } => txn.commit()?,
+            _ => txn.abort()?,
+        }
+        Ok(outcome)
+    }
+
+    /// A page of a listing (see [`ListQuery`]).
+    pub fn list(&self, query: &ListQuery<'_>) -> Result<ListPage, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        list::list(&table, query)
+    }
+}
+
+fn remove_parts(txn: &redb::WriteTransaction, upload_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut parts = txn.open_table(PARTS)?;
+    let mut blobs = Vec::new();
+    for item in parts.extract_from_if((upload_id, 0u32)..=(upload_id, u32::MAX), |_, _| true)? {
+        let (_, v) = item?;
+        blobs.push(decode::<PartRecord>(v.value())?.blob);
+    }
+    Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests;

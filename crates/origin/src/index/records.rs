@@ -1,0 +1,99 @@
+//! The records the metadata index stores, serialized as JSON values in redb tables.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::acl::Acl;
+use crate::cors::CorsRule;
+
+/// A bucket: its owner, ACL, policy and CORS rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketRecord {
+    /// Owner's user id.
+    pub owner: String,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: i64,
+    /// Grants beyond the owner.
+    #[serde(default)]
+    pub acl: Acl,
+    /// The bucket policy JSON as the owner sent it (validated when stored).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// CORS rules.
+    #[serde(default)]
+    pub cors: Option<Vec<CorsRule>>,
+}
+
+/// HTTP headers stored with an object and returned on GET/HEAD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Expires`, Unix seconds.
+    pub expires: Option<i64>,
+    /// `x-amz-meta-*`, names lower-cased without the prefix.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One object: where its body is and what to answer about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Body file id (see `storage`); never derived from the key.
+    pub blob: String,
+    /// Body length.
+    pub size: u64,
+    /// ETag without quotes: hex MD5, or `<hex>-<parts>` for multipart objects.
+    pub etag: String,
+    /// Last-Modified, Unix milliseconds.
+    pub modified_ms: i64,
+    /// Owner's user id (who wrote it).
+    pub owner: String,
+    /// Grants beyond the owner.
+    #[serde(default)]
+    pub acl: Acl,
+    /// Stored response headers.
+    #[serde(default)]
+    pub headers: ObjectHeaders,
+    /// Number of parts for a multipart object.
+    #[serde(default)]
+    pub parts: Option<u32>,
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// Target bucket.
+    pub bucket: String,
+    /// Target key.
+    pub key: String,
+    /// Initiation time, Unix milliseconds.
+    pub initiated_ms: i64,
+    /// Initiator's user id, the owner of the object it becomes.
+    pub owner: String,
+    /// ACL for the object.
+    pub acl: Acl,
+    /// Headers for the object.
+    pub headers: ObjectHeaders,
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// Body file id.
+    pub blob: String,
+    /// Part length.
+    pub size: u64,
+    /// Hex MD5 of the part.
+    pub etag: String,
+    /// Upload time, Unix milliseconds.
+    pub modified_ms: i64,
+}

@@ -1,0 +1,29 @@
+//! Embedded S3-compatible object store: the edge's default origin.
+//!
+//! [`Store::open`] opens (or creates) a store in a data directory and recovers from any crash;
+//! [`Store::serve`] answers the S3 REST API (SigV4, path-style and virtual-hosted-style) on a
+//! listener the caller bound; [`Store::ensure_bucket`] creates buckets without HTTP.
+//!
+//! Layout: `index` (redb metadata, listing order), `storage` (body files), `users` (who signed),
+//! `access` + `acl` + `policy` (who may do what), `cors`, `service` (the hyper layer around
+//! s3s: request ids, CORS preflight) and `s3/` (one module per operation family).
+#![forbid(unsafe_code)]
+
+mod access;
+mod acl;
+mod config;
+mod cors;
+mod error;
+mod host;
+mod index;
+mod names;
+mod policy;
+mod s3;
+mod service;
+mod storage;
+mod store;
+mod users;
+
+pub use config::{StoreConfig, UserConfig};
+pub use error::StoreError;
+pub use store::Store;

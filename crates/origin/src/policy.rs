@@ -1,0 +1,217 @@
+//! Bucket policies: the subset of the IAM policy language S3 buckets commonly use.
+//!
+//! Supported: `Effect` Allow/Deny, `Principal` `"*"`, `{"AWS": "*"}`, `{"AWS": [ids or
+//! arn:aws:iam::<id>:...]}`, `{"CanonicalUser": ids}`, `Action` and `Resource` as strings or
+//! lists with `*`/`?` wildcards. An explicit Deny beats any Allow. Policies with `Condition`,
+//! `NotPrincipal`, `NotAction` or `NotResource` are refused when stored rather than half-honoured.
+
+use serde_json::Value;
+
+/// Why a policy document was refused (`MalformedPolicy`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+/// What a policy says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// An Allow statement matches and no Deny does.
+    Allow,
+    /// A Deny statement matches.
+    Deny,
+    /// No statement matches.
+    Silent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principal {
+    Anyone,
+    Users(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Statement {
+    allow: bool,
+    principal: Principal,
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+/// A parsed bucket policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    statements: Vec<Statement>,
+}
+
+fn strings(value: &Value, field: &str) -> Result<Vec<String>, PolicyError> {
+    let bad = || PolicyError(format!("{field} must be a string or a list of strings"));
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// The user id an IAM-style principal names: `id`, `arn:aws:iam::<id>:root` or `...:user/x`.
+fn principal_id(s: &str) -> String {
+    match s.strip_prefix("arn:aws:iam::") {
+        Some(rest) => rest.split(':').next().unwrap_or(rest).to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+fn parse_principal(value: &Value) -> Result<Principal, PolicyError> {
+    match value {
+        Value::String(s) if s == "*" => Ok(Principal::Anyone),
+        Value::Object(map) => {
+            let mut ids = Vec::new();
+            for (kind, v) in map {
+                if kind != "AWS" && kind != "CanonicalUser" {
+                    return Err(PolicyError(format!("unsupported principal type {kind:?}")));
+                }
+                for id in strings(v, "Principal")? {
+                    if id == "*" {
+                        return Ok(Principal::Anyone);
+                    }
+                    ids.push(principal_id(&id));
+                }
+            }
+            Ok(Principal::Users(ids))
+        }
+        _ => Err(PolicyError("Principal must be \"*\" or an object".into())),
+    }
+}
+
+/// Wildcard match: `*` any run, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl Policy {
+    /// Parses and checks a policy for `bucket`: every resource must be the bucket or inside it.
+    pub fn parse(json: &str, bucket: &str) -> Result<Policy, PolicyError> {
+        let doc: Value = serde_json::from_str(json).map_err(|e| PolicyError(format!("policies must be valid JSON: {e}")))?;
+        let statements = match doc.get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
+            _ => return Err(PolicyError("missing Statement".into())),
+        };
+        if statements.is_empty() {
+            return Err(PolicyError("Statement must not be empty".into()));
+        }
+        let bucket_arn = format!("arn:aws:s3:::{bucket}");
+        let mut out = Vec::new();
+        for st in &statements {
+            let Value::Object(map) = st else { return Err(PolicyError("a statement must be an object".into())) };
+            for unsupported in ["Condition", "NotPrincipal", "NotAction", "NotResource"] {
+                if map.contains_key(unsupported) {
+                    return Err(PolicyError(format!("{unsupported} is not supported by this store")));
+                }
+            }
+            let allow = match map.get("Effect").and_then(Value::as_str) {
+                Some("Allow") => true,
+                Some("Deny") => false,
+                _ => return Err(PolicyError("Effect must be Allow or Deny".into())),
+            };
+            let principal = parse_principal(map.get("Principal").ok_or_else(|| PolicyError("missing Principal".into()))?)?;
+            let actions = strings(map.get("Action").ok_or_else(|| PolicyError("missing Action".into()))?, "Action")?;
+            for a in &actions {
+                if a != "*" && !a.to_ascii_lowercase().starts_with("s3:") {
+                    return Err(PolicyError(format!("Policy has invalid action {a:?}")));
+                }
+            }
+            let resources = strings(map.get("Resource").ok_or_else(|| PolicyError("missing Resource".into()))?, "Resource")?;
+            for r in &resources {
+                let inside = r == &bucket_arn || r.strip_prefix(bucket_arn.as_str()).is_some_and(|rest| rest.starts_with('/'));
+                if !inside {
+                    return Err(PolicyError(format!("Policy has invalid resource {r:?}")));
+                }
+            }
+            out.push(Statement { allow, principal, actions, resources });
+        }
+        Ok(Policy { statements: out })
+    }
+
+    /// What the policy says about `caller` (None: anonymous) doing `action` (e.g.
+    /// `s3:GetObject`) on `resource` (`arn:aws:s3:::bucket/key`).
+    #[must_use]
+    pub fn evaluate(&self, caller: Option<&str>, action: &str, resource: &str) -> Decision {
+        let action = action.to_ascii_lowercase();
+        let mut decision = Decision::Silent;
+        for st in &self.statements {
+            let principal_ok = match &st.principal {
+                Principal::Anyone => true,
+                Principal::Users(ids) => caller.is_some_and(|c| ids.iter().any(|id| id == c)),
+            };
+            let action_ok = st.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action));
+            let resource_ok = st.resources.iter().any(|r| glob(r, resource));
+            if principal_ok && action_ok && resource_ok {
+                if !st.allow {
+                    return Decision::Deny;
+                }
+                decision = Decision::Allow;
+            }
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUBLIC_PREFIX: &str = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/public/*"},
+        {"Effect":"Deny","Principal":{"AWS":"*"},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::b/public/secret*"]},
+        {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::bob:root"]},"Action":"s3:*","Resource":"arn:aws:s3:::b"}]}"#;
+
+    #[test]
+    fn allow_on_prefix_and_deny_wins() {
+        let p = Policy::parse(PUBLIC_PREFIX, "b").unwrap();
+        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/a.png"), Decision::Allow);
+        assert_eq!(p.evaluate(Some("bob"), "s3:getobject", "arn:aws:s3:::b/public/a.png"), Decision::Allow);
+        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/private/a.png"), Decision::Silent);
+        assert_eq!(p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/public/a.png"), Decision::Silent);
+        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/secret.txt"), Decision::Deny);
+        assert_eq!(p.evaluate(Some("bob"), "s3:ListBucket", "arn:aws:s3:::b"), Decision::Allow);
+        assert_eq!(p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b"), Decision::Silent);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_honour() {
+        assert!(Policy::parse(PUBLIC_PREFIX, "other").is_err());
+        assert!(Policy::parse("not json", "b").is_err());
+        let cond = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{}}}"#;
+        assert!(Policy::parse(cond, "b").unwrap_err().0.contains("Condition"));
+        let bucket_b2 = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b2/*"}}"#;
+        assert!(Policy::parse(bucket_b2, "b").is_err());
+    }
+
+    #[test]
+    fn glob_matches_like_iam() {
+        assert!(glob("a*c", "abbbc"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "abbc"));
+        assert!(glob("*", ""));
+        assert!(!glob("arn:aws:s3:::b/x*", "arn:aws:s3:::b/y"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Bucket operations: Create/Head/Delete/List, GetBucketLocation, GetBucketVersioning.
+
+use std::sync::Arc;
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::acl::{GrantHeaders, acl_from_headers};
+use super::{blocking, caller, no_such_bucket, require_bucket, timestamp};
+use crate::index::DeleteBucketOutcome;
+use crate::index::records::BucketRecord;
+use crate::store::{State, now_ms};
+
+pub(super) fn list_buckets(state: &State, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
+    let prefix = req.input.prefix.unwrap_or_default();
+    let buckets = state
+        .index
+        .buckets()?
+        .into_iter()
+        .filter(|(name, rec)| rec.owner == user.id && name.starts_with(&prefix))
+        .map(|(name, rec)| Bucket {
+            bucket_region: Some(state.region.clone()),
+            creation_date: Some(timestamp(rec.created_ms)),
+            name: Some(name),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        continuation_token: None,
+        owner: Some(state.users.owner(&user.id)),
+        prefix: None,
+    }))
+}
+
+pub(super) async fn create_bucket(
+    state: &Arc<State>,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
+    let input = req.input;
+    if let Some(constraint) = input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref()) {
+        let c = constraint.as_str();
+        if !(c.is_empty() || c == state.region || (c == "US" && state.region == "us-east-1")) {
+            return Err(s3_error!(
+                IllegalLocationConstraintException,
+                "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+            ));
+        }
+    }
+    let acl = acl_from_headers(
+        &state.users,
+        input.acl.as_ref().map(BucketCannedACL::as_str),
+        &GrantHeaders {
+            full_control: input.grant_full_control.as_deref(),
+            read: input.grant_read.as_deref(),
+            read_acp: input.grant_read_acp.as_deref(),
+            write: input.grant_write.as_deref(),
+            write_acp: input.grant_write_acp.as_deref(),
+        },
+    )?;
+    let record = BucketRecord { owner: user.id.clone(), created_ms: now_ms(), acl, policy: None, cors: None };
+    let st = state.clone();
+    let name = input.bucket.clone();
+    let (current, created) = blocking(move || st.index.create_bucket(&name, &record)).await?;
+    if !created {
+        return Err(if current.owner == user.id {
+            s3_error!(BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+        } else {
+            s3_error!(BucketAlreadyExists, "The requested bucket name is not available.")
+        });
+    }
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
+}
+
+pub(super) fn head_bucket(state: &State, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    require_bucket(state, &req.input.bucket)?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))
+}
+
+pub(super) async fn delete_bucket(
+    state: &Arc<State>,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let st = state.clone();
+    let name = req.input.bucket.clone();
+    match blocking(move || st.index.delete_bucket(&name)).await? {
+        DeleteBucketOutcome::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
+        DeleteBucketOutcome::NotFound => Err(no_such_bucket()),
+        DeleteBucketOutcome::NotEmpty => Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty")),
+    }
+}
+
+pub(super) fn get_bucket_location(
+    state: &State,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    require_bucket(state, &req.input.bucket)?;
+    // S3 answers an empty LocationConstraint for us-east-1.
+    let location_constraint = (state.region != "us-east-1").then(|| BucketLocationConstraint::from(state.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+}
+
+pub(super) fn get_bucket_versioning(
+    state: &State,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    require_bucket(state, &req.input.bucket)?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

@@ -1,0 +1,545 @@
+//! Object operations: PUT (conditional, atomic), GET/HEAD (ranges, conditionals, streaming),
+//! DELETE, DeleteObjects and CopyObject.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::stream;
+use http::HeaderMap;
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::acl::{GrantHeaders, acl_from_headers};
+use super::{
+    blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, require_object, timestamp,
+    unix_secs, version_is_null,
+};
+use crate::access::{Need, Rule, authorize};
+use crate::acl::Permission;
+use crate::index::records::{ObjectHeaders, ObjectRecord};
+use crate::index::{EtagMatch, PutOutcome, WriteCondition};
+use crate::names::validate_key;
+use crate::storage::Source;
+use crate::store::{State, now_ms};
+
+/// Default `Content-Type` S3 reports for objects stored without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// Read buffer of object bodies streamed out.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The stored headers of a write.
+pub(super) struct HeaderInput {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub metadata: Option<Metadata>,
+}
+
+impl HeaderInput {
+    pub(super) fn into_headers(self) -> ObjectHeaders {
+        ObjectHeaders {
+            content_type: self.content_type,
+            cache_control: self.cache_control,
+            content_disposition: self.content_disposition,
+            content_encoding: self.content_encoding,
+            content_language: self.content_language,
+            expires: self.expires.as_ref().map(unix_secs),
+            metadata: self
+                .metadata
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+fn etag_matches(cond: &ETagCondition, current: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(tag) => tag.value() == current,
+    }
+}
+
+/// The write precondition of `If-Match` / `If-None-Match`.
+pub(super) fn write_condition(if_match: Option<ETagCondition>, if_none_match: Option<ETagCondition>) -> WriteCondition {
+    let convert = |c: ETagCondition| match c {
+        ETagCondition::Any => EtagMatch::Any,
+        ETagCondition::ETag(tag) => EtagMatch::Tags(vec![tag.value().to_owned()]),
+    };
+    WriteCondition { if_match: if_match.map(convert), if_none_match: if_none_match.map(convert) }
+}
+
+fn precondition_failed() -> S3Error {
+    s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+}
+
+fn http_date(ms: i64) -> String {
+    let secs = u64::try_from(ms / 1000).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// GET/HEAD preconditions (RFC 9110 order, as S3 applies them).
+struct ReadConditions {
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+}
+
+impl ReadConditions {
+    fn check(&self, rec: &ObjectRecord) -> S3Result<()> {
+        let modified = rec.modified_ms.div_euclid(1000);
+        match &self.if_match {
+            Some(cond) if !etag_matches(cond, &rec.etag) => return Err(precondition_failed()),
+            Some(_) => {}
+            None => {
+                if self.if_unmodified_since.as_ref().is_some_and(|t| modified > unix_secs(t)) {
+                    return Err(precondition_failed());
+                }
+            }
+        }
+        let not_modified = match &self.if_none_match {
+            Some(cond) => etag_matches(cond, &rec.etag),
+            None => self.if_modified_since.as_ref().is_some_and(|t| modified <= unix_secs(t)),
+        };
+        if not_modified {
+            let mut e = S3Error::new(S3ErrorCode::NotModified);
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = format!("\"{}\"", rec.etag).parse() {
+                headers.insert(http::header::ETAG, v);
+            }
+            if let Ok(v) = http_date(rec.modified_ms).parse() {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(headers);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn invalid_range(size: u64) -> S3Error {
+    s3_error!(InvalidRange, "The requested range is not satisfiable (object size {size})")
+}
+
+/// Everything GET and HEAD answer about an object except the body.
+struct ObjectView {
+    rec: ObjectRecord,
+    range: Option<std::ops::Range<u64>>,
+}
+
+impl ObjectView {
+    fn content_length(&self) -> i64 {
+        let len = self.range.as_ref().map_or(self.rec.size, |r| r.end - r.start);
+        i64::try_from(len).unwrap_or(i64::MAX)
+    }
+
+    fn content_range(&self) -> Option<String> {
+        self.range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, self.rec.size))
+    }
+
+    fn metadata(&self) -> Option<Metadata> {
+        let m = &self.rec.headers.metadata;
+        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+fn resolve_range(range: Option<&Range>, part_number: Option<i32>, rec: &ObjectRecord) -> S3Result<Option<std::ops::Range<u64>>> {
+    if let Some(n) = part_number {
+        // Part boundaries of completed multipart objects are not kept; part 1 of a
+        // single-part object is the whole object.
+        if n != 1 || rec.parts.is_some() {
+            return Err(s3_error!(NotImplemented, "partNumber is only supported for single-part objects"));
+        }
+    }
+    match range {
+        None => Ok(None),
+        Some(r) => r.check(rec.size).map(Some).map_err(|_| invalid_range(rec.size)),
+    }
+}
+
+pub(super) async fn put_object(state: &Arc<State>, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let user = caller(state, &req);
+    let input = req.input;
+    let bucket = require_bucket(state, &input.bucket)?;
+    let owner = user.as_ref().map_or(bucket.owner.clone(), |u| u.id.clone());
+    let acl = acl_from_headers(
+        &state.users,
+        input.acl.as_ref().map(ObjectCannedACL::as_str),
+        &GrantHeaders {
+            full_control: input.grant_full_control.as_deref(),
+            read: input.grant_read.as_deref(),
+            read_acp: input.grant_read_acp.as_deref(),
+            write: None,
+            write_acp: input.grant_write_acp.as_deref(),
+        },
+    )?;
+    let condition = write_condition(input.if_match, input.if_none_match);
+    // Fail fast before reading the body; the commit re-checks atomically.
+    if !condition.holds(state.index.object(&input.bucket, &input.key)?.as_ref()) {
+        return Err(precondition_failed());
+    }
+    let expected_md5 = content_md5(input.content_md5.as_deref())?;
+    let headers = HeaderInput {
+        content_type: input.content_type,
+        cache_control: input.cache_control,
+        content_disposition: input.content_disposition,
+        content_encoding: input.content_encoding,
+        content_language: input.content_language,
+        expires: input.expires,
+        metadata: input.metadata,
+    }
+    .into_headers();
+
+    let written = match input.body {
+        Some(body) => state.blobs.write(body).await,
+        None => state.blobs.write(stream::empty::<Result<bytes::Bytes, std::io::Error>>()).await,
+    }
+    .map_err(body_error)?;
+    let reject = |e: S3Error| {
+        let st = state.clone();
+        let id = written.id.clone();
+        async move {
+            st.blobs.remove(vec![id]).await;
+            Err(e)
+        }
+    };
+    if expected_md5.is_some_and(|m| m != written.md5) {
+        return reject(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received.")).await;
+    }
+    if input.content_length.is_some_and(|len| u64::try_from(len).ok() != Some(written.size)) {
+        return reject(s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")).await;
+    }
+    let record = ObjectRecord {
+        blob: written.id.clone(),
+        size: written.size,
+        etag: hex::encode(written.md5),
+        modified_ms: now_ms(),
+        owner,
+        acl,
+        headers,
+        parts: None,
+    };
+    let etag_value = record.etag.clone();
+    let st = state.clone();
+    let (b, k) = (input.bucket.clone(), input.key.clone());
+    let outcome = blocking(move || st.index.put_object(&b, &k, &record, &condition)).await;
+    match outcome {
+        Ok(PutOutcome::Stored { replaced }) => {
+            state.blobs.remove(replaced.into_iter().collect()).await;
+            Ok(S3Response::new(PutObjectOutput {
+                e_tag: Some(etag(&etag_value)),
+                size: i64::try_from(written.size).ok(),
+                ..Default::default()
+            }))
+        }
+        Ok(PutOutcome::PreconditionFailed) => reject(precondition_failed()).await,
+        Ok(PutOutcome::NoSuchBucket) => reject(no_such_bucket()).await,
+        Err(e) => reject(e).await,
+    }
+}
+
+/// Looks the object up, applies the preconditions and the range, and opens its body. Retries
+/// when an overwrite removed the body between the lookup and the open.
+async fn open_object(
+    state: &State,
+    bucket: &str,
+    key: &str,
+    conditions: &ReadConditions,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<(ObjectView, tokio::fs::File)> {
+    for _ in 0..5 {
+        let rec = require_object(state, bucket, key)?;
+        conditions.check(&rec)?;
+        let range = resolve_range(range, part_number, &rec)?;
+        match state.blobs.open_read(&rec.blob).await {
+            Ok(file) => return Ok((ObjectView { rec, range }, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(crate::error::internal("opening body file", e)),
+        }
+    }
+    Err(crate::error::internal("opening body file", "body file kept disappearing"))
+}
+
+pub(super) async fn get_object(state: &Arc<State>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    version_is_null(input.version_id.as_deref())?;
+    let conditions = ReadConditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    };
+    let (view, mut file) =
+        open_object(state, &input.bucket, &input.key, &conditions, input.range.as_ref(), input.part_number).await?;
+    let start = view.range.as_ref().map_or(0, |r| r.start);
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| crate::error::internal("seeking body file", e))?;
+    }
+    let len = u64::try_from(view.content_length()).unwrap_or(0);
+    let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+    let h = &view.rec.headers;
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(body)),
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: Some(view.content_length()),
+        content_range: view.content_range(),
+        content_type: Some(h.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+        cache_control: h.cache_control.clone(),
+        content_disposition: h.content_disposition.clone(),
+        content_encoding: h.content_encoding.clone(),
+        content_language: h.content_language.clone(),
+        expires: h.expires.map(|s| timestamp(s.saturating_mul(1000))),
+        e_tag: Some(etag(&view.rec.etag)),
+        last_modified: Some(timestamp(view.rec.modified_ms)),
+        metadata: view.metadata(),
+        parts_count: input.part_number.and(Some(1)),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub(super) fn head_object(state: &State, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    version_is_null(input.version_id.as_deref())?;
+    let conditions = ReadConditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    };
+    let rec = require_object(state, &input.bucket, &input.key)?;
+    conditions.check(&rec)?;
+    let range = resolve_range(input.range.as_ref(), input.part_number, &rec)?;
+    let view = ObjectView { rec, range };
+    let h = &view.rec.headers;
+    let output = HeadObjectOutput {
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: Some(view.content_length()),
+        content_range: view.content_range(),
+        content_type: Some(h.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+        cache_control: h.cache_control.clone(),
+        content_disposition: h.content_disposition.clone(),
+        content_encoding: h.content_encoding.clone(),
+        content_language: h.content_language.clone(),
+        expires: h.expires.map(|s| timestamp(s.saturating_mul(1000))),
+        e_tag: Some(etag(&view.rec.etag)),
+        last_modified: Some(timestamp(view.rec.modified_ms)),
+        metadata: view.metadata(),
+        parts_count: view.rec.parts.and_then(|p| i32::try_from(p).ok()).filter(|_| input.part_number.is_some()),
+        ..Default::default()
+    };
+    let mut resp = S3Response::new(output);
+    if view.range.is_some() {
+        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(resp)
+}
+
+pub(super) async fn delete_object(
+    state: &Arc<State>,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    version_is_null(input.version_id.as_deref())?;
+    require_bucket(state, &input.bucket)?;
+    if let Some(cond) = &input.if_match {
+        match state.index.object(&input.bucket, &input.key)? {
+            Some(rec) if etag_matches(cond, &rec.etag) => {}
+            Some(_) => return Err(precondition_failed()),
+            None => return Err(super::no_such_key()),
+        }
+    }
+    let st = state.clone();
+    let (b, k) = (input.bucket.clone(), input.key.clone());
+    let blobs = blocking(move || st.index.delete_objects(&b, &[k.as_str()])).await?;
+    state.blobs.remove(blobs).await;
+    Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+pub(super) async fn delete_objects(
+    state: &Arc<State>,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    require_bucket(state, &input.bucket)?;
+    if input.delete.objects.len() > 1000 {
+        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut errors = Vec::new();
+    let mut keys = Vec::new();
+    for obj in input.delete.objects {
+        let refused = validate_key(&obj.key).err().or_else(|| version_is_null(obj.version_id.as_deref()).err());
+        match refused {
+            Some(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(obj.key),
+                message: e.message().map(str::to_owned),
+                version_id: obj.version_id,
+            }),
+            None => keys.push(obj.key),
+        }
+    }
+    let st = state.clone();
+    let b = input.bucket.clone();
+    let to_delete = keys.clone();
+    let blobs = blocking(move || {
+        let refs: Vec<&str> = to_delete.iter().map(String::as_str).collect();
+        st.index.delete_objects(&b, &refs)
+    })
+    .await?;
+    state.blobs.remove(blobs).await;
+    let deleted = (!quiet).then(|| keys.into_iter().map(|k| DeletedObject { key: Some(k), ..Default::default() }).collect());
+    Ok(S3Response::new(DeleteObjectsOutput { deleted, errors: (!errors.is_empty()).then_some(errors), ..Default::default() }))
+}
+
+/// Checks the `x-amz-copy-source-if-*` preconditions.
+pub(super) fn check_copy_conditions(
+    rec: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let modified = rec.modified_ms.div_euclid(1000);
+    let ok = if_match.is_none_or(|c| etag_matches(c, &rec.etag))
+        && if_none_match.is_none_or(|c| !etag_matches(c, &rec.etag))
+        && (if_match.is_some() || if_unmodified_since.is_none_or(|t| modified <= unix_secs(t)))
+        && (if_none_match.is_some() || if_modified_since.is_none_or(|t| modified > unix_secs(t)));
+    if ok { Ok(()) } else { Err(precondition_failed()) }
+}
+
+/// The source object of a copy, after checking the caller may read it.
+pub(super) fn copy_source(state: &State, caller: Option<&crate::users::User>, source: &CopySource) -> S3Result<(String, String, ObjectRecord)> {
+    let CopySource::Bucket { bucket, key, version_id } = source else {
+        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
+    };
+    version_is_null(version_id.as_deref())?;
+    authorize(state, caller, bucket, Some(key), Rule { need: Need::Object(Permission::Read), action: "s3:GetObject" })?;
+    let rec = require_object(state, bucket, key)?;
+    Ok((bucket.to_string(), key.to_string(), rec))
+}
+
+pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let user = caller(state, &req);
+    let input = req.input;
+    let bucket = require_bucket(state, &input.bucket)?;
+    let owner = user.as_ref().map_or(bucket.owner.clone(), |u| u.id.clone());
+    let (src_bucket, src_key, src) = copy_source(state, user.as_deref(), &input.copy_source)?;
+    check_copy_conditions(
+        &src,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )?;
+    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let same = src_bucket == input.bucket && src_key == input.key;
+    if same && !replace {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let headers = if replace {
+        HeaderInput {
+            content_type: input.content_type,
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+            expires: input.expires,
+            metadata: input.metadata,
+        }
+        .into_headers()
+    } else {
+        src.headers.clone()
+    };
+    let acl = acl_from_headers(
+        &state.users,
+        input.acl.as_ref().map(ObjectCannedACL::as_str),
+        &GrantHeaders {
+            full_control: input.grant_full_control.as_deref(),
+            read: input.grant_read.as_deref(),
+            read_acp: input.grant_read_acp.as_deref(),
+            write: None,
+            write_acp: input.grant_write_acp.as_deref(),
+        },
+    )?;
+    let modified_ms = now_ms();
+
+    if same {
+        // Metadata-only change: the body stays where it is.
+        let st = state.clone();
+        let (b, k) = (input.bucket.clone(), input.key.clone());
+        let etag_value = src.etag.clone();
+        let found = blocking(move || {
+            st.index.update_object(&b, &k, |rec| {
+                rec.headers = headers;
+                rec.acl = acl;
+                rec.owner = owner;
+                rec.modified_ms = modified_ms;
+            })
+        })
+        .await?;
+        if !found {
+            return Err(super::no_such_key());
+        }
+        return Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult { e_tag: Some(etag(&etag_value)), last_modified: Some(timestamp(modified_ms)), ..Default::default() }),
+            ..Default::default()
+        }));
+    }
+
+    // A copy of a multipart object becomes a single-part object whose ETag is its MD5.
+    let rehash = src.parts.is_some();
+    let written = state
+        .blobs
+        .copy(vec![Source { id: src.blob.clone(), offset: 0, len: src.size }], rehash)
+        .await
+        .map_err(|e| crate::error::internal("copying body", e))?;
+    let record = ObjectRecord {
+        blob: written.id.clone(),
+        size: written.size,
+        etag: if rehash { hex::encode(written.md5) } else { src.etag.clone() },
+        modified_ms,
+        owner,
+        acl,
+        headers,
+        parts: None,
+    };
+    let etag_value = record.etag.clone();
+    let st = state.clone();
+    let (b, k) = (input.bucket.clone(), input.key.clone());
+    match blocking(move || st.index.put_object(&b, &k, &record, &WriteCondition::default())).await {
+        Ok(PutOutcome::Stored { replaced }) => {
+            state.blobs.remove(replaced.into_iter().collect()).await;
+            Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(CopyObjectResult {
+                    e_tag: Some(etag(&etag_value)),
+                    last_modified: Some(timestamp(modified_ms)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+        }
+        other => {
+            state.blobs.remove(vec![written.id]).await;
+            match other {
+                Ok(PutOutcome::NoSuchBucket) => Err(no_such_bucket()),
+                Ok(_) => Err(precondition_failed()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}

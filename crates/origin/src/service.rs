@@ -1,0 +1,215 @@
+//! The hyper layer around s3s: request ids on every answer (header and `<RequestId>` in error
+//! bodies), CORS preflight (`OPTIONS`, which s3s does not route) and CORS headers on actual
+//! responses, and the accept loop with graceful shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use s3s::service::S3Service;
+use s3s::{Body, S3Error, S3ErrorCode};
+use tracing::Instrument;
+
+use crate::cors;
+use crate::error::StoreError;
+use crate::store::State;
+
+/// One request's view of the store.
+#[derive(Clone)]
+pub(crate) struct OriginService {
+    state: Arc<State>,
+    s3: S3Service,
+}
+
+type HttpResponse = Response<Body>;
+
+fn request_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+    id[..16].to_owned()
+}
+
+fn error_response(code: S3ErrorCode, message: &str) -> HttpResponse {
+    S3Error::with_message(code, message.to_owned()).to_http_response().unwrap_or_else(|_| {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        resp
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Adds the request id headers, puts it in error bodies, and empties 304 bodies.
+fn finish(mut resp: HttpResponse, id: &str) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amz-id-2", v.clone());
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let status = resp.status();
+    if status == StatusCode::NOT_MODIFIED {
+        *resp.body_mut() = Body::empty();
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        resp.headers_mut().remove(header::CONTENT_TYPE);
+    } else if (status.is_client_error() || status.is_server_error())
+        && let Some(body) = resp.body().bytes()
+        && find(&body, b"<RequestId>").is_none()
+        && let Some(pos) = find(&body, b"</Error>")
+    {
+        let mut out = BytesMut::with_capacity(body.len() + 48);
+        out.extend_from_slice(&body[..pos]);
+        out.extend_from_slice(b"<RequestId>");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"</RequestId>");
+        out.extend_from_slice(&body[pos..]);
+        let out: Bytes = out.freeze();
+        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        *resp.body_mut() = Body::from(out);
+    }
+    resp
+}
+
+impl OriginService {
+    pub(crate) fn new(state: Arc<State>, s3: S3Service) -> Self {
+        OriginService { state, s3 }
+    }
+
+    /// The bucket a request addresses (virtual-hosted or path-style), if any.
+    fn bucket_of<B>(&self, req: &Request<B>) -> Option<String> {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        if let (Some(domain), Some(host)) = (&self.state.domain, host)
+            && let Some(bucket) = domain.bucket_of(host)
+        {
+            return Some(bucket);
+        }
+        let path = req.uri().path().trim_start_matches('/');
+        let first = path.split('/').next().filter(|s| !s.is_empty())?;
+        percent_encoding::percent_decode_str(first).decode_utf8().ok().map(|s| s.into_owned())
+    }
+
+    fn cors_rules(&self, bucket: &str) -> Result<Option<Vec<cors::CorsRule>>, StoreError> {
+        Ok(self.state.index.bucket(bucket)?.and_then(|b| b.cors))
+    }
+
+    /// Answers a CORS preflight from the bucket's rules.
+    fn preflight(&self, req: &Request<Incoming>) -> HttpResponse {
+        let forbidden = |msg: &str| {
+            let mut e = S3Error::with_message(S3ErrorCode::Custom("AccessForbidden".into()), msg.to_owned());
+            e.set_status_code(StatusCode::FORBIDDEN);
+            e.to_http_response().unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "internal error"))
+        };
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let Some(origin) = header("origin") else {
+            return error_response(S3ErrorCode::Custom("BadRequest".into()), "Insufficient information. Origin request header needed.");
+        };
+        let Some(method) = header("access-control-request-method") else {
+            return error_response(
+                S3ErrorCode::Custom("BadRequest".into()),
+                "Invalid Access-Control-Request-Method header.",
+            );
+        };
+        let Some(bucket) = self.bucket_of(req) else {
+            return forbidden("CORSResponse: Bucket not found");
+        };
+        let rules = match self.cors_rules(&bucket) {
+            Ok(Some(rules)) => rules,
+            Ok(None) => return forbidden("CORSResponse: CORS is not enabled for this bucket."),
+            Err(e) => return S3Error::from(e).to_http_response().unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "")),
+        };
+        let requested = cors::parse_request_headers(header("access-control-request-headers"));
+        match cors::find_rule(&rules, origin, method, &requested) {
+            Some(rule) => {
+                let mut resp = Response::new(Body::empty());
+                *resp.headers_mut() = cors::preflight_headers(rule, origin, &requested);
+                resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                resp
+            }
+            None => forbidden(
+                "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, \
+                 request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted \
+                 by the resource's CORS spec.",
+            ),
+        }
+    }
+
+    /// Handles one request.
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
+        let id = request_id();
+        if req.method() == Method::OPTIONS {
+            return finish(self.preflight(&req), &id);
+        }
+        let cors_ctx = req
+            .headers()
+            .get("origin")
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_owned)
+            .and_then(|origin| Some((origin, self.bucket_of(&req)?, req.method().as_str().to_owned())));
+        let span = tracing::debug_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
+        let resp = match self.s3.call(req.map(Body::from)).instrument(span).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(error = ?e, request_id = %id, "s3 service failed");
+                error_response(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+            }
+        };
+        let mut resp = finish(resp, &id);
+        if let Some((origin, bucket, method)) = cors_ctx
+            && let Ok(Some(rules)) = self.cors_rules(&bucket)
+            && let Some(rule) = cors::find_rule(&rules, &origin, &method, &[])
+        {
+            resp.headers_mut().extend(cors::actual_headers(rule, &origin));
+        }
+        resp
+    }
+}
+
+/// The accept loop: one task per connection, HTTP/1.1 with keep-alive; on shutdown, stop
+/// accepting, let in-flight requests finish, then return.
+pub(crate) async fn serve(
+    service: OriginService,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StoreError> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let addr = listener.local_addr().map_err(|e| StoreError::io("reading listener address", e))?;
+    tracing::info!(%addr, "origin store listening");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let service = service.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        let service = service.clone();
+                        async move { Ok::<_, Infallible>(service.handle(req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        .instrument(tracing::debug_span!("origin_conn", %peer)),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    tracing::info!(%addr, "origin store stopped");
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The store handle: opening and recovering the data directory, creating buckets, serving.
+
+use std::sync::Arc;
+
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+use crate::acl::Acl;
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::host::Domain;
+use crate::index::Index;
+use crate::index::records::BucketRecord;
+use crate::storage::BlobStore;
+use crate::users::{Auth, Users};
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Metadata.
+    pub index: Index,
+    /// Body files.
+    pub blobs: BlobStore,
+    /// Users.
+    pub users: Arc<Users>,
+    /// Region answered by GetBucketLocation.
+    pub region: String,
+    /// Virtual-hosted-style base domain.
+    pub domain: Option<Domain>,
+}
+
+struct Inner {
+    state: Arc<State>,
+    s3: S3Service,
+}
+
+/// An open store. Cheap to clone; all clones share one database and data directory.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("state", &self.inner.state).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `data_dir` and recovers from a crash:
+    /// temp files and body files the index does not reference are deleted, so only objects
+    /// whose bodies were durable before their metadata commit are ever listed.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::io(format!("creating {}", config.data_dir.display()), e))?;
+        let index = Index::open(&config.data_dir.join("index.redb"))?;
+        let blobs = BlobStore::open(&config.data_dir)?;
+        let removed = blobs.sweep(&index.referenced_blobs()?)?;
+        if removed > 0 {
+            tracing::info!(removed, "recovery removed unreferenced body and temp files");
+        }
+        let users = Arc::new(Users::new(&config.users));
+        let state = Arc::new(State {
+            index,
+            blobs,
+            users: users.clone(),
+            region: config.region.clone(),
+            domain: config.domain.as_deref().map(Domain::new),
+        });
+        let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
+        builder.set_auth(Auth(users));
+        builder.set_access(crate::access::Access(state.clone()));
+        if let Some(domain) = &state.domain {
+            builder.set_host(domain.clone());
+        }
+        let s3 = builder.build();
+        Ok(Store { inner: Arc::new(Inner { state, s3 }) })
+    }
+
+    /// Creates `bucket` owned by user `owner_id` (private) if missing; `Ok(true)` when created,
+    /// `Ok(false)` when that user already owns it, `Err(BucketOwnedByOther)` when another does.
+    pub fn ensure_bucket(&self, bucket: &str, owner_id: &str) -> Result<bool, StoreError> {
+        let state = &self.inner.state;
+        if !s3s::path::check_bucket_name(bucket) {
+            return Err(StoreError::InvalidBucketName(bucket.to_owned()));
+        }
+        if state.users.by_id(owner_id).is_none() {
+            return Err(StoreError::UnknownUser(owner_id.to_owned()));
+        }
+        let record = BucketRecord {
+            owner: owner_id.to_owned(),
+            created_ms: now_ms(),
+            acl: Acl::default(),
+            policy: None,
+            cors: None,
+        };
+        let (current, created) = state.index.create_bucket(bucket, &record)?;
+        if current.owner != owner_id {
+            return Err(StoreError::BucketOwnedByOther(bucket.to_owned()));
+        }
+        Ok(created)
+    }
+
+    /// Serves S3 over HTTP/1.1 on an already-bound listener until `shutdown` resolves, then
+    /// stops accepting and finishes in-flight requests.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let service = crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
+        crate::service::serve(service, listener, shutdown).await
+    }
+}
