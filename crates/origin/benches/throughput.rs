@@ -1,1 +1,2 @@
+//! PUT/GET throughput over loopback (placeholder until the benchmark lands).
 fn main() {}
