@@ -1,0 +1,64 @@
+//! Concurrent misses for one key cause one origin fetch; every waiter gets the same bytes.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::common::origin::{Route, ScriptedOrigin, pattern_byte};
+use crate::common::{cache_status, client, edge_url, http_origin_config, space, start_edge};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
+    let origin = ScriptedOrigin::start().await;
+    let len: u64 = 8 << 20;
+    origin.route("/big.bin", Route::generated(len).delay(Duration::from_millis(200)));
+    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let c = client(&["assets"], &[]);
+    let url = edge_url(&edge, "assets", "/big.bin");
+
+    let expected: Vec<u8> = (0..len).map(pattern_byte).collect();
+    let expected = Sha256::digest(&expected);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let c = c.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = c.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let status = cache_status(&response);
+            let body = response.bytes().await.unwrap();
+            (status, Sha256::digest(&body))
+        }));
+    }
+    let mut collapsed = 0;
+    for task in tasks {
+        let (status, digest) = task.await.unwrap();
+        assert_eq!(digest, expected);
+        if status.contains("collapsed") {
+            collapsed += 1;
+        }
+    }
+    assert_eq!(origin.hits(), 1, "one origin fetch for 200 concurrent misses");
+    assert!(collapsed >= 150, "most requests joined the fill ({collapsed})");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn waiters_get_the_body_as_it_arrives() {
+    // The origin sends the head, then stalls: a joined request must see the first bytes
+    // before the origin has finished.
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/slow.bin", Route::generated(64 << 20));
+    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let c = client(&["assets"], &[]);
+    let url = edge_url(&edge, "assets", "/slow.bin");
+    let mut response = c.get(&url).send().await.unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert_eq!(first[0], pattern_byte(0));
+    let mut total = first.len() as u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        total += chunk.len() as u64;
+    }
+    assert_eq!(total, 64 << 20);
+    edge.stop().await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: real edge, real origins (scripted hyper servers and the embedded S3
+//! store), real clients, all on 127.0.0.1 port 0.
+
+mod common;
+
+mod cache_flows;
+mod coalescing;
+mod origin_down;
+mod range_conditional;
+mod routing;
+mod tls;
