@@ -1,1 +1,10 @@
-//! Integration tests of the origin store against real servers on 127.0.0.1:0.
+//! Integration tests of the origin store against real servers on 127.0.0.1:0: a real S3
+//! client (s3cmd), raw signed requests for the error cases, a crash test and a streaming
+//! memory test (the last two run the store as a child process: this very test binary).
+
+mod api;
+mod common;
+mod crash;
+mod errors;
+mod s3cmd;
+mod streaming;
