@@ -4,7 +4,9 @@ use origin::{Store, StoreConfig, UserConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let data_dir = std::env::var("ORIGIN_DATA").unwrap_or_else(|_| "data/origin".into());
     let addr = std::env::var("ORIGIN_ADDR").unwrap_or_else(|_| "127.0.0.1:9000".into());
     let user = |id: &str, ak: &str, sk: &str| UserConfig {
@@ -18,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
         data_dir: data_dir.into(),
         domain: std::env::var("ORIGIN_DOMAIN").ok(),
         region: "us-east-1".into(),
-        users: vec![user("alice", "AKIAALICE", "alice-secret-key"), user("bob", "AKIABOB", "bob-secret-key")],
+        users: vec![
+            user("alice", "AKIAALICE", "alice-secret-key"),
+            user("bob", "AKIABOB", "bob-secret-key"),
+        ],
     })?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("serving on {}", listener.local_addr()?);

@@ -16,12 +16,21 @@ use crate::common::{ALICE, config, data, md5_hex, xml_field, xml_fields};
 #[test]
 #[ignore = "run as a child process by the crash and streaming tests"]
 fn child_server() {
-    let Some(dir) = std::env::var_os("ORIGIN_CHILD_DATA_DIR") else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Some(dir) = std::env::var_os("ORIGIN_CHILD_DATA_DIR") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let store = origin::Store::open(config(Path::new(&dir), None)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("ORIGIN_CHILD_PORT={}", listener.local_addr().unwrap().port());
+        println!(
+            "ORIGIN_CHILD_PORT={}",
+            listener.local_addr().unwrap().port()
+        );
         store.serve(listener, std::future::pending()).await.unwrap();
     });
 }
@@ -38,12 +47,25 @@ fn size_of(i: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_uploads_never_lists_a_torn_object() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut child = Child::spawn(dir.path()).await;
-    assert_eq!(child.request(Some(ALICE), "PUT", "/crash", Bytes::new()).await.status, 200);
+    assert_eq!(
+        child
+            .request(Some(ALICE), "PUT", "/crash", Bytes::new())
+            .await
+            .status,
+        200
+    );
 
-    let bodies: Vec<Bytes> = (0..100).map(|i| Bytes::from(data(size_of(i), i as u64))).collect();
-    let expected: HashMap<String, String> = bodies.iter().enumerate().map(|(i, b)| (format!("obj/{i:03}"), md5_hex(b))).collect();
+    let bodies: Vec<Bytes> = (0..100)
+        .map(|i| Bytes::from(data(size_of(i), i as u64)))
+        .collect();
+    let expected: HashMap<String, String> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("obj/{i:03}"), md5_hex(b)))
+        .collect();
 
     let addr = child.addr;
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -55,7 +77,14 @@ async fn sigkill_during_uploads_never_lists_a_torn_object() {
                     let acked = acked_tx.clone();
                     async move {
                         let key = format!("obj/{i:03}");
-                        if let Some(resp) = Child::try_request(addr, Some(ALICE), "PUT", &format!("/crash/{key}"), body).await
+                        if let Some(resp) = Child::try_request(
+                            addr,
+                            Some(ALICE),
+                            "PUT",
+                            &format!("/crash/{key}"),
+                            body,
+                        )
+                        .await
                             && resp.status == 200
                         {
                             let _ = acked.send(key);
@@ -80,8 +109,15 @@ async fn sigkill_during_uploads_never_lists_a_torn_object() {
     while let Ok(key) = acked_rx.try_recv() {
         acked.push(key);
     }
-    assert!(acked.len() >= 30, "only {} uploads acknowledged before the kill", acked.len());
-    assert!(acked.len() < 100, "the kill came too late to interrupt anything");
+    assert!(
+        acked.len() >= 30,
+        "only {} uploads acknowledged before the kill",
+        acked.len()
+    );
+    assert!(
+        acked.len() < 100,
+        "the kill came too late to interrupt anything"
+    );
 
     let child = Child::spawn(dir.path()).await;
     let mut listed = Vec::new();
@@ -96,7 +132,10 @@ async fn sigkill_during_uploads_never_lists_a_torn_object() {
         let text = resp.text();
         for contents in xml_fields(&text, "Contents") {
             let key = xml_field(&contents, "Key").unwrap();
-            let etag = xml_field(&contents, "ETag").unwrap().replace("&quot;", "").replace('"', "");
+            let etag = xml_field(&contents, "ETag")
+                .unwrap()
+                .replace("&quot;", "")
+                .replace('"', "");
             listed.push((key, etag));
         }
         match xml_field(&text, "NextContinuationToken") {
@@ -106,11 +145,16 @@ async fn sigkill_during_uploads_never_lists_a_torn_object() {
     }
     let listed_keys: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
     for key in &acked {
-        assert!(listed_keys.contains(&key.as_str()), "acknowledged {key} is missing after the crash");
+        assert!(
+            listed_keys.contains(&key.as_str()),
+            "acknowledged {key} is missing after the crash"
+        );
     }
     for (key, etag) in &listed {
         assert_eq!(Some(etag), expected.get(key), "listed ETag of {key}");
-        let resp = child.request(Some(ALICE), "GET", &format!("/crash/{key}"), Bytes::new()).await;
+        let resp = child
+            .request(Some(ALICE), "GET", &format!("/crash/{key}"), Bytes::new())
+            .await;
         assert_eq!(resp.status, 200);
         assert_eq!(&md5_hex(&resp.body), etag, "{key} reads back whole");
     }
@@ -120,6 +164,14 @@ async fn sigkill_during_uploads_never_lists_a_torn_object() {
         .unwrap()
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
         .sum();
-    assert_eq!(blobs, listed.len(), "recovery removes body files no object references");
-    println!("crash test: {} acknowledged, {} listed after restart", acked.len(), listed.len());
+    assert_eq!(
+        blobs,
+        listed.len(),
+        "recovery removes body files no object references"
+    );
+    println!(
+        "crash test: {} acknowledged, {} listed after restart",
+        acked.len(),
+        listed.len()
+    );
 }

@@ -27,45 +27,72 @@ fn chunks() -> impl futures::Stream<Item = Bytes> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_round_trip_keeps_peak_rss_under_100_mib() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let child = Child::spawn(dir.path()).await;
-    assert_eq!(child.request(Some(ALICE), "PUT", "/stream", Bytes::new()).await.status, 200);
+    assert_eq!(
+        child
+            .request(Some(ALICE), "PUT", "/stream", Bytes::new())
+            .await
+            .status,
+        200
+    );
     let total = (CHUNK * CHUNKS).to_string();
 
-    let mut expected = md5::Md5::new();
-    chunks().for_each(|c| {
-        expected.update(&c);
-        async {}
-    })
-    .await;
-    let expected = hex::encode(expected.finalize());
-
+    let started = std::time::Instant::now();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(md5::Md5::new()));
     // Upload, signed with UNSIGNED-PAYLOAD so the body can stream.
     let url = format!("http://{}/stream/huge.bin", child.addr);
-    let headers = sign::sign_headers(ALICE, "PUT", &url, &[("content-length".into(), total.clone())], "UNSIGNED-PAYLOAD");
+    let headers = sign::sign_headers(
+        ALICE,
+        "PUT",
+        &url,
+        &[("content-length".into(), total.clone())],
+        "UNSIGNED-PAYLOAD",
+    );
     let stream = tokio::net::TcpStream::connect(child.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method("PUT").uri("/stream/huge.bin").header("host", child.addr.to_string());
+    let mut req = http::Request::builder()
+        .method("PUT")
+        .uri("/stream/huge.bin")
+        .header("host", child.addr.to_string());
     for (k, v) in &headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let body = StreamBody::new(chunks().map(|c| Ok::<_, Infallible>(Frame::data(c))));
+    let hasher = sent.clone();
+    let body = StreamBody::new(chunks().map(move |c| {
+        hasher.lock().unwrap().update(&c);
+        Ok::<_, Infallible>(Frame::data(c))
+    }));
     let resp = sender.send_request(req.body(body).unwrap()).await.unwrap();
     assert_eq!(resp.status(), 200);
+    let expected = hex::encode(sent.lock().unwrap().clone().finalize());
     assert_eq!(resp.headers()["etag"], format!("\"{expected}\"").as_str());
 
+    println!("uploaded 1 GiB in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
     // Download, hashing as it arrives.
     let url = format!("http://{}/stream/huge.bin", child.addr);
     let headers = sign::sign_headers(ALICE, "GET", &url, &[], &sign::sha256_hex(b""));
     let stream = tokio::net::TcpStream::connect(child.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method("GET").uri("/stream/huge.bin").header("host", child.addr.to_string());
+    let mut req = http::Request::builder()
+        .method("GET")
+        .uri("/stream/huge.bin")
+        .header("host", child.addr.to_string());
     for (k, v) in &headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let resp = sender.send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let resp = sender
+        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], total.as_str());
     let mut body = resp.into_body();
@@ -80,6 +107,7 @@ async fn one_gib_round_trip_keeps_peak_rss_under_100_mib() {
     assert_eq!(len, CHUNK * CHUNKS);
     assert_eq!(hex::encode(got.finalize()), expected);
 
+    println!("downloaded 1 GiB in {:?}", started.elapsed());
     let peak_mib = child.peak_rss_kib() / 1024;
     println!("store peak RSS over a 1 GiB round trip: {peak_mib} MiB");
     assert!(peak_mib < 100, "peak RSS {peak_mib} MiB");

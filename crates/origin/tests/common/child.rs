@@ -20,7 +20,13 @@ impl Child {
     pub async fn spawn(data_dir: &Path) -> Child {
         let exe = std::env::current_exe().unwrap();
         let mut process = tokio::process::Command::new(exe)
-            .args(["--exact", "crash::child_server", "--nocapture", "--ignored", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash::child_server",
+                "--nocapture",
+                "--ignored",
+                "--test-threads=1",
+            ])
             .env("ORIGIN_CHILD_DATA_DIR", data_dir)
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -34,12 +40,16 @@ impl Child {
                 .expect("child prints its port")
                 .unwrap()
                 .expect("child exited before printing its port");
-            if let Some(port) = line.strip_prefix("ORIGIN_CHILD_PORT=") {
+            if let Some((_, port)) = line.split_once("ORIGIN_CHILD_PORT=") {
                 break port.trim().parse().unwrap();
             }
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Child { process, addr: SocketAddr::from(([127, 0, 0, 1], port)), pid }
+        Child {
+            process,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            pid,
+        }
     }
 
     /// SIGKILL.
@@ -56,11 +66,19 @@ impl Child {
     }
 
     pub async fn request(&self, user: Option<User>, method: &str, path: &str, body: Bytes) -> Resp {
-        Self::try_request(self.addr, user, method, path, body).await.expect("request to child store")
+        Self::try_request(self.addr, user, method, path, body)
+            .await
+            .expect("request to child store")
     }
 
     /// A signed request that may fail at the transport level (the server was killed).
-    pub async fn try_request(addr: SocketAddr, user: Option<User>, method: &str, path: &str, body: Bytes) -> Option<Resp> {
+    pub async fn try_request(
+        addr: SocketAddr,
+        user: Option<User>,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Option<Resp> {
         let hash = sign::sha256_hex(&body);
         let url = format!("http://{addr}{path}");
         let headers = match user {
@@ -68,15 +86,27 @@ impl Child {
             None => vec![],
         };
         let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
         tokio::spawn(conn);
-        let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = sender.send_request(req.body(Full::new(body)).ok()?).await.ok()?;
+        let resp = sender
+            .send_request(req.body(Full::new(body)).ok()?)
+            .await
+            .ok()?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.ok()?.to_bytes();
-        Some(Resp { status: parts.status.as_u16(), headers: parts.headers, body })
+        Some(Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
     }
 }

@@ -13,6 +13,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use origin::{Store, StoreConfig, UserConfig};
 
+/// Held by the heavy tests (crash, 1 GiB streaming) so they never run at the same time.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A user of the test stores.
 #[derive(Debug, Clone, Copy)]
 pub struct User {
@@ -21,8 +24,16 @@ pub struct User {
     pub secret_key: &'static str,
 }
 
-pub const ALICE: User = User { id: "alice", access_key: "AKIAALICE", secret_key: "alice-secret-key" };
-pub const BOB: User = User { id: "bob", access_key: "AKIABOB", secret_key: "bob-secret-key" };
+pub const ALICE: User = User {
+    id: "alice",
+    access_key: "AKIAALICE",
+    secret_key: "alice-secret-key",
+};
+pub const BOB: User = User {
+    id: "bob",
+    access_key: "AKIABOB",
+    secret_key: "bob-secret-key",
+};
 
 pub fn users() -> Vec<UserConfig> {
     [ALICE, BOB]
@@ -38,7 +49,12 @@ pub fn users() -> Vec<UserConfig> {
 }
 
 pub fn config(dir: &Path, domain: Option<&str>) -> StoreConfig {
-    StoreConfig { data_dir: dir.to_path_buf(), domain: domain.map(str::to_owned), region: "us-east-1".into(), users: users() }
+    StoreConfig {
+        data_dir: dir.to_path_buf(),
+        domain: domain.map(str::to_owned),
+        region: "us-east-1".into(),
+        users: users(),
+    }
 }
 
 /// A store served in-process until dropped.
@@ -72,7 +88,12 @@ impl Server {
             .await
             .unwrap();
         });
-        Server { addr, store, dir, shutdown: Some(tx) }
+        Server {
+            addr,
+            store,
+            dir,
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -80,10 +101,18 @@ impl Server {
     }
 
     /// Signed request as `user` (None: anonymous) with a body.
-    pub async fn request(&self, user: Option<User>, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+    pub async fn request(
+        &self,
+        user: Option<User>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
         let body = body.into();
         let hash = sign::sha256_hex(&body);
-        self.request_with_hash(user, method, path, headers, body, &hash).await
+        self.request_with_hash(user, method, path, headers, body, &hash)
+            .await
     }
 
     /// Like `request` with an explicit `x-amz-content-sha256`.
@@ -96,7 +125,10 @@ impl Server {
         body: Bytes,
         payload_hash: &str,
     ) -> Resp {
-        let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         if let Some(user) = user {
             all = sign::sign_headers(user, method, &self.url(path), &all, payload_hash);
         }
@@ -158,11 +190,22 @@ pub fn xml_fields(xml: &str, name: &str) -> Vec<String> {
 }
 
 /// One HTTP/1.1 request over a fresh connection; the path is sent exactly as given.
-pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(String, String)], body: Bytes) -> Resp {
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Resp {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     for (k, v) in headers {
         if !k.eq_ignore_ascii_case("host") {
             req = req.header(k.as_str(), v.as_str());
@@ -172,12 +215,19 @@ pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(String
     let resp = sender.send_request(req).await.unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Resp { status: parts.status.as_u16(), headers: parts.headers, body }
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// Deterministic pseudo-random bytes.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) | 1;
+    let mut x = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+        | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -224,12 +274,18 @@ impl S3cmd {
             .arg("-c")
             .arg(&self.config)
             .arg("--no-progress")
-            .args(std::env::var_os("ORIGIN_S3CMD_DEBUG").map(|v| if v == "v" { "-v" } else { "-d" }))
+            .args(
+                std::env::var_os("ORIGIN_S3CMD_DEBUG").map(|v| if v == "v" { "-v" } else { "-d" }),
+            )
             .args(args)
             .output()
             .await
             .expect("s3cmd is installed (apt-get install s3cmd)");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
