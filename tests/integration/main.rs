@@ -5,6 +5,7 @@ mod common;
 
 mod cache_flows;
 mod coalescing;
+mod embedded;
 mod origin_down;
 mod range_conditional;
 mod routing;
