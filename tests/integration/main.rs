@@ -6,6 +6,8 @@ mod common;
 mod cache_flows;
 mod coalescing;
 mod embedded;
+mod large_object;
+mod limits;
 mod origin_down;
 mod range_conditional;
 mod routing;

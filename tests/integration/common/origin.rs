@@ -184,13 +184,19 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
         Body::Fixed(bytes) => Full::new(bytes).boxed(),
         Body::Generated(len) => {
             builder = builder.header("content-length", len.to_string());
-            let stream = futures::stream::unfold(0u64, move |offset| async move {
-                if offset >= len {
-                    return None;
+            // One precomputed buffer; each chunk is a zero-copy slice of it.
+            let pattern = Bytes::from((0..(64u64 << 10) + 251).map(pattern_byte).collect::<Vec<u8>>());
+            let stream = futures::stream::unfold(0u64, move |offset| {
+                let pattern = pattern.clone();
+                async move {
+                    if offset >= len {
+                        return None;
+                    }
+                    let n = (len - offset).min(64 << 10);
+                    let start = (offset % 251) as usize;
+                    let chunk = pattern.slice(start..start + n as usize);
+                    Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
                 }
-                let n = (len - offset).min(64 << 10);
-                let chunk: Vec<u8> = (offset..offset + n).map(pattern_byte).collect();
-                Some((Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))), offset + n))
             });
             StreamBody::new(stream).boxed()
         }
