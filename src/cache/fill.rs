@@ -69,7 +69,9 @@ struct FillState {
 
 impl FillState {
     fn base_offset(&self) -> u64 {
-        self.chunks.front().map_or(self.received, |(start, _)| *start)
+        self.chunks
+            .front()
+            .map_or(self.received, |(start, _)| *start)
     }
 
     fn min_reader_offset(&self) -> Option<u64> {
@@ -105,7 +107,10 @@ pub struct Fill {
 impl Default for Fill {
     fn default() -> Self {
         Fill {
-            state: Mutex::new(FillState { retain_all: true, ..FillState::default() }),
+            state: Mutex::new(FillState {
+                retain_all: true,
+                ..FillState::default()
+            }),
             changed: watch::Sender::new(0),
             reader_moved: Notify::new(),
         }
@@ -123,7 +128,8 @@ impl Fill {
     }
 
     fn wake_readers(&self) {
-        self.changed.send_modify(|version| *version = version.wrapping_add(1));
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
     }
 
     /// Adds a reader starting at byte `offset`; `None` if that part of the body is gone.
@@ -188,7 +194,9 @@ impl Fill {
             let moved = self.reader_moved.notified();
             {
                 let mut state = self.lock();
-                let behind = state.min_reader_offset().map_or(0, |min| state.received.saturating_sub(min));
+                let behind = state
+                    .min_reader_offset()
+                    .map_or(0, |min| state.received.saturating_sub(min));
                 if state.retain_all || behind < STREAM_WINDOW {
                     let start = state.received;
                     state.received += chunk.len() as u64;
@@ -215,7 +223,8 @@ impl Fill {
     /// The whole body, when retained and complete (for storing); concatenated once.
     pub fn retained_body(&self) -> Option<Bytes> {
         let state = self.lock();
-        if !state.retain_all || !matches!(state.finished, Some(Ok(()))) || state.base_offset() != 0 {
+        if !state.retain_all || !matches!(state.finished, Some(Ok(()))) || state.base_offset() != 0
+        {
             return None;
         }
         Some(match state.chunks.len() {
@@ -310,7 +319,9 @@ impl FillReader {
         if offset >= state.received {
             return None;
         }
-        let index = state.chunks.partition_point(|(start, chunk)| start + chunk.len() as u64 <= offset);
+        let index = state
+            .chunks
+            .partition_point(|(start, chunk)| start + chunk.len() as u64 <= offset);
         let (start, chunk) = state.chunks.get(index)?;
         let from = usize::try_from(offset.checked_sub(*start)?).ok()?;
         let mut to = chunk.len();
@@ -398,7 +409,10 @@ mod tests {
     async fn failure_reaches_readers() {
         let fill = Fill::new();
         let mut r = fill.reader(0).unwrap();
-        fill.finish(Err(FillError::Origin(StatusCode::BAD_GATEWAY, "refused".into())));
+        fill.finish(Err(FillError::Origin(
+            StatusCode::BAD_GATEWAY,
+            "refused".into(),
+        )));
         assert!(matches!(r.head().await, Err(FillError::Origin(..))));
     }
 }

@@ -21,14 +21,21 @@ pub fn format_duration(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".to_owned();
     }
-    humantime::format_duration(duration).to_string().replace(' ', "")
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
 }
 
 /// Formats a size back into the config's notation.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
     for (unit, name) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{name}", bytes / unit);
         }
     }

@@ -87,7 +87,10 @@ fn origin_failure(e: &OriginError) -> FillError {
 
 /// Runs one fill to its end. `stale` is the stored entry being revalidated, if any.
 pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Option<Arc<Entry>>) {
-    let result = edge.origin.fetch(&spec.origin_request(Method::GET, stale.as_deref())).await;
+    let result = edge
+        .origin
+        .fetch(&spec.origin_request(Method::GET, stale.as_deref()))
+        .await;
     let now = SystemTime::now();
     let response = match result {
         Ok(response) => response,
@@ -127,11 +130,15 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         &edge.ttl_rules(&spec.space),
     )
     .map(|f| match spec.hard_expiry {
-        Some(hard) => crate::cache::Freshness { hard_expiry: Some(hard), ..f },
+        Some(hard) => crate::cache::Freshness {
+            hard_expiry: Some(hard),
+            ..f
+        },
         None => f,
     });
     let vary = VaryValues::of(&vary_names(&headers), &spec.client_headers);
-    let retained = admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
+    let retained =
+        admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
     let kind = match &stale {
         Some(_) => FillKind::Revalidation(parts.status),
         None => FillKind::Miss,
@@ -145,7 +152,10 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         kind,
         retained,
     };
-    let stored_meta = head.admission.ok().map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    let stored_meta = head
+        .admission
+        .ok()
+        .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
     fill.set_head(head);
 
     match pump(&edge, &fill, body, retained).await {
@@ -174,7 +184,12 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
 }
 
 /// Copies the origin body into the fill; stops early when nobody reads and nothing is stored.
-async fn pump(edge: &Edge, fill: &Fill, mut body: Incoming, mut retained: bool) -> Result<(), FillError> {
+async fn pump(
+    edge: &Edge,
+    fill: &Fill,
+    mut body: Incoming,
+    mut retained: bool,
+) -> Result<(), FillError> {
     let limit = edge.cache.max_memory_object();
     let timeout = edge.origin.body_timeout();
     loop {
@@ -184,7 +199,9 @@ async fn pump(edge: &Edge, fill: &Fill, mut body: Incoming, mut retained: bool) 
             Ok(Some(Err(e))) => return Err(FillError::Body(e.to_string().into())),
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         fill.push(data).await;
         if retained && fill.received() > limit {
             retained = false;
@@ -219,7 +236,14 @@ fn edge_request_headers(spec: &FetchSpec) -> HeaderMap {
 }
 
 /// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
-async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, update: &HeaderMap, now: SystemTime) {
+async fn refresh(
+    edge: &Edge,
+    fill: &Arc<Fill>,
+    spec: &FetchSpec,
+    stale: &Entry,
+    update: &HeaderMap,
+    now: SystemTime,
+) {
     let mut headers = stale.headers.clone();
     for name in end_to_end(update.clone()).keys() {
         headers.remove(name);
@@ -227,8 +251,15 @@ async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry,
             headers.append(name.clone(), value.clone());
         }
     }
-    let admission = admit(&uri_of(spec), &HeaderMap::new(), stale.status, &headers, now, &edge.ttl_rules(&spec.space))
-        .map(|fresh| stale.freshness.refreshed(fresh));
+    let admission = admit(
+        &uri_of(spec),
+        &HeaderMap::new(),
+        stale.status,
+        &headers,
+        now,
+        &edge.ttl_rules(&spec.space),
+    )
+    .map(|fresh| stale.freshness.refreshed(fresh));
     let head = FillHead {
         status: stale.status,
         headers: headers.clone(),
@@ -254,7 +285,13 @@ async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry,
 }
 
 /// The origin failed; the stale entry may still be served.
-async fn serve_stale(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, status: StatusCode) {
+async fn serve_stale(
+    edge: &Edge,
+    fill: &Arc<Fill>,
+    spec: &FetchSpec,
+    stale: &Entry,
+    status: StatusCode,
+) {
     let head = FillHead {
         status: stale.status,
         headers: stale.headers.clone(),

@@ -15,7 +15,9 @@ use super::body::EdgeBody;
 use super::fetch::{self, FetchSpec};
 use super::respond::{self, Decision};
 use crate::cache::key::{key_query, object_key};
-use crate::cache::{CacheKey, Entry, FillError, FillHead, FillKind, FreshnessState, Join, Validators};
+use crate::cache::{
+    CacheKey, Entry, FillError, FillHead, FillKind, FreshnessState, Join, Validators,
+};
 use crate::config::{PlainHttp, Space};
 use crate::routing::host_name;
 
@@ -31,10 +33,22 @@ pub struct ConnInfo {
 /// How a response came about, rendered as `Cache-Status` (RFC 9211).
 #[derive(Debug, Clone, Copy)]
 pub enum CacheOutcome {
-    Hit { ttl: i64 },
-    Miss { stored: bool, collapsed: bool },
-    Revalidated { status: StatusCode, stored: bool, collapsed: bool },
-    StaleOnError { status: StatusCode, ttl: i64 },
+    Hit {
+        ttl: i64,
+    },
+    Miss {
+        stored: bool,
+        collapsed: bool,
+    },
+    Revalidated {
+        status: StatusCode,
+        stored: bool,
+        collapsed: bool,
+    },
+    StaleOnError {
+        status: StatusCode,
+        ttl: i64,
+    },
     Bypass,
 }
 
@@ -42,10 +56,16 @@ impl CacheOutcome {
     fn header(self, pop: &str) -> HeaderValue {
         let text = match self {
             CacheOutcome::Hit { ttl } => format!("{pop}; hit; ttl={ttl}"),
-            CacheOutcome::Miss { collapsed: true, .. } => format!("{pop}; fwd=miss; collapsed"),
+            CacheOutcome::Miss {
+                collapsed: true, ..
+            } => format!("{pop}; fwd=miss; collapsed"),
             CacheOutcome::Miss { stored: true, .. } => format!("{pop}; fwd=miss; stored"),
             CacheOutcome::Miss { .. } => format!("{pop}; fwd=miss"),
-            CacheOutcome::Revalidated { status, stored, collapsed } => {
+            CacheOutcome::Revalidated {
+                status,
+                stored,
+                collapsed,
+            } => {
                 let mut t = format!("{pop}; fwd=stale; fwd-status={}", status.as_u16());
                 if stored {
                     t.push_str("; stored");
@@ -56,17 +76,25 @@ impl CacheOutcome {
                 t
             }
             CacheOutcome::StaleOnError { status, ttl } => {
-                format!("{pop}; fwd=stale; fwd-status={}; ttl={ttl}", status.as_u16())
+                format!(
+                    "{pop}; fwd=stale; fwd-status={}; ttl={ttl}",
+                    status.as_u16()
+                )
             }
             CacheOutcome::Bypass => format!("{pop}; fwd=bypass"),
         };
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
+        HeaderValue::from_str(&text)
+            .unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
     }
 }
 
 impl Edge {
     /// Answers one request.
-    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Response<EdgeBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<EdgeBody> {
         // Phase: route.
         let Some(host) = request_host(&request) else {
             return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
@@ -80,10 +108,16 @@ impl Edge {
         if let Some(sni) = &conn.sni
             && self.router.route(sni).is_some_and(|s| s.name != space.name)
         {
-            return self.error(StatusCode::MISDIRECTED_REQUEST, "TLS server name names another space");
+            return self.error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "TLS server name names another space",
+            );
         }
         let path = request.uri().path();
-        if !conn.tls && space.http == PlainHttp::Redirect && !path.starts_with("/.well-known/acme-challenge/") {
+        if !conn.tls
+            && space.http == PlainHttp::Redirect
+            && !path.starts_with("/.well-known/acme-challenge/")
+        {
             return self.redirect_to_https(&host, &request);
         }
 
@@ -92,8 +126,12 @@ impl Edge {
             Method::GET | Method::HEAD => {}
             Method::OPTIONS => return self.pass_through(space, request, conn, false).await,
             _ if self.origin.is_s3() => {
-                let mut response = self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
-                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                let mut response =
+                    self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
+                response.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
                 return response;
             }
             _ => return self.pass_through(space, request, conn, true).await,
@@ -122,15 +160,22 @@ impl Edge {
             match entry.freshness.state(now) {
                 FreshnessState::Fresh => {
                     let ttl = entry.freshness.ttl_seconds(now);
-                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    return self.respond_from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
                 }
                 FreshnessState::StaleWhileRevalidate => {
                     if let Join::Leader(fill) = self.cache.join(&key) {
-                        let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                        let spec = self.fetch_spec(
+                            &space,
+                            key.clone(),
+                            object_key,
+                            &parts,
+                            conn,
+                            hard_expiry,
+                        );
                         tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
                     }
                     let ttl = entry.freshness.ttl_seconds(now);
-                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    return self.respond_from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
                 }
                 FreshnessState::Stale => {}
             }
@@ -139,8 +184,14 @@ impl Edge {
         // Phase: coalesce and fetch (a miss, or a revalidation of a stale entry).
         let (fill, collapsed) = match self.cache.join(&key) {
             Join::Leader(fill) => {
-                let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
-                tokio::spawn(fetch::drive(self.clone(), fill.clone(), spec, stored.clone()));
+                let spec =
+                    self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                tokio::spawn(fetch::drive(
+                    self.clone(),
+                    fill.clone(),
+                    spec,
+                    stored.clone(),
+                ));
                 (fill, false)
             }
             Join::Follower(fill) => (fill, true),
@@ -152,10 +203,19 @@ impl Edge {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if !head.vary.is_empty() && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers) {
+        if !head.vary.is_empty()
+            && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers)
+        {
             // Joined a fill for another variant: this request needs its own fetch.
             let fill = crate::cache::Fill::new();
-            let spec = self.fetch_spec(&space, key, object_key_of(&parts), &parts, conn, hard_expiry);
+            let spec = self.fetch_spec(
+                &space,
+                key,
+                object_key_of(&parts),
+                &parts,
+                conn,
+                hard_expiry,
+            );
             let Some(mut own) = fill.reader(0) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
             };
@@ -164,9 +224,9 @@ impl Edge {
                 Ok(head) => head,
                 Err(e) => return self.fill_error(&e),
             };
-            return self.from_fill(head, own, &parts, false);
+            return self.respond_from_fill(head, own, &parts, false);
         }
-        self.from_fill(head, reader, &parts, collapsed)
+        self.respond_from_fill(head, reader, &parts, collapsed)
     }
 
     fn fetch_spec(
@@ -189,7 +249,11 @@ impl Edge {
             space: space.clone(),
             key,
             object_key,
-            path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
             query: parts.uri.query().map(str::to_owned),
             client_headers,
             client_addr: conn.client_addr,
@@ -199,7 +263,7 @@ impl Edge {
         }
     }
 
-    fn from_entry(
+    fn respond_from_entry(
         &self,
         entry: &Entry,
         parts: &http::request::Parts,
@@ -214,13 +278,26 @@ impl Edge {
             Some(entry.body.len() as u64),
         );
         let extra = [
-            (header::AGE, HeaderValue::from(entry.freshness.age(now).as_secs())),
-            (HeaderName::from_static("cache-status"), outcome.header(&self.pop_name)),
+            (
+                header::AGE,
+                HeaderValue::from(entry.freshness.age(now).as_secs()),
+            ),
+            (
+                HeaderName::from_static("cache-status"),
+                outcome.header(&self.pop_name),
+            ),
         ];
-        respond::from_bytes(decision, &parts.method, entry.status, &entry.headers, &entry.body, &extra)
+        respond::from_bytes(
+            decision,
+            &parts.method,
+            entry.status,
+            &entry.headers,
+            &entry.body,
+            &extra,
+        )
     }
 
-    fn from_fill(
+    fn respond_from_fill(
         &self,
         head: Arc<FillHead>,
         reader: crate::cache::FillReader,
@@ -231,29 +308,49 @@ impl Edge {
         let stored = head.admission.is_ok();
         let outcome = match head.kind {
             FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
-            FillKind::Revalidation(status) => CacheOutcome::Revalidated { status, stored, collapsed },
+            FillKind::Revalidation(status) => CacheOutcome::Revalidated {
+                status,
+                stored,
+                collapsed,
+            },
             FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
                 status,
                 ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
             },
         };
-        let mut extra = vec![(HeaderName::from_static("cache-status"), outcome.header(&self.pop_name))];
+        let mut extra = vec![(
+            HeaderName::from_static("cache-status"),
+            outcome.header(&self.pop_name),
+        )];
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
         let validators = Validators::from_headers(&head.headers);
-        let mut decision = respond::decide(&parts.method, &parts.headers, head.status, &validators, head.content_length);
+        let mut decision = respond::decide(
+            &parts.method,
+            &parts.headers,
+            head.status,
+            &validators,
+            head.content_length,
+        );
         if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
             // Multipart ranges are answered from stored entries; while filling, send it whole.
             decision = Decision::Full;
         }
         match decision {
             Decision::NotModified => return respond::not_modified(&head.headers, &extra),
-            Decision::Unsatisfiable => return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra),
+            Decision::Unsatisfiable => {
+                return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra);
+            }
             _ => {}
         }
-        let (status, headers) =
-            respond::streaming_head(&decision, head.status, &head.headers, head.content_length, &extra);
+        let (status, headers) = respond::streaming_head(
+            &decision,
+            head.status,
+            &head.headers,
+            head.content_length,
+            &extra,
+        );
         let body = if parts.method == Method::HEAD {
             EdgeBody::Empty
         } else {
@@ -262,7 +359,12 @@ impl Edge {
                     let range = &ranges[0];
                     match reader.fill().reader(*range.start()) {
                         Some(ranged) => (ranged, Some(range.end() + 1)),
-                        None => return self.error(StatusCode::SERVICE_UNAVAILABLE, "range no longer buffered, retry"),
+                        None => {
+                            return self.error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "range no longer buffered, retry",
+                            );
+                        }
                     }
                 }
                 _ => (reader, None),
@@ -296,26 +398,57 @@ impl Edge {
             Ok(key) => key,
             Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let spec = self.fetch_spec(&space, CacheKey::new(&space.name, &object_key, ""), object_key.clone(), &parts, conn, None);
-        let response = match self.origin.forward(&spec.origin_request(parts.method.clone(), None), body).await {
+        let spec = self.fetch_spec(
+            &space,
+            CacheKey::new(&space.name, &object_key, ""),
+            object_key.clone(),
+            &parts,
+            conn,
+            None,
+        );
+        let response = match self
+            .origin
+            .forward(&spec.origin_request(parts.method.clone(), None), body)
+            .await
+        {
             Ok(response) => response,
             Err(e) => return self.error(e.status(), "origin unavailable"),
         };
         if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
-            let selector = crate::cache::PurgeSelector::Path { space: space.name.clone(), key: object_key };
+            let selector = crate::cache::PurgeSelector::Path {
+                space: space.name.clone(),
+                key: object_key,
+            };
             self.cache.purge(&selector);
         }
         let (mut head, body) = response.into_parts();
         head.headers = fetch::end_to_end(head.headers);
-        respond::append_cache_status(&mut head.headers, &CacheOutcome::Bypass.header(&self.pop_name));
-        let body = body.map_err(|e| FillError::Body(e.to_string().into())).boxed();
+        respond::append_cache_status(
+            &mut head.headers,
+            &CacheOutcome::Bypass.header(&self.pop_name),
+        );
+        let body = body
+            .map_err(|e| FillError::Body(e.to_string().into()))
+            .boxed();
         Response::from_parts(head, EdgeBody::Stream(body))
     }
 
     fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Response<EdgeBody> {
         let name = host_name(host).unwrap_or(host);
-        let port = self.https_port.map(|p| if p == 443 { String::new() } else { format!(":{p}") }).unwrap_or_default();
-        let target = format!("https://{name}{port}{}", request.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+        let port = self
+            .https_port
+            .map(|p| {
+                if p == 443 {
+                    String::new()
+                } else {
+                    format!(":{p}")
+                }
+            })
+            .unwrap_or_default();
+        let target = format!(
+            "https://{name}{port}{}",
+            request.uri().path_and_query().map_or("/", |pq| pq.as_str())
+        );
         let mut response = self.error(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
         if let Ok(location) = HeaderValue::from_str(&target) {
             response.headers_mut().insert(header::LOCATION, location);
@@ -329,7 +462,10 @@ impl Edge {
         let mut response = Response::new(EdgeBody::Empty);
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert("cache-status", CacheOutcome::Bypass.header(&self.pop_name));
@@ -349,7 +485,12 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str().to_owned());
     }
-    request.headers().get(header::HOST)?.to_str().ok().map(str::to_owned)
+    request
+        .headers()
+        .get(header::HOST)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 /// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).
@@ -407,7 +548,10 @@ mod tests {
     fn presign_expiry_from_query() {
         let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600";
         let expiry = presign_expiry(Some(q)).unwrap();
-        assert_eq!(httpdate::fmt_http_date(expiry), "Mon, 01 Jan 2024 01:00:00 GMT");
+        assert_eq!(
+            httpdate::fmt_http_date(expiry),
+            "Mon, 01 Jan 2024 01:00:00 GMT"
+        );
         assert!(presign_expiry(Some("v=1")).is_none());
         assert!(parse_amz_date("2024").is_none());
     }

@@ -22,7 +22,11 @@ impl Drop for EdgeProcess {
 
 /// A free loopback port (bound and released; the child binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `edge serve` with `config` (where `{http}` is replaced by a free port) and waits
@@ -48,7 +52,11 @@ pub fn spawn_edge(config: &str) -> EdgeProcess {
         assert!(Instant::now() < deadline, "edge did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    EdgeProcess { child, http_port, _dir: dir }
+    EdgeProcess {
+        child,
+        http_port,
+        _dir: dir,
+    }
 }
 
 /// Peak resident set of a process in KiB (VmHWM).
@@ -72,7 +80,10 @@ async fn two_gib_object_streams_with_bounded_memory() {
     ));
     let c = crate::common::client(&["big"], &[]);
     let mut response = c
-        .get(format!("http://big.local.cdn.localhost:{}/huge.bin", edge.http_port))
+        .get(format!(
+            "http://big.local.cdn.localhost:{}/huge.bin",
+            edge.http_port
+        ))
         .send()
         .await
         .unwrap();

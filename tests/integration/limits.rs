@@ -20,27 +20,55 @@ async fn slow_headers_are_cut_off_and_others_are_served() {
     let slow = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /ok HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\n").await.unwrap();
+        stream
+            .write_all(b"GET /ok HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\n")
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-        (started.elapsed(), String::from_utf8_lossy(&buf).into_owned())
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buf).into_owned(),
+        )
     });
-    let fine = raw_request(addr, b"GET /ok HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\nConnection: close\r\n\r\n", Duration::from_secs(5)).await;
+    let fine = raw_request(
+        addr,
+        b"GET /ok HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
     let (elapsed, _answer) = slow.await.unwrap();
-    assert!(elapsed < Duration::from_secs(5), "slow client closed after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "slow client closed after {elapsed:?}"
+    );
     edge.stop().await;
 }
 
 #[tokio::test]
 async fn oversized_headers_are_refused() {
     let origin = ScriptedOrigin::start().await;
-    let config = format!("{}\n[limits]\nmax_header_size = \"16KiB\"\n", http_origin_config(&origin.url(), &space("assets", "")));
+    let config = format!(
+        "{}\n[limits]\nmax_header_size = \"16KiB\"\n",
+        http_origin_config(&origin.url(), &space("assets", ""))
+    );
     let edge = start_edge(&config).await;
     let big = "a".repeat(64 << 10);
-    let request = format!("GET /x HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\nX-Big: {big}\r\n\r\n");
-    let answer = raw_request(edge.http_addr.unwrap(), request.as_bytes(), Duration::from_secs(5)).await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let request =
+        format!("GET /x HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\nX-Big: {big}\r\n\r\n");
+    let answer = raw_request(
+        edge.http_addr.unwrap(),
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     assert_eq!(origin.hits(), 0);
     edge.stop().await;
 }
@@ -59,7 +87,10 @@ async fn sigterm_finishes_in_flight_responses() {
     let mut response = c.get(&url).send().await.unwrap();
     let first = response.chunk().await.unwrap().unwrap();
     // SIGTERM while the body is in flight.
-    let status = std::process::Command::new("kill").args(["-TERM", &edge.child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &edge.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut total = first.len() as u64;
     while let Some(chunk) = response.chunk().await.unwrap() {

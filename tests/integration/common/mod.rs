@@ -46,13 +46,21 @@ pub fn space(name: &str, extra: &str) -> String {
 pub async fn start_edge(config_text: &str) -> Running {
     let config = Config::parse(config_text).expect("test config is valid");
     let bind = |on: bool| async move {
-        if on { Some(TcpListener::bind("127.0.0.1:0").await.unwrap()) } else { None }
+        if on {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        }
     };
     let listeners = Listeners {
         http: bind(config.listen.http.is_some()).await,
         https: bind(config.listen.https.is_some()).await,
         admin: bind(config.listen.admin.is_some()).await,
-        origin: bind(matches!(config.origin.kind, edge::config::OriginKind::Embedded(_))).await,
+        origin: bind(matches!(
+            config.origin.kind,
+            edge::config::OriginKind::Embedded(_)
+        ))
+        .await,
     };
     edge::start(config, listeners).await.expect("edge starts")
 }
@@ -73,7 +81,10 @@ pub fn client_for(addrs: &[SocketAddr], hosts: &[&str]) -> reqwest::Client {
 
 /// The edge URL of `space` on `running`'s plain HTTP listener.
 pub fn edge_url(running: &Running, space: &str, path: &str) -> String {
-    format!("http://{space}.local.cdn.localhost:{}{path}", running.http_addr.unwrap().port())
+    format!(
+        "http://{space}.local.cdn.localhost:{}{path}",
+        running.http_addr.unwrap().port()
+    )
 }
 
 /// `Cache-Status` of a response.
@@ -87,12 +98,17 @@ pub fn cache_status(response: &reqwest::Response) -> String {
 
 /// The `ttl=` figure in a Cache-Status value.
 pub fn ttl_of(status: &str) -> Option<i64> {
-    status.split(';').find_map(|p| p.trim().strip_prefix("ttl=")?.parse().ok())
+    status
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("ttl=")?.parse().ok())
 }
 
 /// A client that resolves `<space>.local.cdn.localhost` (and `extra` hosts) to loopback.
 pub fn client(spaces: &[&str], extra: &[&str]) -> reqwest::Client {
-    let mut hosts: Vec<String> = spaces.iter().map(|s| format!("{s}.local.cdn.localhost")).collect();
+    let mut hosts: Vec<String> = spaces
+        .iter()
+        .map(|s| format!("{s}.local.cdn.localhost"))
+        .collect();
     hosts.extend(extra.iter().map(|h| h.to_string()));
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     client_for(&["127.0.0.1:0".parse().unwrap()], &hosts)
@@ -111,5 +127,9 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8], timeout: Duration) ->
 
 /// The status code of a raw HTTP/1.1 response.
 pub fn raw_status(response: &str) -> u16 {
-    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
