@@ -101,7 +101,21 @@ impl Cache {
             }
             keep
         });
-        self.memory.purge(selector)
+        self.memory.purge(selector, None)
+    }
+
+    /// Replays a purge applied elsewhere at `at`: drops only what was stored before then.
+    pub fn purge_stored_before(
+        &self,
+        selector: &PurgeSelector,
+        at: std::time::SystemTime,
+    ) -> usize {
+        self.memory.purge(selector, Some(at))
+    }
+
+    /// Memory-tier evictions for room so far.
+    pub fn memory_evictions(&self) -> u64 {
+        self.memory.evictions()
     }
 
     /// Bytes and entries in the memory tier.

@@ -9,6 +9,7 @@ mod common;
 mod cache_flows;
 mod coalescing;
 mod embedded;
+mod fleet;
 mod large_object;
 mod limits;
 mod origin_down;
