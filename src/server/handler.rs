@@ -102,11 +102,12 @@ impl Edge {
         if request.headers().get_all(header::HOST).iter().count() > 1 {
             return self.error(StatusCode::BAD_REQUEST, "more than one Host");
         }
-        let Some(space) = self.router.route(&host).cloned() else {
+        let live = self.live.load();
+        let Some(space) = live.router.route(&host).cloned() else {
             return self.error(StatusCode::NOT_FOUND, "unknown host");
         };
         if let Some(sni) = &conn.sni
-            && self.router.route(sni).is_some_and(|s| s.name != space.name)
+            && live.router.route(sni).is_some_and(|s| s.name != space.name)
         {
             return self.error(
                 StatusCode::MISDIRECTED_REQUEST,
