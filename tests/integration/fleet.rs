@@ -418,3 +418,26 @@ async fn sighup_reloads_spaces_without_dropping_connections() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(c.get(url("added")).send().await.unwrap().status(), 200);
 }
+
+#[test]
+fn example_fleet_configs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
+    for name in ["origin", "shield", "edge-a", "edge-b"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+            .args(["check-config", "--config", &format!("{dir}/{name}.toml")])
+            .env("FLEET_PURGE_TOKEN", "fleet-purge-token")
+            .env("FLEET_ORIGIN_SECRET", "fleet-origin-secret")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("fleet-purge-token"), "secrets are masked");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["check-config", "--config", &format!("{dir}/shield.toml")])
+        .env_remove("FLEET_PURGE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("purge.token_env") && stderr.lines().count() == 1, "{stderr}");
+}
