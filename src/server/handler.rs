@@ -95,6 +95,22 @@ impl Edge {
         request: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<EdgeBody> {
+        // Phase: framing. hyper already refuses duplicate lengths, obs-fold and bare CRs, and
+        // for Content-Length with Transfer-Encoding it frames by the latter and closes the
+        // connection (RFC 9112 6.1). Bodies on reads have no meaning here: refuse them.
+        if request.headers().contains_key(header::TRANSFER_ENCODING)
+            && matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+        {
+            let mut response = self.error(StatusCode::BAD_REQUEST, "a body on a read request");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+
         // Phase: route.
         let Some(host) = request_host(&request) else {
             return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");

@@ -398,8 +398,17 @@ async fn sighup_reloads_spaces_without_dropping_connections() {
     assert_eq!(c.get(url("added")).send().await.unwrap().status(), 404);
 
     let config = std::fs::read_to_string(&pop.config).unwrap();
-    std::fs::write(&pop.config, format!("{config}\n[[space]]\nname = \"added\"\n")).unwrap();
-    let kill = |sig: &str| std::process::Command::new("kill").args([sig, &pop.child.id().to_string()]).status().unwrap();
+    std::fs::write(
+        &pop.config,
+        format!("{config}\n[[space]]\nname = \"added\"\n"),
+    )
+    .unwrap();
+    let kill = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pop.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
     assert!(kill("-HUP").success());
     let mut served = false;
     for _ in 0..50 {
@@ -429,8 +438,15 @@ fn example_fleet_configs_are_valid() {
             .env("FLEET_ORIGIN_SECRET", "fleet-origin-secret")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("fleet-purge-token"), "secrets are masked");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("fleet-purge-token"),
+            "secrets are masked"
+        );
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
         .args(["check-config", "--config", &format!("{dir}/shield.toml")])
@@ -439,5 +455,8 @@ fn example_fleet_configs_are_valid() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("purge.token_env") && stderr.lines().count() == 1, "{stderr}");
+    assert!(
+        stderr.contains("purge.token_env") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
 }
