@@ -10,6 +10,7 @@ mod cache_flows;
 mod coalescing;
 mod embedded;
 mod fleet;
+mod h2_abuse;
 mod hostile;
 mod large_object;
 mod limits;
