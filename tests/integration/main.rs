@@ -10,6 +10,7 @@ mod cache_flows;
 mod coalescing;
 mod embedded;
 mod fleet;
+mod fuzz_corpus;
 mod h2_abuse;
 mod hostile;
 mod large_object;
