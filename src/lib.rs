@@ -27,7 +27,11 @@ use server::Edge;
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error("cannot listen on {addr} ({key}): {source}")]
-    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("embedded origin: {0}")]
     Store(#[from] origin_store::StoreError),
     #[error(transparent)]
@@ -51,7 +55,10 @@ pub struct Listeners {
     pub origin: Option<TcpListener>,
 }
 
-async fn bind(key: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, EdgeError> {
+async fn bind(
+    key: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, EdgeError> {
     match addr {
         None => Ok(None),
         Some(addr) => TcpListener::bind(addr)
@@ -93,6 +100,8 @@ impl Running {
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Pending disk writes land, and the disk directory is free for the next process.
+        self.edge.cache.shutdown().await;
     }
 
     /// Waits until every listener has stopped.
@@ -126,7 +135,10 @@ fn store_config(embedded: &EmbeddedOrigin) -> origin_store::StoreConfig {
 }
 
 /// Opens the embedded store and creates each space's bucket if missing.
-fn open_store(config: &Config, embedded: &EmbeddedOrigin) -> Result<origin_store::Store, EdgeError> {
+fn open_store(
+    config: &Config,
+    embedded: &EmbeddedOrigin,
+) -> Result<origin_store::Store, EdgeError> {
     let store = origin_store::Store::open(store_config(embedded))?;
     for space in &config.spaces {
         if store.ensure_bucket(&space.bucket, &embedded.edge_user)? {
@@ -142,7 +154,9 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     let mut tasks = JoinSet::new();
 
     let mut origin_addr = None;
-    if let (OriginKind::Embedded(embedded), Some(listener)) = (&config.origin.kind, listeners.origin) {
+    if let (OriginKind::Embedded(embedded), Some(listener)) =
+        (&config.origin.kind, listeners.origin)
+    {
         let store = open_store(&config, embedded)?;
         origin_addr = listener.local_addr().ok();
         let mut rx = shutdown_rx.clone();
@@ -164,23 +178,51 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         Some(_) => {
             let store = tls::cert_store(&config)?;
             let resolver = Arc::new(tls::SniResolver::new(store));
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?)))
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                tls::server_config(resolver)?,
+            )))
         }
         None => None,
     };
 
-    let edge = Arc::new(Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?);
+    let edge = Arc::new(Edge::new(
+        config,
+        origin_addr,
+        https_addr.map(|a| a.port()),
+    )?);
     if let Some(listener) = listeners.http {
-        tasks.spawn(server::listener::serve_edge(edge.clone(), listener, None, shutdown_rx.clone()));
+        tasks.spawn(server::listener::serve_edge(
+            edge.clone(),
+            listener,
+            None,
+            shutdown_rx.clone(),
+        ));
     }
     if let Some(listener) = listeners.https {
-        tasks.spawn(server::listener::serve_edge(edge.clone(), listener, tls_acceptor, shutdown_rx.clone()));
+        tasks.spawn(server::listener::serve_edge(
+            edge.clone(),
+            listener,
+            tls_acceptor,
+            shutdown_rx.clone(),
+        ));
     }
     if let Some(listener) = listeners.admin {
-        tasks.spawn(server::admin::serve_admin(edge.clone(), listener, shutdown_rx.clone()));
+        tasks.spawn(server::admin::serve_admin(
+            edge.clone(),
+            listener,
+            shutdown_rx.clone(),
+        ));
     }
     tracing::info!(pop = %edge.pop_name, ?http_addr, ?https_addr, ?admin_addr, ?origin_addr, "edge started");
-    Ok(Running { http_addr, https_addr, admin_addr, origin_addr, edge, shutdown, tasks })
+    Ok(Running {
+        http_addr,
+        https_addr,
+        admin_addr,
+        origin_addr,
+        edge,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.
@@ -219,7 +261,9 @@ pub async fn run(config: Config) -> Result<(), EdgeError> {
 /// `edge origin`: only the embedded store.
 pub async fn run_origin_only(config: Config) -> Result<(), EdgeError> {
     let OriginKind::Embedded(embedded) = &config.origin.kind else {
-        return Err(EdgeError::Config("origin.kind: `edge origin` needs kind = \"embedded\"".to_owned()));
+        return Err(EdgeError::Config(
+            "origin.kind: `edge origin` needs kind = \"embedded\"".to_owned(),
+        ));
     };
     let store = open_store(&config, embedded)?;
     let listener = bind("origin.listen", Some(embedded.listen))

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use edge::config::Config;
 
 #[derive(Parser)]
-#[command(name = "edge", version, about = "A CDN edge PoP in front of an S3-compatible object store")]
+#[command(
+    name = "edge",
+    version,
+    about = "A CDN edge PoP in front of an S3-compatible object store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,10 +92,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(edge::run_origin_only(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Purge { admin, token, space, paths } => {
-            let outcome = runtime()?.block_on(edge::purge::client::purge(&admin, &token, &space, &paths))?;
+        Command::Purge {
+            admin,
+            token,
+            space,
+            paths,
+        } => {
+            let outcome =
+                runtime()?.block_on(edge::purge::client::purge(&admin, &token, &space, &paths))?;
             println!("{}", outcome.reply);
-            Ok(if outcome.all_done { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            Ok(if outcome.all_done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
     }
 }

@@ -101,8 +101,14 @@ mod tests {
     #[test]
     fn edge_url_and_custom_domain() {
         let r = router();
-        assert_eq!(r.route("assets.nyc3.cdn.example.com").unwrap().name, "assets");
-        assert_eq!(r.route("ASSETS.nyc3.CDN.example.com.:443").unwrap().name, "assets");
+        assert_eq!(
+            r.route("assets.nyc3.cdn.example.com").unwrap().name,
+            "assets"
+        );
+        assert_eq!(
+            r.route("ASSETS.nyc3.CDN.example.com.:443").unwrap().name,
+            "assets"
+        );
         assert_eq!(r.route("images.example.com:8443").unwrap().name, "assets");
         assert_eq!(r.route("127.0.0.1:8080").unwrap().name, "ipspace");
         assert!(r.route("other.nyc3.cdn.example.com").is_none());

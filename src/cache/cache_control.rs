@@ -89,7 +89,11 @@ fn parse_delta_seconds(text: &str) -> Option<u64> {
         return None;
     }
     // Values too large to represent are taken as 2^31 (RFC 9111 1.2.2).
-    Some(text.parse::<u64>().unwrap_or(u64::from(u32::MAX >> 1)).min(u64::from(u32::MAX >> 1)))
+    Some(
+        text.parse::<u64>()
+            .unwrap_or(u64::from(u32::MAX >> 1))
+            .min(u64::from(u32::MAX >> 1)),
+    )
 }
 
 /// Splits on commas outside quoted strings.
@@ -118,7 +122,8 @@ mod tests {
 
     #[test]
     fn directives() {
-        let cc = CacheControl::parse("public, max-age=60, s-maxage=\"30\", stale-while-revalidate=10");
+        let cc =
+            CacheControl::parse("public, max-age=60, s-maxage=\"30\", stale-while-revalidate=10");
         assert_eq!(cc.max_age, Some(60));
         assert_eq!(cc.s_maxage, Some(30));
         assert!(cc.public);
@@ -129,9 +134,15 @@ mod tests {
     #[test]
     fn invalid_and_duplicate_values_are_stale() {
         assert_eq!(CacheControl::parse("max-age=abc").max_age, Some(0));
-        assert_eq!(CacheControl::parse("max-age=60, max-age=10").max_age, Some(10));
+        assert_eq!(
+            CacheControl::parse("max-age=60, max-age=10").max_age,
+            Some(10)
+        );
         assert_eq!(CacheControl::parse("max-age=-1").max_age, Some(0));
-        assert_eq!(CacheControl::parse("max-age=99999999999999999999").max_age, Some(2147483647));
+        assert_eq!(
+            CacheControl::parse("max-age=99999999999999999999").max_age,
+            Some(2147483647)
+        );
     }
 
     #[test]

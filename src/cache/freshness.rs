@@ -114,7 +114,8 @@ impl Freshness {
     pub fn keep_for(&self, has_validator: bool) -> Duration {
         let stale_window = self.stale_while_revalidate.max(self.stale_if_error);
         let revalidate_window = if has_validator {
-            self.ttl_at_store.clamp(Duration::from_secs(60), Duration::from_secs(86_400))
+            self.ttl_at_store
+                .clamp(Duration::from_secs(60), Duration::from_secs(86_400))
         } else {
             Duration::ZERO
         };
@@ -127,7 +128,10 @@ impl Freshness {
 
     /// Freshness after a 304 revalidation at `now` with the merged headers.
     pub fn refreshed(&self, admission: Freshness) -> Freshness {
-        Freshness { hard_expiry: self.hard_expiry, ..admission }
+        Freshness {
+            hard_expiry: self.hard_expiry,
+            ..admission
+        }
     }
 }
 
@@ -152,7 +156,10 @@ pub fn admit(
         302 | 307 if explicit => {}
         _ => return Err(NotStored::Status),
     }
-    if response_headers.get(VARY).is_some_and(|v| v.as_bytes().trim_ascii() == b"*") {
+    if response_headers
+        .get(VARY)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*")
+    {
         return Err(NotStored::Forbidden);
     }
     let has_cookie = response_headers.contains_key(SET_COOKIE);
@@ -171,7 +178,13 @@ pub fn admit(
     } else {
         response_headers
     };
-    let policy = policy_for(uri, request_headers, status, headers_for_policy, response_time);
+    let policy = policy_for(
+        uri,
+        request_headers,
+        status,
+        headers_for_policy,
+        response_time,
+    );
     if !policy.is_storable() {
         return Err(NotStored::Forbidden);
     }

@@ -65,7 +65,11 @@ pub fn key_query(query: Option<&str>, policy: &QueryPolicy) -> String {
     match policy {
         QueryPolicy::Full => query.to_owned(),
         _ => {
-            let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).filter(keep).collect();
+            let mut pairs: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .filter(keep)
+                .collect();
             pairs.sort_unstable();
             pairs.join("&")
         }
@@ -122,16 +126,26 @@ impl PurgeSelector {
     pub fn parse(space: &str, file: &str) -> Result<PurgeSelector, KeyError> {
         let file = file.strip_prefix('/').unwrap_or(file);
         if file == "*" {
-            return Ok(PurgeSelector::Space { space: space.to_owned() });
+            return Ok(PurgeSelector::Space {
+                space: space.to_owned(),
+            });
         }
         if let Some(prefix) = file.strip_suffix('*') {
             let prefix = object_key(prefix)?;
             if prefix.is_empty() {
-                return Ok(PurgeSelector::Space { space: space.to_owned() });
+                return Ok(PurgeSelector::Space {
+                    space: space.to_owned(),
+                });
             }
-            return Ok(PurgeSelector::Prefix { space: space.to_owned(), prefix });
+            return Ok(PurgeSelector::Prefix {
+                space: space.to_owned(),
+                prefix,
+            });
         }
-        Ok(PurgeSelector::Path { space: space.to_owned(), key: object_key(file)? })
+        Ok(PurgeSelector::Path {
+            space: space.to_owned(),
+            key: object_key(file)?,
+        })
     }
 
     /// The key prefix every selected key starts with (keys are `space\0key\0query`).
@@ -168,7 +182,10 @@ mod tests {
         assert_eq!(object_key("/a/%2e%2e/b"), Err(KeyError::DotDot));
         assert_eq!(object_key("/a%00b"), Err(KeyError::ControlCharacter));
         assert_eq!(object_key("/a%ffb"), Err(KeyError::NotUtf8));
-        assert_eq!(object_key(&format!("/{}", "a".repeat(1025))), Err(KeyError::TooLong));
+        assert_eq!(
+            object_key(&format!("/{}", "a".repeat(1025))),
+            Err(KeyError::TooLong)
+        );
         assert_eq!(object_key("/a/..b"), Ok("a/..b".to_owned()));
     }
 
@@ -188,7 +205,11 @@ mod tests {
     #[test]
     fn purge_selectors() {
         let key = CacheKey::new("s", "dir/a.png", "v=1");
-        assert!(PurgeSelector::parse("s", "/dir/a.png").unwrap().matches(&key));
+        assert!(
+            PurgeSelector::parse("s", "/dir/a.png")
+                .unwrap()
+                .matches(&key)
+        );
         assert!(PurgeSelector::parse("s", "dir/*").unwrap().matches(&key));
         assert!(PurgeSelector::parse("s", "*").unwrap().matches(&key));
         assert!(!PurgeSelector::parse("s", "dir/a").unwrap().matches(&key));

@@ -217,7 +217,10 @@ pub enum SpaceCert {
     /// Covered by `[tls]` (the region wildcard or an uploaded cert listing the name).
     None,
     Acme,
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 /// How a space's requests reach the origin.
@@ -414,8 +417,12 @@ fn duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duratio
 fn socket_addr(key: &str, value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
     value
         .map(|text| {
-            text.parse()
-                .map_err(|_| invalid(key, format!("`{text}` is not an address like 127.0.0.1:8080")))
+            text.parse().map_err(|_| {
+                invalid(
+                    key,
+                    format!("`{text}` is not an address like 127.0.0.1:8080"),
+                )
+            })
         })
         .transpose()
 }
@@ -427,13 +434,22 @@ fn secret(
     env: Option<&str>,
 ) -> Result<Option<Secret>, ConfigError> {
     match (inline, env) {
-        (Some(_), Some(_)) => Err(invalid(key, format!("give either {key} or {key}_env, not both"))),
+        (Some(_), Some(_)) => Err(invalid(
+            key,
+            format!("give either {key} or {key}_env, not both"),
+        )),
         (Some(value), None) if value.is_empty() => Err(invalid(key, "is empty")),
         (Some(value), None) => Ok(Some(Secret::new(value))),
         (None, Some(var)) => match std::env::var(var) {
             Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
-            Ok(_) => Err(invalid(format!("{key}_env"), format!("environment variable {var} is empty"))),
-            Err(_) => Err(invalid(format!("{key}_env"), format!("environment variable {var} is not set"))),
+            Ok(_) => Err(invalid(
+                format!("{key}_env"),
+                format!("environment variable {var} is empty"),
+            )),
+            Err(_) => Err(invalid(
+                format!("{key}_env"),
+                format!("environment variable {var} is not set"),
+            )),
         },
         (None, None) => Ok(None),
     }
@@ -451,14 +467,20 @@ pub fn normalize_host(name: &str) -> Option<String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
         });
-    let ip = name.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok();
+    let ip = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
     (valid || ip).then_some(name)
 }
 
 fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -469,7 +491,10 @@ fn uri(key: &str, text: &str) -> Result<Uri, ConfigError> {
         .map_err(|_| invalid(key, format!("`{text}` is not a URL")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") if uri.host().is_some() => Ok(uri),
-        _ => Err(invalid(key, format!("`{text}` must be an http:// or https:// URL"))),
+        _ => Err(invalid(
+            key,
+            format!("`{text}` must be an http:// or https:// URL"),
+        )),
     }
 }
 
@@ -478,7 +503,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         name: raw.pop.name.unwrap_or_else(|| "edge".to_owned()),
     };
     if pop.name.is_empty() || pop.name.contains([';', ',', '"', ' ']) {
-        return Err(invalid("pop.name", "must be non-empty without spaces, ';', ',' or '\"'"));
+        return Err(invalid(
+            "pop.name",
+            "must be non-empty without spaces, ';', ',' or '\"'",
+        ));
     }
 
     let listen = Listen {
@@ -488,15 +516,25 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         admin_tls: raw.listen.admin_tls,
     };
     if listen.http.is_none() && listen.https.is_none() {
-        return Err(invalid("listen", "set at least one of listen.http and listen.https"));
+        return Err(invalid(
+            "listen",
+            "set at least one of listen.http and listen.https",
+        ));
     }
-    let bound: Vec<(&str, SocketAddr)> = [("listen.http", listen.http), ("listen.https", listen.https), ("listen.admin", listen.admin)]
-        .into_iter()
-        .filter_map(|(k, a)| a.map(|a| (k, a)))
-        .collect();
+    let bound: Vec<(&str, SocketAddr)> = [
+        ("listen.http", listen.http),
+        ("listen.https", listen.https),
+        ("listen.admin", listen.admin),
+    ]
+    .into_iter()
+    .filter_map(|(k, a)| a.map(|a| (k, a)))
+    .collect();
     for (i, (key, addr)) in bound.iter().enumerate() {
         if addr.port() != 0 && bound[..i].iter().any(|(_, other)| other == addr) {
-            return Err(invalid(*key, format!("listening address {addr} is already used")));
+            return Err(invalid(
+                *key,
+                format!("listening address {addr} is already used"),
+            ));
         }
     }
 
@@ -511,30 +549,62 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let key = format!("tls.cert[{i}]");
         let mut names = Vec::new();
         for name in &c.names {
-            names.push(
-                normalize_host(name)
-                    .ok_or_else(|| invalid(format!("{key}.names"), format!("`{name}` is not a host name")))?,
-            );
+            names.push(normalize_host(name).ok_or_else(|| {
+                invalid(
+                    format!("{key}.names"),
+                    format!("`{name}` is not a host name"),
+                )
+            })?);
         }
         if names.is_empty() && !c.default {
-            return Err(invalid(format!("{key}.names"), "list at least one name, or set default = true"));
+            return Err(invalid(
+                format!("{key}.names"),
+                "list at least one name, or set default = true",
+            ));
         }
-        certs.push(CertFiles { names, cert: c.cert.into(), key: c.key.into(), default: c.default });
+        certs.push(CertFiles {
+            names,
+            cert: c.cert.into(),
+            key: c.key.into(),
+            default: c.default,
+        });
     }
     if certs.iter().filter(|c| c.default).count() > 1 {
-        return Err(invalid("tls.cert", "only one certificate may be the default"));
+        return Err(invalid(
+            "tls.cert",
+            "only one certificate may be the default",
+        ));
     }
-    let tls = Tls { self_signed: raw.tls.self_signed, certs };
+    let tls = Tls {
+        self_signed: raw.tls.self_signed,
+        certs,
+    };
 
     let acme = raw.acme.map(validate_acme).transpose()?;
 
     let cache = Cache {
         memory: size("cache.memory", raw.cache.memory.as_deref(), 256 << 20)?,
-        disk_path: raw.cache.disk_path.unwrap_or_else(|| "data/cache".to_owned()).into(),
+        disk_path: raw
+            .cache
+            .disk_path
+            .unwrap_or_else(|| "data/cache".to_owned())
+            .into(),
         disk: size("cache.disk", raw.cache.disk.as_deref(), 10 << 30)?,
-        default_ttl: duration("cache.default_ttl", raw.cache.default_ttl.as_deref(), Duration::from_secs(3600))?,
-        negative_ttl: duration("cache.negative_ttl", raw.cache.negative_ttl.as_deref(), Duration::from_secs(10))?,
-        stale_grace: duration("cache.stale_grace", raw.cache.stale_grace.as_deref(), Duration::from_secs(3600))?,
+        default_ttl: duration(
+            "cache.default_ttl",
+            raw.cache.default_ttl.as_deref(),
+            Duration::from_secs(3600),
+        )?,
+        negative_ttl: duration(
+            "cache.negative_ttl",
+            raw.cache.negative_ttl.as_deref(),
+            Duration::from_secs(10),
+        )?,
+        stale_grace: duration(
+            "cache.stale_grace",
+            raw.cache.stale_grace.as_deref(),
+            Duration::from_secs(3600),
+        )?,
         max_memory_object: 0,
     };
     let max_memory_object = size(
@@ -543,9 +613,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         (cache.memory / 8).min(64 << 20),
     )?;
     if max_memory_object > cache.memory {
-        return Err(invalid("cache.max_memory_object", "must not exceed cache.memory"));
+        return Err(invalid(
+            "cache.max_memory_object",
+            "must not exceed cache.memory",
+        ));
     }
-    let cache = Cache { max_memory_object, ..cache };
+    let cache = Cache {
+        max_memory_object,
+        ..cache
+    };
 
     let origin = validate_origin(raw.origin)?;
 
@@ -555,14 +631,23 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, s) in raw.spaces.into_iter().enumerate() {
         let space = validate_space(i, s, &acme)?;
         if !names.insert(space.name.clone()) {
-            return Err(invalid(format!("space[{i}].name"), format!("space `{}` is defined twice", space.name)));
+            return Err(invalid(
+                format!("space[{i}].name"),
+                format!("space `{}` is defined twice", space.name),
+            ));
         }
         if let Some(d) = &space.custom_domain {
             if !domains.insert(d.clone()) {
-                return Err(invalid(format!("space[{i}].custom_domain"), format!("`{d}` is used by another space")));
+                return Err(invalid(
+                    format!("space[{i}].custom_domain"),
+                    format!("`{d}` is used by another space"),
+                ));
             }
             if d.ends_with(&format!(".{}", cdn.domain)) {
-                return Err(invalid(format!("space[{i}].custom_domain"), format!("`{d}` lies under cdn.domain")));
+                return Err(invalid(
+                    format!("space[{i}].custom_domain"),
+                    format!("`{d}` lies under cdn.domain"),
+                ));
             }
         }
         spaces.push(space);
@@ -574,7 +659,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .map(|p| {
             Ok::<_, ConfigError>(Parent {
                 url: uri("parent.url", &p.url)?,
-                admin: p.admin.map(|a| uri("parent.admin", &a).map(|_| a.trim_end_matches('/').to_owned())).transpose()?,
+                admin: p
+                    .admin
+                    .map(|a| uri("parent.admin", &a).map(|_| a.trim_end_matches('/').to_owned()))
+                    .transpose()?,
             })
         })
         .transpose()?;
@@ -584,27 +672,64 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             None | Some("off") => AccessLog::Off,
             Some("json") => AccessLog::Json,
             Some("combined") => AccessLog::Combined,
-            Some(other) => return Err(invalid("log.access", format!("`{other}` is not one of json, combined, off"))),
+            Some(other) => {
+                return Err(invalid(
+                    "log.access",
+                    format!("`{other}` is not one of json, combined, off"),
+                ));
+            }
         },
         access_path: raw.log.access_path.map(PathBuf::from),
     };
 
     let limits = Limits {
-        max_header_size: size("limits.max_header_size", raw.limits.max_header_size.as_deref(), 64 << 10)?,
-        header_read_timeout: duration("limits.header_read_timeout", raw.limits.header_read_timeout.as_deref(), Duration::from_secs(10))?,
-        idle_timeout: duration("limits.idle_timeout", raw.limits.idle_timeout.as_deref(), Duration::from_secs(60))?,
+        max_header_size: size(
+            "limits.max_header_size",
+            raw.limits.max_header_size.as_deref(),
+            64 << 10,
+        )?,
+        header_read_timeout: duration(
+            "limits.header_read_timeout",
+            raw.limits.header_read_timeout.as_deref(),
+            Duration::from_secs(10),
+        )?,
+        idle_timeout: duration(
+            "limits.idle_timeout",
+            raw.limits.idle_timeout.as_deref(),
+            Duration::from_secs(60),
+        )?,
         max_concurrent_streams: raw.limits.max_concurrent_streams.unwrap_or(128),
         max_connections: raw.limits.max_connections.unwrap_or(10_000),
-        shutdown_grace: duration("limits.shutdown_grace", raw.limits.shutdown_grace.as_deref(), Duration::from_secs(30))?,
+        shutdown_grace: duration(
+            "limits.shutdown_grace",
+            raw.limits.shutdown_grace.as_deref(),
+            Duration::from_secs(30),
+        )?,
     };
     if limits.max_header_size < 1024 {
         return Err(invalid("limits.max_header_size", "must be at least 1KiB"));
     }
     if limits.header_read_timeout.is_zero() {
-        return Err(invalid("limits.header_read_timeout", "must be more than 0s"));
+        return Err(invalid(
+            "limits.header_read_timeout",
+            "must be more than 0s",
+        ));
     }
 
-    Ok(Config { pop, listen, cdn, tls, acme, cache, origin, spaces, purge, parent, log, limits })
+    Ok(Config {
+        pop,
+        listen,
+        cdn,
+        tls,
+        acme,
+        cache,
+        origin,
+        spaces,
+        purge,
+        parent,
+        log,
+        limits,
+    })
 }
 
 fn validate_acme(raw: raw::RawAcme) -> Result<Acme, ConfigError> {
@@ -614,25 +739,57 @@ fn validate_acme(raw: raw::RawAcme) -> Result<Acme, ConfigError> {
     uri("acme.directory", &directory)?;
     let store = match (raw.store.as_deref(), raw.cache_dir) {
         (Some("origin"), None) => AcmeStore::Origin,
-        (Some("origin"), Some(_)) => return Err(invalid("acme.store", "give either store = \"origin\" or cache_dir, not both")),
-        (Some(other), _) => return Err(invalid("acme.store", format!("`{other}` is not a store (only \"origin\")"))),
+        (Some("origin"), Some(_)) => {
+            return Err(invalid(
+                "acme.store",
+                "give either store = \"origin\" or cache_dir, not both",
+            ));
+        }
+        (Some(other), _) => {
+            return Err(invalid(
+                "acme.store",
+                format!("`{other}` is not a store (only \"origin\")"),
+            ));
+        }
         (None, dir) => AcmeStore::Dir(dir.unwrap_or_else(|| "data/acme".to_owned()).into()),
     };
     let challenge = match raw.challenge.as_deref() {
         None | Some("http-01") => AcmeChallenge::Http01,
         Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
-        Some(other) => return Err(invalid("acme.challenge", format!("`{other}` is not http-01 or tls-alpn-01"))),
+        Some(other) => {
+            return Err(invalid(
+                "acme.challenge",
+                format!("`{other}` is not http-01 or tls-alpn-01"),
+            ));
+        }
     };
-    Ok(Acme { directory, contact: raw.contact, ca_roots: raw.ca_roots.map(PathBuf::from), store, challenge })
+    Ok(Acme {
+        directory,
+        contact: raw.contact,
+        ca_roots: raw.ca_roots.map(PathBuf::from),
+        store,
+        challenge,
+    })
 }
 
 fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
-    let connect_timeout = duration("origin.connect_timeout", raw.connect_timeout.as_deref(), Duration::from_secs(3))?;
-    let timeout = duration("origin.timeout", raw.timeout.as_deref(), Duration::from_secs(30))?;
+    let connect_timeout = duration(
+        "origin.connect_timeout",
+        raw.connect_timeout.as_deref(),
+        Duration::from_secs(3),
+    )?;
+    let timeout = duration(
+        "origin.timeout",
+        raw.timeout.as_deref(),
+        Duration::from_secs(30),
+    )?;
     let kind_name = raw.kind.as_deref().unwrap_or("embedded");
     let reject = |present: bool, key: &str| -> Result<(), ConfigError> {
         if present {
-            Err(invalid(format!("origin.{key}"), format!("does not apply to kind = \"{kind_name}\"")))
+            Err(invalid(
+                format!("origin.{key}"),
+                format!("does not apply to kind = \"{kind_name}\""),
+            ))
         } else {
             Ok(())
         }
@@ -642,22 +799,47 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
             reject(raw.endpoint.is_some(), "endpoint")?;
             reject(raw.url.is_some(), "url")?;
             reject(raw.access_key.is_some(), "access_key")?;
-            reject(raw.secret_key.is_some() || raw.secret_key_env.is_some(), "secret_key")?;
-            let listen = socket_addr("origin.listen", Some(raw.listen.as_deref().unwrap_or("127.0.0.1:9000")))?
-                .expect("an address was given");
+            reject(
+                raw.secret_key.is_some() || raw.secret_key_env.is_some(),
+                "secret_key",
+            )?;
+            let listen = socket_addr(
+                "origin.listen",
+                Some(raw.listen.as_deref().unwrap_or("127.0.0.1:9000")),
+            )?
+            .expect("an address was given");
             let mut users = Vec::new();
             for (i, u) in raw.users.into_iter().enumerate() {
                 let key = format!("origin.user[{i}]");
                 if u.id.is_empty() || users.iter().any(|o: &OriginUser| o.id == u.id) {
                     return Err(invalid(format!("{key}.id"), "must be non-empty and unique"));
                 }
-                if u.access_key.len() < 3 || users.iter().any(|o: &OriginUser| o.access_key == u.access_key) {
-                    return Err(invalid(format!("{key}.access_key"), "must be at least 3 characters and unique"));
+                if u.access_key.len() < 3
+                    || users
+                        .iter()
+                        .any(|o: &OriginUser| o.access_key == u.access_key)
+                {
+                    return Err(invalid(
+                        format!("{key}.access_key"),
+                        "must be at least 3 characters and unique",
+                    ));
                 }
-                let secret_key = secret(&format!("{key}.secret_key"), u.secret_key.as_deref(), u.secret_key_env.as_deref())?
-                    .ok_or_else(|| invalid(format!("{key}.secret_key"), "is required (inline or secret_key_env)"))?;
+                let secret_key = secret(
+                    &format!("{key}.secret_key"),
+                    u.secret_key.as_deref(),
+                    u.secret_key_env.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{key}.secret_key"),
+                        "is required (inline or secret_key_env)",
+                    )
+                })?;
                 if secret_key.expose().len() < 8 {
-                    return Err(invalid(format!("{key}.secret_key"), "must be at least 8 characters"));
+                    return Err(invalid(
+                        format!("{key}.secret_key"),
+                        "must be at least 8 characters",
+                    ));
                 }
                 users.push(OriginUser {
                     display_name: u.display_name.unwrap_or_else(|| u.id.clone()),
@@ -668,20 +850,35 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                 });
             }
             if users.is_empty() {
-                return Err(invalid("origin.user", "the embedded origin needs at least one [[origin.user]]"));
+                return Err(invalid(
+                    "origin.user",
+                    "the embedded origin needs at least one [[origin.user]]",
+                ));
             }
             let edge_user = match raw.edge_user {
                 Some(id) if users.iter().any(|u| u.id == id) => id,
-                Some(id) => return Err(invalid("origin.edge_user", format!("no [[origin.user]] has id `{id}`"))),
+                Some(id) => {
+                    return Err(invalid(
+                        "origin.edge_user",
+                        format!("no [[origin.user]] has id `{id}`"),
+                    ));
+                }
                 None => users[0].id.clone(),
             };
             let domain = raw
                 .domain
-                .map(|d| normalize_host(&d).ok_or_else(|| invalid("origin.domain", format!("`{d}` is not a domain name"))))
+                .map(|d| {
+                    normalize_host(&d).ok_or_else(|| {
+                        invalid("origin.domain", format!("`{d}` is not a domain name"))
+                    })
+                })
                 .transpose()?;
             OriginKind::Embedded(EmbeddedOrigin {
                 listen,
-                data_dir: raw.data_dir.unwrap_or_else(|| "data/origin".to_owned()).into(),
+                data_dir: raw
+                    .data_dir
+                    .unwrap_or_else(|| "data/origin".to_owned())
+                    .into(),
                 domain,
                 users,
                 edge_user,
@@ -692,78 +889,154 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
             reject(raw.data_dir.is_some(), "data_dir")?;
             reject(!raw.users.is_empty(), "user")?;
             reject(raw.url.is_some(), "url")?;
-            let endpoint = raw.endpoint.ok_or_else(|| invalid("origin.endpoint", "is required for kind = \"s3\""))?;
+            let endpoint = raw
+                .endpoint
+                .ok_or_else(|| invalid("origin.endpoint", "is required for kind = \"s3\""))?;
             let endpoint = uri("origin.endpoint", &endpoint)?;
-            let secret_key = secret("origin.secret_key", raw.secret_key.as_deref(), raw.secret_key_env.as_deref())?;
+            let secret_key = secret(
+                "origin.secret_key",
+                raw.secret_key.as_deref(),
+                raw.secret_key_env.as_deref(),
+            )?;
             let credentials = match (raw.access_key, secret_key) {
-                (Some(access_key), Some(secret_key)) => Some(S3Credentials { access_key, secret_key }),
+                (Some(access_key), Some(secret_key)) => Some(S3Credentials {
+                    access_key,
+                    secret_key,
+                }),
                 (None, None) => None,
-                (Some(_), None) => return Err(invalid("origin.secret_key", "access_key is set without secret_key")),
-                (None, Some(_)) => return Err(invalid("origin.access_key", "secret_key is set without access_key")),
+                (Some(_), None) => {
+                    return Err(invalid(
+                        "origin.secret_key",
+                        "access_key is set without secret_key",
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "origin.access_key",
+                        "secret_key is set without access_key",
+                    ));
+                }
             };
-            OriginKind::S3(S3Origin { endpoint, region: raw.region.unwrap_or_else(|| "us-east-1".to_owned()), credentials })
+            OriginKind::S3(S3Origin {
+                endpoint,
+                region: raw.region.unwrap_or_else(|| "us-east-1".to_owned()),
+                credentials,
+            })
         }
         "http" => {
             reject(raw.endpoint.is_some(), "endpoint")?;
             reject(raw.listen.is_some(), "listen")?;
             reject(!raw.users.is_empty(), "user")?;
-            let url = raw.url.ok_or_else(|| invalid("origin.url", "is required for kind = \"http\""))?;
-            OriginKind::Http { url: uri("origin.url", &url)? }
+            let url = raw
+                .url
+                .ok_or_else(|| invalid("origin.url", "is required for kind = \"http\""))?;
+            OriginKind::Http {
+                url: uri("origin.url", &url)?,
+            }
         }
-        other => return Err(invalid("origin.kind", format!("`{other}` is not one of embedded, s3, http"))),
+        other => {
+            return Err(invalid(
+                "origin.kind",
+                format!("`{other}` is not one of embedded, s3, http"),
+            ));
+        }
     };
-    Ok(Origin { connect_timeout, timeout, kind })
+    Ok(Origin {
+        connect_timeout,
+        timeout,
+        kind,
+    })
 }
 
 fn validate_space(i: usize, s: raw::RawSpace, acme: &Option<Acme>) -> Result<Space, ConfigError> {
     let key = |field: &str| format!("space[{i}].{field}");
     if !is_dns_label(&s.name) {
-        return Err(invalid(key("name"), format!("`{}` must be one lower-case DNS label (a-z, 0-9, -)", s.name)));
+        return Err(invalid(
+            key("name"),
+            format!(
+                "`{}` must be one lower-case DNS label (a-z, 0-9, -)",
+                s.name
+            ),
+        ));
     }
     let region = s.region.unwrap_or_else(|| "local".to_owned());
     if !is_dns_label(&region) {
-        return Err(invalid(key("region"), format!("`{region}` must be one lower-case DNS label")));
+        return Err(invalid(
+            key("region"),
+            format!("`{region}` must be one lower-case DNS label"),
+        ));
     }
-    let ttl = s.ttl.map(|t| parse_duration(&t).map_err(|r| invalid(key("ttl"), r))).transpose()?;
+    let ttl = s
+        .ttl
+        .map(|t| parse_duration(&t).map_err(|r| invalid(key("ttl"), r)))
+        .transpose()?;
     let bucket = s.bucket.unwrap_or_else(|| s.name.clone());
     let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !bucket.starts_with(['-', '.'])
         && !bucket.ends_with(['-', '.']);
     if !bucket_ok {
-        return Err(invalid(key("bucket"), format!("`{bucket}` is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")));
+        return Err(invalid(
+            key("bucket"),
+            format!("`{bucket}` is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"),
+        ));
     }
     let custom_domain = s
         .custom_domain
-        .map(|d| normalize_host(&d).ok_or_else(|| invalid(key("custom_domain"), format!("`{d}` is not a host name"))))
+        .map(|d| {
+            normalize_host(&d)
+                .ok_or_else(|| invalid(key("custom_domain"), format!("`{d}` is not a host name")))
+        })
         .transpose()?;
     let certificate = match s.certificate {
         None => SpaceCert::None,
         Some(raw::RawSpaceCert::Named(n)) if n == "acme" => {
             if acme.is_none() {
-                return Err(invalid(key("certificate"), "is \"acme\" but there is no [acme] section"));
+                return Err(invalid(
+                    key("certificate"),
+                    "is \"acme\" but there is no [acme] section",
+                ));
             }
             if custom_domain.is_none() {
-                return Err(invalid(key("certificate"), "\"acme\" needs a custom_domain"));
+                return Err(invalid(
+                    key("certificate"),
+                    "\"acme\" needs a custom_domain",
+                ));
             }
             SpaceCert::Acme
         }
         Some(raw::RawSpaceCert::Named(n)) => {
-            return Err(invalid(key("certificate"), format!("`{n}` is not \"acme\" or {{ cert = ..., key = ... }}")));
+            return Err(invalid(
+                key("certificate"),
+                format!("`{n}` is not \"acme\" or {{ cert = ..., key = ... }}"),
+            ));
         }
-        Some(raw::RawSpaceCert::Files { cert, key: k }) => SpaceCert::Files { cert: cert.into(), key: k.into() },
+        Some(raw::RawSpaceCert::Files { cert, key: k }) => SpaceCert::Files {
+            cert: cert.into(),
+            key: k.into(),
+        },
     };
     let origin_auth = match s.origin_auth.as_deref() {
         None | Some("anonymous") => OriginAuth::Anonymous,
         Some("signed") => OriginAuth::Signed,
-        Some(other) => return Err(invalid(key("origin_auth"), format!("`{other}` is not anonymous or signed"))),
+        Some(other) => {
+            return Err(invalid(
+                key("origin_auth"),
+                format!("`{other}` is not anonymous or signed"),
+            ));
+        }
     };
     let query = match s.query {
         None => QueryPolicy::Full,
         Some(raw::RawQuery::Named(n)) if n == "full" => QueryPolicy::Full,
         Some(raw::RawQuery::Named(n)) if n == "ignore" => QueryPolicy::Ignore,
         Some(raw::RawQuery::Named(n)) => {
-            return Err(invalid(key("query"), format!("`{n}` is not \"full\", \"ignore\" or {{ allow = [...] }}")));
+            return Err(invalid(
+                key("query"),
+                format!("`{n}` is not \"full\", \"ignore\" or {{ allow = [...] }}"),
+            ));
         }
         Some(raw::RawQuery::Allow { mut allow }) => {
             allow.sort();
@@ -774,46 +1047,95 @@ fn validate_space(i: usize, s: raw::RawSpace, acme: &Option<Acme>) -> Result<Spa
     let http = match s.http.as_deref() {
         None | Some("serve") => PlainHttp::Serve,
         Some("redirect") => PlainHttp::Redirect,
-        Some(other) => return Err(invalid(key("http"), format!("`{other}` is not serve or redirect"))),
+        Some(other) => {
+            return Err(invalid(
+                key("http"),
+                format!("`{other}` is not serve or redirect"),
+            ));
+        }
     };
-    Ok(Space { name: s.name, region, ttl, bucket, custom_domain, certificate, origin_auth, query, http })
+    Ok(Space {
+        name: s.name,
+        region,
+        ttl,
+        bucket,
+        custom_domain,
+        certificate,
+        origin_auth,
+        query,
+        http,
+    })
 }
 
 fn validate_purge(raw: raw::RawPurge) -> Result<Purge, ConfigError> {
     let mut tokens = Vec::new();
-    if let Some(token) = secret("purge.token", raw.token.as_deref(), raw.token_env.as_deref())? {
-        tokens.push(PurgeToken { name: "default".to_owned(), token });
+    if let Some(token) = secret(
+        "purge.token",
+        raw.token.as_deref(),
+        raw.token_env.as_deref(),
+    )? {
+        tokens.push(PurgeToken {
+            name: "default".to_owned(),
+            token,
+        });
     }
     for (i, t) in raw.tokens.into_iter().enumerate() {
         let key = format!("purge.tokens[{i}]");
         if t.name.is_empty() || tokens.iter().any(|o| o.name == t.name) {
-            return Err(invalid(format!("{key}.name"), "must be non-empty and unique"));
+            return Err(invalid(
+                format!("{key}.name"),
+                "must be non-empty and unique",
+            ));
         }
-        let token = secret(&format!("{key}.token"), t.token.as_deref(), t.token_env.as_deref())?
-            .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))?;
-        tokens.push(PurgeToken { name: t.name, token });
+        let token = secret(
+            &format!("{key}.token"),
+            t.token.as_deref(),
+            t.token_env.as_deref(),
+        )?
+        .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))?;
+        tokens.push(PurgeToken {
+            name: t.name,
+            token,
+        });
     }
     for t in &tokens {
         if t.token.expose().len() < 8 {
-            return Err(invalid("purge.token", format!("token `{}` must be at least 8 characters", t.name)));
+            return Err(invalid(
+                "purge.token",
+                format!("token `{}` must be at least 8 characters", t.name),
+            ));
         }
     }
-    let peer_token = secret("purge.peer_token", raw.peer_token.as_deref(), raw.peer_token_env.as_deref())?
-        .or_else(|| tokens.first().map(|t| t.token.clone()));
+    let peer_token = secret(
+        "purge.peer_token",
+        raw.peer_token.as_deref(),
+        raw.peer_token_env.as_deref(),
+    )?
+    .or_else(|| tokens.first().map(|t| t.token.clone()));
     let mut peers = Vec::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
         uri(&format!("purge.peers[{i}]"), &p)?;
         peers.push(p.trim_end_matches('/').to_owned());
     }
     if !peers.is_empty() && peer_token.is_none() {
-        return Err(invalid("purge.peers", "peers need a token to send (purge.token or purge.peer_token_env)"));
+        return Err(invalid(
+            "purge.peers",
+            "peers need a token to send (purge.token or purge.peer_token_env)",
+        ));
     }
     Ok(Purge {
         tokens,
         peer_token,
         peers,
-        timeout: duration("purge.timeout", raw.timeout.as_deref(), Duration::from_secs(2))?,
-        state_dir: raw.state_dir.unwrap_or_else(|| "data/purge".to_owned()).into(),
+        timeout: duration(
+            "purge.timeout",
+            raw.timeout.as_deref(),
+            Duration::from_secs(2),
+        )?,
+        state_dir: raw
+            .state_dir
+            .unwrap_or_else(|| "data/purge".to_owned())
+            .into(),
     })
 }
 

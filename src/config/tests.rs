@@ -12,7 +12,9 @@ name = "assets"
 "#;
 
 fn err(text: &str) -> String {
-    Config::parse(text).expect_err("config should be rejected").to_string()
+    Config::parse(text)
+        .expect_err("config should be rejected")
+        .to_string()
 }
 
 #[test]
@@ -54,9 +56,15 @@ fn bad_units_name_the_key() {
 
 #[test]
 fn secret_from_env_and_missing_env() {
-    let text = MINIMAL.replace("secret_key = \"secret-secret\"", "secret_key_env = \"EDGE_TEST_UNSET_VAR_XYZ\"");
+    let text = MINIMAL.replace(
+        "secret_key = \"secret-secret\"",
+        "secret_key_env = \"EDGE_TEST_UNSET_VAR_XYZ\"",
+    );
     let e = err(&text);
-    assert!(e.contains("origin.user[0].secret_key_env") && e.contains("EDGE_TEST_UNSET_VAR_XYZ"), "{e}");
+    assert!(
+        e.contains("origin.user[0].secret_key_env") && e.contains("EDGE_TEST_UNSET_VAR_XYZ"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -78,21 +86,37 @@ fn space_names_are_dns_labels_and_unique() {
 
 #[test]
 fn acme_space_needs_acme_section() {
-    let e = err(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\ncustom_domain = \"img.example.com\"\ncertificate = \"acme\"\n"));
+    let e = err(&format!(
+        "{MINIMAL}\n[[space]]\nname = \"bbb\"\ncustom_domain = \"img.example.com\"\ncertificate = \"acme\"\n"
+    ));
     assert!(e.starts_with("space[1].certificate:"), "{e}");
 }
 
 #[test]
 fn duplicate_listen_address_is_refused() {
-    let e = err(&MINIMAL.replace("http = \"127.0.0.1:0\"", "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:8080\""));
-    assert!(e.contains("listen.admin") && e.contains("already used"), "{e}");
+    let e = err(&MINIMAL.replace(
+        "http = \"127.0.0.1:0\"",
+        "http = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:8080\"",
+    ));
+    assert!(
+        e.contains("listen.admin") && e.contains("already used"),
+        "{e}"
+    );
 }
 
 #[test]
 fn query_policies() {
-    let c = Config::parse(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = {{ allow = [\"w\", \"v\"] }}\n")).unwrap();
-    assert_eq!(c.spaces[1].query, QueryPolicy::Allow(vec!["v".into(), "w".into()]));
-    let e = err(&format!("{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = \"some\"\n"));
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = {{ allow = [\"w\", \"v\"] }}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.spaces[1].query,
+        QueryPolicy::Allow(vec!["v".into(), "w".into()])
+    );
+    let e = err(&format!(
+        "{MINIMAL}\n[[space]]\nname = \"bbb\"\nquery = \"some\"\n"
+    ));
     assert!(e.starts_with("space[1].query:"), "{e}");
 }
 

@@ -21,12 +21,18 @@ pub fn format_duration(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".to_owned();
     }
-    humantime::format_duration(duration).to_string().replace(' ', "")
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
 }
 
 /// Formats a size back into the config's notation.
 pub fn format_size(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes).display().iec_short().to_string().replace(' ', "")
+    bytesize::ByteSize::b(bytes)
+        .display()
+        .iec_short()
+        .to_string()
+        .replace(' ', "")
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
+use hyper_rustls::ConfigBuilderExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_rustls::ConfigBuilderExt;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -26,7 +26,12 @@ use crate::cache::key::is_presign_param;
 use crate::config::{Config, OriginAuth, OriginKind, Space};
 
 /// Characters kept as they are in an S3 object key path (RFC 3986 unreserved and `/`).
-const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Request headers a hop must not pass on (RFC 9110 7.6.1), plus those the cache owns.
 const NOT_FORWARDED: &[HeaderName] = &[
@@ -50,13 +55,20 @@ const NOT_FORWARDED: &[HeaderName] = &[
 pub type OriginBody = Either<Empty<Bytes>, Incoming>;
 
 /// Request headers an S3 origin needs for CORS.
-const CORS_REQUEST_HEADERS: &[&str] = &["origin", "access-control-request-method", "access-control-request-headers"];
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+];
 
 /// Where misses go.
 #[derive(Debug, Clone)]
 enum Target {
     /// An S3 endpoint (the embedded store is one on loopback).
-    S3 { endpoint: Uri, signer: Option<Signer> },
+    S3 {
+        endpoint: Uri,
+        signer: Option<Signer>,
+    },
     /// A generic HTTP origin: path and query forwarded as they are.
     Http { base: Uri },
     /// A parent PoP, asked with the client's `Host` so it routes to the same space.
@@ -95,16 +107,21 @@ pub struct OriginClient {
 impl OriginClient {
     /// Builds the client for `config`'s origin (or parent); `embedded_addr` is where the
     /// embedded store actually listens (it may have been bound to port 0).
-    pub fn new(config: &Config, embedded_addr: Option<SocketAddr>) -> Result<OriginClient, OriginError> {
+    pub fn new(
+        config: &Config,
+        embedded_addr: Option<SocketAddr>,
+    ) -> Result<OriginClient, OriginError> {
         let target = if let Some(parent) = &config.parent {
-            Target::Parent { base: parent.url.clone() }
+            Target::Parent {
+                base: parent.url.clone(),
+            }
         } else {
             match &config.origin.kind {
                 OriginKind::Embedded(embedded) => {
                     let addr = embedded_addr.unwrap_or(embedded.listen);
-                    let endpoint: Uri = format!("http://{addr}")
-                        .parse()
-                        .map_err(|e| OriginError::Request(format!("embedded origin address: {e}")))?;
+                    let endpoint: Uri = format!("http://{addr}").parse().map_err(|e| {
+                        OriginError::Request(format!("embedded origin address: {e}"))
+                    })?;
                     let signer = embedded
                         .users
                         .iter()
@@ -145,7 +162,12 @@ impl OriginClient {
             .build(https);
         let via = HeaderValue::from_str(&format!("1.1 {}", config.pop.name))
             .map_err(|e| OriginError::Request(e.to_string()))?;
-        Ok(OriginClient { target, client, timeout: config.origin.timeout, via })
+        Ok(OriginClient {
+            target,
+            client,
+            timeout: config.origin.timeout,
+            via,
+        })
     }
 
     /// Whether the origin is an S3 store (the edge is read-only there).
@@ -154,17 +176,26 @@ impl OriginClient {
     }
 
     /// Sends the request and waits for the response head (within `origin.timeout`).
-    pub async fn fetch(&self, request: &OriginRequest<'_>) -> Result<Response<Incoming>, OriginError> {
+    pub async fn fetch(
+        &self,
+        request: &OriginRequest<'_>,
+    ) -> Result<Response<Incoming>, OriginError> {
         let outgoing = self.build(request)?.map(|()| Either::Left(Empty::new()));
         self.send(outgoing).await
     }
 
     /// Forwards a request the cache does not handle (OPTIONS, or unsafe methods to an HTTP
     /// origin) with its body.
-    pub async fn forward(&self, request: &OriginRequest<'_>, body: Incoming) -> Result<Response<Incoming>, OriginError> {
+    pub async fn forward(
+        &self,
+        request: &OriginRequest<'_>,
+        body: Incoming,
+    ) -> Result<Response<Incoming>, OriginError> {
         let mut outgoing = self.build(request)?.map(|()| Either::Right(body));
         if let Some(length) = request.client_headers.get(header::CONTENT_LENGTH) {
-            outgoing.headers_mut().insert(header::CONTENT_LENGTH, length.clone());
+            outgoing
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, length.clone());
         }
         self.send(outgoing).await
     }
@@ -193,7 +224,9 @@ impl OriginClient {
     fn build(&self, request: &OriginRequest<'_>) -> Result<Request<()>, OriginError> {
         let (uri, forward_client_headers, signer) = match &self.target {
             Target::S3 { endpoint, signer } => {
-                let signer = (request.space.origin_auth == OriginAuth::Signed).then_some(signer.as_ref()).flatten();
+                let signer = (request.space.origin_auth == OriginAuth::Signed)
+                    .then_some(signer.as_ref())
+                    .flatten();
                 // Only presign parameters are passed on, and only when the edge does not sign.
                 let presign: Vec<&str> = match (signer, request.query) {
                     (None, Some(q)) => q
@@ -218,12 +251,18 @@ impl OriginClient {
             Target::Http { base } => (join(base, request.path_and_query), true, None),
             Target::Parent { base } => (join(base, request.path_and_query), true, None),
         };
-        let uri: Uri = uri.parse().map_err(|e| OriginError::Request(format!("origin URL: {e}")))?;
+        let uri: Uri = uri
+            .parse()
+            .map_err(|e| OriginError::Request(format!("origin URL: {e}")))?;
         let mut builder = Request::builder().method(request.method.clone()).uri(uri);
-        let headers = builder.headers_mut().ok_or_else(|| OriginError::Request("bad request".into()))?;
+        let headers = builder
+            .headers_mut()
+            .ok_or_else(|| OriginError::Request("bad request".into()))?;
         if forward_client_headers {
             for (name, value) in request.client_headers {
-                if !NOT_FORWARDED.contains(name) && !is_connection_option(request.client_headers, name) {
+                if !NOT_FORWARDED.contains(name)
+                    && !is_connection_option(request.client_headers, name)
+                {
                     headers.append(name.clone(), value.clone());
                 }
             }
@@ -279,7 +318,11 @@ fn is_connection_option(headers: &HeaderMap, name: &HeaderName) -> bool {
 
 fn add_forwarding(headers: &mut HeaderMap, request: &OriginRequest<'_>, via: &HeaderValue) {
     let ip = request.client_addr.ip();
-    let xff = match request.client_headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match request
+        .client_headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(previous) => format!("{previous}, {ip}"),
         None => ip.to_string(),
     };
@@ -292,13 +335,20 @@ fn add_forwarding(headers: &mut HeaderMap, request: &OriginRequest<'_>, via: &He
     };
     let proto = if request.tls { "https" } else { "http" };
     let mut forwarded = format!("for={node};proto={proto}");
-    if let Some(host) = request.client_headers.get(header::HOST).and_then(|h| h.to_str().ok())
+    if let Some(host) = request
+        .client_headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
         && host.bytes().all(|b| b.is_ascii_graphic())
         && !host.contains('"')
     {
         forwarded.push_str(&format!(";host=\"{host}\""));
     }
-    let forwarded = match request.client_headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+    let forwarded = match request
+        .client_headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(previous) => format!("{previous}, {forwarded}"),
         None => forwarded,
     };

@@ -30,7 +30,11 @@ impl Signer {
     }
 
     /// Adds `Authorization`, `x-amz-date` and `x-amz-content-sha256` to a bodiless request.
-    pub fn sign<B>(&self, request: &mut http::Request<B>, now: SystemTime) -> Result<(), OriginError> {
+    pub fn sign<B>(
+        &self,
+        request: &mut http::Request<B>,
+        now: SystemTime,
+    ) -> Result<(), OriginError> {
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
 use hyper_rustls::ConfigBuilderExt;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::PurgeReply;
@@ -29,9 +29,16 @@ pub struct PurgeOutcome {
 }
 
 /// Sends a purge of `paths` in `space` to the admin API at `admin`.
-pub async fn purge(admin: &str, token: &str, space: &str, paths: &[String]) -> Result<PurgeOutcome, ClientError> {
+pub async fn purge(
+    admin: &str,
+    token: &str,
+    space: &str,
+    paths: &[String],
+) -> Result<PurgeOutcome, ClientError> {
     let url = format!("{}/v1/spaces/{space}/cache", admin.trim_end_matches('/'));
-    let uri: http::Uri = url.parse().map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
     let body = serde_json::json!({ "files": paths }).to_string();
     let request = http::Request::delete(uri)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
@@ -49,7 +56,10 @@ pub async fn purge(admin: &str, token: &str, space: &str, paths: &[String]) -> R
         .enable_http1()
         .build();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-    let response = client.request(request).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
     let status = response.status();
     let body = response
         .into_body()
@@ -59,9 +69,16 @@ pub async fn purge(admin: &str, token: &str, space: &str, paths: &[String]) -> R
         .to_bytes();
     let text = String::from_utf8_lossy(&body).into_owned();
     if !status.is_success() {
-        return Err(ClientError::Refused { status: status.as_u16(), body: text });
+        return Err(ClientError::Refused {
+            status: status.as_u16(),
+            body: text,
+        });
     }
-    let reply: PurgeReply = serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("bad reply: {e}")))?;
+    let reply: PurgeReply = serde_json::from_str(&text)
+        .map_err(|e| ClientError::Transport(format!("bad reply: {e}")))?;
     let all_done = reply.pops.iter().all(|p| p.status == "done");
-    Ok(PurgeOutcome { reply: text, all_done })
+    Ok(PurgeOutcome {
+        reply: text,
+        all_done,
+    })
 }

@@ -58,9 +58,16 @@ impl PurgeError {
 }
 
 /// The name of the token `authorization` carries, if it is one of `tokens`.
-pub fn authorize<'a>(authorization: Option<&str>, tokens: &'a [PurgeToken]) -> Result<&'a str, PurgeError> {
+pub fn authorize<'a>(
+    authorization: Option<&str>,
+    tokens: &'a [PurgeToken],
+) -> Result<&'a str, PurgeError> {
     let presented = authorization
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or(PurgeError::Unauthorized)?;
     let mut found = None;
@@ -81,16 +88,21 @@ pub fn parse_request(space: &str, body: &[u8]) -> Result<Vec<PurgeSelector>, Pur
         return Err(PurgeError::BadRequest("files is empty".to_owned()));
     }
     if request.files.len() > MAX_FILES {
-        return Err(PurgeError::BadRequest(format!("at most {MAX_FILES} files per request")));
+        return Err(PurgeError::BadRequest(format!(
+            "at most {MAX_FILES} files per request"
+        )));
     }
     request
         .files
         .iter()
         .map(|file| {
             if file.is_empty() {
-                return Err(PurgeError::BadRequest("an empty path names nothing".to_owned()));
+                return Err(PurgeError::BadRequest(
+                    "an empty path names nothing".to_owned(),
+                ));
             }
-            PurgeSelector::parse(space, file).map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))
+            PurgeSelector::parse(space, file)
+                .map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))
         })
         .collect()
 }
@@ -102,8 +114,14 @@ mod tests {
 
     fn tokens() -> Vec<PurgeToken> {
         vec![
-            PurgeToken { name: "deploy".into(), token: Secret::new("token-one-1234") },
-            PurgeToken { name: "ops".into(), token: Secret::new("token-two-5678") },
+            PurgeToken {
+                name: "deploy".into(),
+                token: Secret::new("token-one-1234"),
+            },
+            PurgeToken {
+                name: "ops".into(),
+                token: Secret::new("token-two-5678"),
+            },
         ]
     }
 

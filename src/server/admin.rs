@@ -24,7 +24,11 @@ use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 const MAX_BODY: usize = 1 << 20;
 
 /// Serves the admin API until `shutdown` flips.
-pub async fn serve_admin(edge: Arc<Edge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_admin(
+    edge: Arc<Edge>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let builder = Arc::new(http_builder(&edge.config.limits));
     let graceful = GracefulShutdown::new();
     loop {
@@ -72,8 +76,15 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
     }
 }
 
-async fn purge_local(edge: &Arc<Edge>, space: String, request: Request<Incoming>) -> Result<PurgeReply, PurgeError> {
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+async fn purge_local(
+    edge: &Arc<Edge>,
+    space: String,
+    request: Request<Incoming>,
+) -> Result<PurgeReply, PurgeError> {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let who = purge::authorize(authorization, &edge.config.purge.tokens)?.to_owned();
     if edge.config.space(&space).is_none() {
         return Err(PurgeError::UnknownSpace(space));
@@ -87,14 +98,20 @@ async fn purge_local(edge: &Arc<Edge>, space: String, request: Request<Incoming>
     let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
     tracing::info!(token = %who, %space, files = selectors.len(), dropped, "purged");
     Ok(PurgeReply {
-        pops: vec![PopResult { pop: edge.pop_name.to_string(), status: "done".to_owned(), dropped: Some(dropped) }],
+        pops: vec![PopResult {
+            pop: edge.pop_name.to_string(),
+            status: "done".to_owned(),
+            dropped: Some(dropped),
+        }],
     })
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<EdgeBody> {
     let mut response = Response::new(EdgeBody::full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 
@@ -102,7 +119,10 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<EdgeBody
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut response = Response::new(EdgeBody::full(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

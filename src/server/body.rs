@@ -59,7 +59,9 @@ impl Body for EdgeBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             EdgeBody::Empty => SizeHint::with_exact(0),
-            EdgeBody::Chunks(chunks) => SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum()),
+            EdgeBody::Chunks(chunks) => {
+                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            }
             EdgeBody::Stream(stream) => stream.size_hint(),
         }
     }

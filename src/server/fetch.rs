@@ -14,7 +14,10 @@ use hyper::body::Incoming;
 use super::Edge;
 use crate::cache::entry::vary_names;
 use crate::cache::freshness::admit;
-use crate::cache::{CacheKey, Entry, Fill, FillError, FillHead, FillKind, Validators, VaryValues};
+use crate::cache::{
+    CacheKey, DiskBody, Entry, EntryBody, Fill, FillError, FillHead, FillKind, Freshness, Spool,
+    SpoolHead, Validators, VaryValues,
+};
 use crate::config::Space;
 use crate::origin::{OriginError, OriginRequest};
 
@@ -87,7 +90,10 @@ fn origin_failure(e: &OriginError) -> FillError {
 
 /// Runs one fill to its end. `stale` is the stored entry being revalidated, if any.
 pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Option<Arc<Entry>>) {
-    let result = edge.origin.fetch(&spec.origin_request(Method::GET, stale.as_deref())).await;
+    let result = edge
+        .origin
+        .fetch(&spec.origin_request(Method::GET, stale.as_deref()))
+        .await;
     let now = SystemTime::now();
     let response = match result {
         Ok(response) => response,
@@ -127,11 +133,21 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         &edge.ttl_rules(&spec.space),
     )
     .map(|f| match spec.hard_expiry {
-        Some(hard) => crate::cache::Freshness { hard_expiry: Some(hard), ..f },
+        Some(hard) => crate::cache::Freshness {
+            hard_expiry: Some(hard),
+            ..f
+        },
         None => f,
     });
     let vary = VaryValues::of(&vary_names(&headers), &spec.client_headers);
-    let retained = admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
+    let retained =
+        admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
+    // A large body that will be stored streams to the disk tier as it arrives.
+    let spool = if admission.is_ok() && !retained {
+        edge.cache.spool(content_length)
+    } else {
+        None
+    };
     let kind = match &stale {
         Some(_) => FillKind::Revalidation(parts.status),
         None => FillKind::Miss,
@@ -144,20 +160,51 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         vary,
         kind,
         retained,
+        disk_body: None,
     };
-    let stored_meta = head.admission.ok().map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    let stored_meta = head
+        .admission
+        .ok()
+        .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
     fill.set_head(head);
+    if let Some(spool) = &spool {
+        fill.start_spooling(spool.file());
+    }
 
-    match pump(&edge, &fill, body, retained).await {
-        Ok(()) => {
+    let stored_as = |status, headers: HeaderMap, freshness, vary| SpoolHead {
+        key: spec.key.clone(),
+        status,
+        headers,
+        freshness,
+        vary,
+    };
+    match pump(
+        &edge,
+        &fill,
+        body,
+        retained,
+        spool,
+        admission_ok(&stored_meta),
+    )
+    .await
+    {
+        Ok(spool) => {
             fill.finish(Ok(()));
+            if let (Some(spool), Some((status, headers, freshness, vary))) =
+                (spool, stored_meta.clone())
+                && let Err(e) = spool
+                    .commit(stored_as(status, headers, freshness, vary))
+                    .await
+            {
+                tracing::warn!(space = %spec.space.name, key = %spec.object_key, error = %e, "large body not stored on disk");
+            }
             let entry = match (stored_meta, fill.retained_body()) {
                 (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry {
                     key: spec.key.clone(),
                     status,
                     validators: Validators::from_headers(&headers),
                     headers,
-                    body,
+                    body: EntryBody::Memory(body),
                     freshness,
                     vary,
                 }),
@@ -173,25 +220,76 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
     }
 }
 
-/// Copies the origin body into the fill; stops early when nobody reads and nothing is stored.
-async fn pump(edge: &Edge, fill: &Fill, mut body: Incoming, mut retained: bool) -> Result<(), FillError> {
+fn admission_ok(meta: &Option<(StatusCode, HeaderMap, Freshness, VaryValues)>) -> bool {
+    meta.is_some()
+}
+
+/// Bytes a spooling fill gathers before writing them to its file.
+const SPOOL_FLUSH: u64 = 1 << 20;
+
+/// Copies the origin body into the fill, and into the spool file when the body goes to disk.
+/// A body outgrowing the memory tier switches to spooling (or to a window, without a disk
+/// tier). Stops early when nobody reads and nothing is stored. Returns the spool to commit.
+async fn pump(
+    edge: &Edge,
+    fill: &Fill,
+    mut body: Incoming,
+    mut retained: bool,
+    mut spool: Option<Spool>,
+    storable: bool,
+) -> Result<Option<Spool>, FillError> {
     let limit = edge.cache.max_memory_object();
     let timeout = edge.origin.body_timeout();
     loop {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
             Err(_) => return Err(FillError::Body("origin body timed out".into())),
-            Ok(None) => return Ok(()),
+            Ok(None) => break,
             Ok(Some(Err(e))) => return Err(FillError::Body(e.to_string().into())),
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         fill.push(data).await;
         if retained && fill.received() > limit {
             retained = false;
-            fill.stop_retaining();
+            spool = if storable {
+                edge.cache.spool(None)
+            } else {
+                None
+            };
+            match &spool {
+                Some(spool) => fill.start_spooling(spool.file()),
+                None => fill.stop_retaining(),
+            }
         }
-        if !retained && fill.reader_count() == 0 {
+        if let Some(writer) = &mut spool
+            && fill.received() - writer.written() >= SPOOL_FLUSH
+        {
+            spool = flush(fill, spool.take()).await;
+        }
+        if !retained && spool.is_none() && fill.reader_count() == 0 {
             return Err(FillError::Abandoned);
+        }
+    }
+    if spool.is_some() {
+        spool = flush(fill, spool.take()).await;
+    }
+    Ok(spool)
+}
+
+/// Writes what the fill holds beyond the spool file's end; on a disk error the fill falls
+/// back to a window (the body is then not stored).
+async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
+    let mut spool = spool?;
+    match spool.write(fill.unflushed()).await {
+        Ok(written) => {
+            fill.set_flushed(written);
+            Some(spool)
+        }
+        Err(_) => {
+            fill.stop_spooling();
+            None
         }
     }
 }
@@ -219,7 +317,14 @@ fn edge_request_headers(spec: &FetchSpec) -> HeaderMap {
 }
 
 /// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
-async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, update: &HeaderMap, now: SystemTime) {
+async fn refresh(
+    edge: &Edge,
+    fill: &Arc<Fill>,
+    spec: &FetchSpec,
+    stale: &Entry,
+    update: &HeaderMap,
+    now: SystemTime,
+) {
     let mut headers = stale.headers.clone();
     for name in end_to_end(update.clone()).keys() {
         headers.remove(name);
@@ -227,19 +332,27 @@ async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry,
             headers.append(name.clone(), value.clone());
         }
     }
-    let admission = admit(&uri_of(spec), &HeaderMap::new(), stale.status, &headers, now, &edge.ttl_rules(&spec.space))
-        .map(|fresh| stale.freshness.refreshed(fresh));
+    let admission = admit(
+        &uri_of(spec),
+        &HeaderMap::new(),
+        stale.status,
+        &headers,
+        now,
+        &edge.ttl_rules(&spec.space),
+    )
+    .map(|fresh| stale.freshness.refreshed(fresh));
     let head = FillHead {
         status: stale.status,
         headers: headers.clone(),
-        content_length: Some(stale.body.len() as u64),
+        content_length: Some(stale.body.len()),
         admission,
         vary: stale.vary.clone(),
         kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
         retained: true,
+        disk_body: disk_body(&stale.body),
     };
     fill.set_head(head);
-    fill.push(stale.body.clone()).await;
+    push_stored(fill, &stale.body).await;
     fill.finish(Ok(()));
     let entry = admission.ok().map(|freshness| Entry {
         key: stale.key.clone(),
@@ -254,19 +367,41 @@ async fn refresh(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry,
 }
 
 /// The origin failed; the stale entry may still be served.
-async fn serve_stale(edge: &Edge, fill: &Arc<Fill>, spec: &FetchSpec, stale: &Entry, status: StatusCode) {
+async fn serve_stale(
+    edge: &Edge,
+    fill: &Arc<Fill>,
+    spec: &FetchSpec,
+    stale: &Entry,
+    status: StatusCode,
+) {
     let head = FillHead {
         status: stale.status,
         headers: stale.headers.clone(),
-        content_length: Some(stale.body.len() as u64),
+        content_length: Some(stale.body.len()),
         admission: Ok(stale.freshness),
         vary: stale.vary.clone(),
         kind: FillKind::StaleOnError(status),
         retained: true,
+        disk_body: disk_body(&stale.body),
     };
     fill.set_head(head);
-    fill.push(stale.body.clone()).await;
+    push_stored(fill, &stale.body).await;
     fill.finish(Ok(()));
     // The stale entry stays as it is; the next request tries the origin again.
     edge.cache.complete(&spec.key, fill, None);
+}
+
+/// Publishes a stored body to a fill: a memory body whole; a disk body is not copied, the
+/// head names it and readers stream it from its file (`FillHead::disk_body`).
+async fn push_stored(fill: &Fill, body: &EntryBody) {
+    if let EntryBody::Memory(bytes) = body {
+        fill.push(bytes.clone()).await;
+    }
+}
+
+fn disk_body(body: &EntryBody) -> Option<Arc<DiskBody>> {
+    match body {
+        EntryBody::Disk(disk) => Some(disk.clone()),
+        EntryBody::Memory(_) => None,
+    }
 }

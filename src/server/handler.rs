@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -15,7 +16,10 @@ use super::body::EdgeBody;
 use super::fetch::{self, FetchSpec};
 use super::respond::{self, Decision};
 use crate::cache::key::{key_query, object_key};
-use crate::cache::{CacheKey, Entry, FillError, FillHead, FillKind, FreshnessState, Join, Validators};
+use crate::cache::{
+    CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
+    Validators,
+};
 use crate::config::{PlainHttp, Space};
 use crate::routing::host_name;
 
@@ -31,21 +35,42 @@ pub struct ConnInfo {
 /// How a response came about, rendered as `Cache-Status` (RFC 9211).
 #[derive(Debug, Clone, Copy)]
 pub enum CacheOutcome {
-    Hit { ttl: i64 },
-    Miss { stored: bool, collapsed: bool },
-    Revalidated { status: StatusCode, stored: bool, collapsed: bool },
-    StaleOnError { status: StatusCode, ttl: i64 },
+    /// Served from a stored entry (`disk`: from the disk tier).
+    Hit {
+        ttl: i64,
+        disk: bool,
+    },
+    Miss {
+        stored: bool,
+        collapsed: bool,
+    },
+    Revalidated {
+        status: StatusCode,
+        stored: bool,
+        collapsed: bool,
+    },
+    StaleOnError {
+        status: StatusCode,
+        ttl: i64,
+    },
     Bypass,
 }
 
 impl CacheOutcome {
     fn header(self, pop: &str) -> HeaderValue {
         let text = match self {
-            CacheOutcome::Hit { ttl } => format!("{pop}; hit; ttl={ttl}"),
-            CacheOutcome::Miss { collapsed: true, .. } => format!("{pop}; fwd=miss; collapsed"),
+            CacheOutcome::Hit { ttl, disk: false } => format!("{pop}; hit; ttl={ttl}"),
+            CacheOutcome::Hit { ttl, disk: true } => format!("{pop}; hit; ttl={ttl}; detail=disk"),
+            CacheOutcome::Miss {
+                collapsed: true, ..
+            } => format!("{pop}; fwd=miss; collapsed"),
             CacheOutcome::Miss { stored: true, .. } => format!("{pop}; fwd=miss; stored"),
             CacheOutcome::Miss { .. } => format!("{pop}; fwd=miss"),
-            CacheOutcome::Revalidated { status, stored, collapsed } => {
+            CacheOutcome::Revalidated {
+                status,
+                stored,
+                collapsed,
+            } => {
                 let mut t = format!("{pop}; fwd=stale; fwd-status={}", status.as_u16());
                 if stored {
                     t.push_str("; stored");
@@ -56,17 +81,25 @@ impl CacheOutcome {
                 t
             }
             CacheOutcome::StaleOnError { status, ttl } => {
-                format!("{pop}; fwd=stale; fwd-status={}; ttl={ttl}", status.as_u16())
+                format!(
+                    "{pop}; fwd=stale; fwd-status={}; ttl={ttl}",
+                    status.as_u16()
+                )
             }
             CacheOutcome::Bypass => format!("{pop}; fwd=bypass"),
         };
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
+        HeaderValue::from_str(&text)
+            .unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
     }
 }
 
 impl Edge {
     /// Answers one request.
-    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Response<EdgeBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<EdgeBody> {
         // Phase: route.
         let Some(host) = request_host(&request) else {
             return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
@@ -80,10 +113,16 @@ impl Edge {
         if let Some(sni) = &conn.sni
             && self.router.route(sni).is_some_and(|s| s.name != space.name)
         {
-            return self.error(StatusCode::MISDIRECTED_REQUEST, "TLS server name names another space");
+            return self.error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "TLS server name names another space",
+            );
         }
         let path = request.uri().path();
-        if !conn.tls && space.http == PlainHttp::Redirect && !path.starts_with("/.well-known/acme-challenge/") {
+        if !conn.tls
+            && space.http == PlainHttp::Redirect
+            && !path.starts_with("/.well-known/acme-challenge/")
+        {
             return self.redirect_to_https(&host, &request);
         }
 
@@ -92,8 +131,12 @@ impl Edge {
             Method::GET | Method::HEAD => {}
             Method::OPTIONS => return self.pass_through(space, request, conn, false).await,
             _ if self.origin.is_s3() => {
-                let mut response = self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
-                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                let mut response =
+                    self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
+                response.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
                 return response;
             }
             _ => return self.pass_through(space, request, conn, true).await,
@@ -115,32 +158,69 @@ impl Edge {
         let key = CacheKey::new(&space.name, &object_key, &key_query(query, &space.query));
         let (parts, _body) = request.into_parts();
 
-        // Phase: lookup.
+        // Phase: lookup (memory, then disk).
         let now = SystemTime::now();
-        let stored = self.cache.lookup(&key, &parts.headers);
+        let mut stored = self.cache.lookup(&key, &parts.headers);
+        let from_disk = stored.is_none();
+        if from_disk {
+            stored = self.cache.lookup_disk(&key, &parts.headers).await;
+        }
+        let mut unreadable = false;
         if let Some(entry) = &stored {
+            let ttl = entry.freshness.ttl_seconds(now);
+            let outcome = CacheOutcome::Hit {
+                ttl,
+                disk: from_disk,
+            };
             match entry.freshness.state(now) {
                 FreshnessState::Fresh => {
-                    let ttl = entry.freshness.ttl_seconds(now);
-                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    if let EntryBody::Memory(body) = &entry.body {
+                        return self.from_entry(entry, body, &parts, outcome, now);
+                    }
+                    match self.from_disk_entry(entry, &parts, outcome, now).await {
+                        Some(response) => return response,
+                        None => unreadable = true,
+                    }
                 }
                 FreshnessState::StaleWhileRevalidate => {
                     if let Join::Leader(fill) = self.cache.join(&key) {
-                        let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                        let spec = self.fetch_spec(
+                            &space,
+                            key.clone(),
+                            object_key.clone(),
+                            &parts,
+                            conn,
+                            hard_expiry,
+                        );
                         tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
                     }
-                    let ttl = entry.freshness.ttl_seconds(now);
-                    return self.from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    if let EntryBody::Memory(body) = &entry.body {
+                        return self.from_entry(entry, body, &parts, outcome, now);
+                    }
+                    match self.from_disk_entry(entry, &parts, outcome, now).await {
+                        Some(response) => return response,
+                        None => unreadable = true,
+                    }
                 }
                 FreshnessState::Stale => {}
             }
+        }
+        if unreadable {
+            // The disk entry failed its checksums (and is gone): a miss.
+            stored = None;
         }
 
         // Phase: coalesce and fetch (a miss, or a revalidation of a stale entry).
         let (fill, collapsed) = match self.cache.join(&key) {
             Join::Leader(fill) => {
-                let spec = self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
-                tokio::spawn(fetch::drive(self.clone(), fill.clone(), spec, stored.clone()));
+                let spec =
+                    self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                tokio::spawn(fetch::drive(
+                    self.clone(),
+                    fill.clone(),
+                    spec,
+                    stored.clone(),
+                ));
                 (fill, false)
             }
             Join::Follower(fill) => (fill, true),
@@ -152,10 +232,19 @@ impl Edge {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if !head.vary.is_empty() && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers) {
+        if !head.vary.is_empty()
+            && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers)
+        {
             // Joined a fill for another variant: this request needs its own fetch.
             let fill = crate::cache::Fill::new();
-            let spec = self.fetch_spec(&space, key, object_key_of(&parts), &parts, conn, hard_expiry);
+            let spec = self.fetch_spec(
+                &space,
+                key,
+                object_key_of(&parts),
+                &parts,
+                conn,
+                hard_expiry,
+            );
             let Some(mut own) = fill.reader(0) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
             };
@@ -164,9 +253,9 @@ impl Edge {
                 Ok(head) => head,
                 Err(e) => return self.fill_error(&e),
             };
-            return self.from_fill(head, own, &parts, false);
+            return self.from_fill(head, own, &parts, false).await;
         }
-        self.from_fill(head, reader, &parts, collapsed)
+        self.from_fill(head, reader, &parts, collapsed).await
     }
 
     fn fetch_spec(
@@ -189,7 +278,11 @@ impl Edge {
             space: space.clone(),
             key,
             object_key,
-            path_and_query: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
             query: parts.uri.query().map(str::to_owned),
             client_headers,
             client_addr: conn.client_addr,
@@ -202,6 +295,7 @@ impl Edge {
     fn from_entry(
         &self,
         entry: &Entry,
+        body: &Bytes,
         parts: &http::request::Parts,
         outcome: CacheOutcome,
         now: SystemTime,
@@ -211,16 +305,61 @@ impl Edge {
             &parts.headers,
             entry.status,
             &entry.validators,
-            Some(entry.body.len() as u64),
+            Some(body.len() as u64),
         );
         let extra = [
-            (header::AGE, HeaderValue::from(entry.freshness.age(now).as_secs())),
-            (HeaderName::from_static("cache-status"), outcome.header(&self.pop_name)),
+            (
+                header::AGE,
+                HeaderValue::from(entry.freshness.age(now).as_secs()),
+            ),
+            (
+                HeaderName::from_static("cache-status"),
+                outcome.header(&self.pop_name),
+            ),
         ];
-        respond::from_bytes(decision, &parts.method, entry.status, &entry.headers, &entry.body, &extra)
+        respond::from_bytes(
+            decision,
+            &parts.method,
+            entry.status,
+            &entry.headers,
+            body,
+            &extra,
+        )
     }
 
-    fn from_fill(
+    /// Answers from an entry whose body is a disk file; `None` when the file is bad.
+    async fn from_disk_entry(
+        &self,
+        entry: &Entry,
+        parts: &http::request::Parts,
+        outcome: CacheOutcome,
+        now: SystemTime,
+    ) -> Option<Response<EdgeBody>> {
+        let EntryBody::Disk(disk) = &entry.body else {
+            return None;
+        };
+        let extra = [
+            (
+                header::AGE,
+                HeaderValue::from(entry.freshness.age(now).as_secs()),
+            ),
+            (
+                HeaderName::from_static("cache-status"),
+                outcome.header(&self.pop_name),
+            ),
+        ];
+        from_disk_body(
+            disk,
+            entry.status,
+            &entry.headers,
+            &entry.validators,
+            parts,
+            &extra,
+        )
+        .await
+    }
+
+    async fn from_fill(
         &self,
         head: Arc<FillHead>,
         reader: crate::cache::FillReader,
@@ -231,29 +370,67 @@ impl Edge {
         let stored = head.admission.is_ok();
         let outcome = match head.kind {
             FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
-            FillKind::Revalidation(status) => CacheOutcome::Revalidated { status, stored, collapsed },
+            FillKind::Revalidation(status) => CacheOutcome::Revalidated {
+                status,
+                stored,
+                collapsed,
+            },
             FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
                 status,
                 ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
             },
         };
-        let mut extra = vec![(HeaderName::from_static("cache-status"), outcome.header(&self.pop_name))];
+        let mut extra = vec![(
+            HeaderName::from_static("cache-status"),
+            outcome.header(&self.pop_name),
+        )];
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
         let validators = Validators::from_headers(&head.headers);
-        let mut decision = respond::decide(&parts.method, &parts.headers, head.status, &validators, head.content_length);
+        if let Some(disk) = &head.disk_body {
+            return match from_disk_body(
+                disk,
+                head.status,
+                &head.headers,
+                &validators,
+                parts,
+                &extra,
+            )
+            .await
+            {
+                Some(response) => response,
+                None => self.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stored copy unreadable, retry",
+                ),
+            };
+        }
+        let mut decision = respond::decide(
+            &parts.method,
+            &parts.headers,
+            head.status,
+            &validators,
+            head.content_length,
+        );
         if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
             // Multipart ranges are answered from stored entries; while filling, send it whole.
             decision = Decision::Full;
         }
         match decision {
             Decision::NotModified => return respond::not_modified(&head.headers, &extra),
-            Decision::Unsatisfiable => return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra),
+            Decision::Unsatisfiable => {
+                return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra);
+            }
             _ => {}
         }
-        let (status, headers) =
-            respond::streaming_head(&decision, head.status, &head.headers, head.content_length, &extra);
+        let (status, headers) = respond::streaming_head(
+            &decision,
+            head.status,
+            &head.headers,
+            head.content_length,
+            &extra,
+        );
         let body = if parts.method == Method::HEAD {
             EdgeBody::Empty
         } else {
@@ -262,7 +439,12 @@ impl Edge {
                     let range = &ranges[0];
                     match reader.fill().reader(*range.start()) {
                         Some(ranged) => (ranged, Some(range.end() + 1)),
-                        None => return self.error(StatusCode::SERVICE_UNAVAILABLE, "range no longer buffered, retry"),
+                        None => {
+                            return self.error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "range no longer buffered, retry",
+                            );
+                        }
                     }
                 }
                 _ => (reader, None),
@@ -296,26 +478,57 @@ impl Edge {
             Ok(key) => key,
             Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let spec = self.fetch_spec(&space, CacheKey::new(&space.name, &object_key, ""), object_key.clone(), &parts, conn, None);
-        let response = match self.origin.forward(&spec.origin_request(parts.method.clone(), None), body).await {
+        let spec = self.fetch_spec(
+            &space,
+            CacheKey::new(&space.name, &object_key, ""),
+            object_key.clone(),
+            &parts,
+            conn,
+            None,
+        );
+        let response = match self
+            .origin
+            .forward(&spec.origin_request(parts.method.clone(), None), body)
+            .await
+        {
             Ok(response) => response,
             Err(e) => return self.error(e.status(), "origin unavailable"),
         };
         if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
-            let selector = crate::cache::PurgeSelector::Path { space: space.name.clone(), key: object_key };
+            let selector = crate::cache::PurgeSelector::Path {
+                space: space.name.clone(),
+                key: object_key,
+            };
             self.cache.purge(&selector);
         }
         let (mut head, body) = response.into_parts();
         head.headers = fetch::end_to_end(head.headers);
-        respond::append_cache_status(&mut head.headers, &CacheOutcome::Bypass.header(&self.pop_name));
-        let body = body.map_err(|e| FillError::Body(e.to_string().into())).boxed();
+        respond::append_cache_status(
+            &mut head.headers,
+            &CacheOutcome::Bypass.header(&self.pop_name),
+        );
+        let body = body
+            .map_err(|e| FillError::Body(e.to_string().into()))
+            .boxed();
         Response::from_parts(head, EdgeBody::Stream(body))
     }
 
     fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Response<EdgeBody> {
         let name = host_name(host).unwrap_or(host);
-        let port = self.https_port.map(|p| if p == 443 { String::new() } else { format!(":{p}") }).unwrap_or_default();
-        let target = format!("https://{name}{port}{}", request.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+        let port = self
+            .https_port
+            .map(|p| {
+                if p == 443 {
+                    String::new()
+                } else {
+                    format!(":{p}")
+                }
+            })
+            .unwrap_or_default();
+        let target = format!(
+            "https://{name}{port}{}",
+            request.uri().path_and_query().map_or("/", |pq| pq.as_str())
+        );
         let mut response = self.error(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
         if let Ok(location) = HeaderValue::from_str(&target) {
             response.headers_mut().insert(header::LOCATION, location);
@@ -329,7 +542,10 @@ impl Edge {
         let mut response = Response::new(EdgeBody::Empty);
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert("cache-status", CacheOutcome::Bypass.header(&self.pop_name));
@@ -349,7 +565,12 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str().to_owned());
     }
-    request.headers().get(header::HOST)?.to_str().ok().map(str::to_owned)
+    request
+        .headers()
+        .get(header::HOST)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 /// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).
@@ -391,6 +612,48 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
+/// Answers from a disk body: the first block sent is read and verified before the head is
+/// (so a bad entry becomes a miss, `None`); later blocks are verified as they stream, and a
+/// bad one cuts the response. Several ranges get the whole body (allowed by RFC 9110 14.2).
+async fn from_disk_body(
+    disk: &Arc<DiskBody>,
+    status: StatusCode,
+    stored: &http::HeaderMap,
+    validators: &Validators,
+    parts: &http::request::Parts,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Option<Response<EdgeBody>> {
+    let len = disk.len();
+    let mut decision =
+        respond::decide(&parts.method, &parts.headers, status, validators, Some(len));
+    if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
+        decision = Decision::Full;
+    }
+    let (start, end) = match &decision {
+        Decision::NotModified => return Some(respond::not_modified(stored, extra)),
+        Decision::Unsatisfiable => return Some(respond::unsatisfiable(len, extra)),
+        Decision::Partial(ranges) => (*ranges[0].start(), ranges[0].end() + 1),
+        Decision::Full => (0, len),
+    };
+    let (status, headers) = respond::streaming_head(&decision, status, stored, Some(len), extra);
+    let body = if parts.method == Method::HEAD || start >= end {
+        EdgeBody::Empty
+    } else {
+        let first = disk.block(disk.block_of(start)).await.ok()?;
+        let stream =
+            futures::StreamExt::map(disk.clone().stream(start, end, Some(first)), |piece| {
+                piece
+                    .map(http_body::Frame::data)
+                    .map_err(|e| FillError::Body(e.to_string().into()))
+            });
+        EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Some(response)
+}
+
 fn stream_body(reader: crate::cache::FillReader, end: Option<u64>) -> EdgeBody {
     let stream = futures::stream::unfold(reader, move |mut reader| async move {
         let chunk = reader.next_chunk(end).await?;
@@ -407,7 +670,10 @@ mod tests {
     fn presign_expiry_from_query() {
         let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600";
         let expiry = presign_expiry(Some(q)).unwrap();
-        assert_eq!(httpdate::fmt_http_date(expiry), "Mon, 01 Jan 2024 01:00:00 GMT");
+        assert_eq!(
+            httpdate::fmt_http_date(expiry),
+            "Mon, 01 Jan 2024 01:00:00 GMT"
+        );
         assert!(presign_expiry(Some("v=1")).is_none());
         assert!(parse_amz_date("2024").is_none());
     }

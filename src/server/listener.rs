@@ -24,7 +24,11 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(usize::try_from(limits.max_header_size).unwrap_or(usize::MAX).max(8192))
+        .max_buf_size(
+            usize::try_from(limits.max_header_size)
+                .unwrap_or(usize::MAX)
+                .max(8192),
+        )
         .keep_alive(true);
     builder
         .http2()
@@ -77,7 +81,11 @@ pub async fn serve_edge(
                 let _permit = permit;
                 match tls {
                     None => {
-                        let conn = ConnInfo { client_addr, tls: false, sni: None };
+                        let conn = ConnInfo {
+                            client_addr,
+                            tls: false,
+                            sni: None,
+                        };
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
@@ -89,16 +97,23 @@ pub async fn serve_edge(
                         }
                     }
                     Some(acceptor) => {
-                        let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
                         let sni = stream.get_ref().1.server_name().map(Arc::from);
-                        let conn = ConnInfo { client_addr, tls: true, sni };
+                        let conn = ConnInfo {
+                            client_addr,
+                            tls: true,
+                            sni,
+                        };
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
@@ -115,7 +130,10 @@ pub async fn serve_edge(
         );
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace elapsed with connections still open");
     }
 }

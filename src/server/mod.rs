@@ -39,7 +39,12 @@ impl Edge {
         let origin = OriginClient::new(&config, embedded_origin)?;
         Ok(Edge {
             router: Router::new(&config),
-            cache: Cache::new(config.cache.memory, config.cache.max_memory_object),
+            cache: Cache::with_disk(
+                config.cache.memory,
+                config.cache.max_memory_object,
+                &config.cache.disk_path,
+                config.cache.disk,
+            ),
             origin,
             pop_name: config.pop.name.as_str().into(),
             https_port,

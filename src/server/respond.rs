@@ -72,11 +72,15 @@ pub fn decide(
 
 /// `If-None-Match` weak comparison (or strong, for `If-Range`-like uses).
 fn etag_list_matches(list: &HeaderValue, etag: Option<&HeaderValue>, strong: bool) -> bool {
-    let Ok(list) = list.to_str() else { return false };
+    let Ok(list) = list.to_str() else {
+        return false;
+    };
     if list.trim() == "*" {
         return etag.is_some();
     }
-    let Some(etag) = etag.and_then(|e| e.to_str().ok()) else { return false };
+    let Some(etag) = etag.and_then(|e| e.to_str().ok()) else {
+        return false;
+    };
     let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
     if strong && etag.starts_with("W/") {
         return false;
@@ -88,7 +92,9 @@ fn etag_list_matches(list: &HeaderValue, etag: Option<&HeaderValue>, strong: boo
 }
 
 fn if_range_matches(if_range: &HeaderValue, validators: &Validators) -> bool {
-    let Ok(text) = if_range.to_str() else { return false };
+    let Ok(text) = if_range.to_str() else {
+        return false;
+    };
     let text = text.trim();
     if text.starts_with('"') || text.starts_with("W/") {
         return etag_list_matches(if_range, validators.etag.as_ref(), true);
@@ -122,7 +128,12 @@ pub fn from_bytes(
     let length = body.len() as u64;
     let (status, mut headers, pieces, content_length) = match decision {
         Decision::NotModified => return not_modified(stored, extra),
-        Decision::Full => (status, stored.clone(), VecDeque::from([body.clone()]), length),
+        Decision::Full => (
+            status,
+            stored.clone(),
+            VecDeque::from([body.clone()]),
+            length,
+        ),
         Decision::Unsatisfiable => return unsatisfiable(length, extra),
         Decision::Partial(ranges) if ranges.len() == 1 => {
             let range = &ranges[0];
@@ -130,7 +141,12 @@ pub fn from_bytes(
             headers.insert(header::CONTENT_RANGE, content_range(range, length));
             let piece = slice(body, range);
             let len = piece.len() as u64;
-            (StatusCode::PARTIAL_CONTENT, headers, VecDeque::from([piece]), len)
+            (
+                StatusCode::PARTIAL_CONTENT,
+                headers,
+                VecDeque::from([piece]),
+                len,
+            )
         }
         Decision::Partial(ranges) => {
             let (headers, pieces) = multipart(stored, &ranges, length, |r| slice(body, r));
@@ -151,15 +167,25 @@ pub fn from_bytes(
 }
 
 fn slice(body: &Bytes, range: &RangeInclusive<u64>) -> Bytes {
-    let start = usize::try_from(*range.start()).unwrap_or(usize::MAX).min(body.len());
-    let end = usize::try_from(*range.end()).unwrap_or(usize::MAX).saturating_add(1).min(body.len());
+    let start = usize::try_from(*range.start())
+        .unwrap_or(usize::MAX)
+        .min(body.len());
+    let end = usize::try_from(*range.end())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
+        .min(body.len());
     body.slice(start..end.max(start))
 }
 
 /// `Content-Range: bytes a-b/len`.
 pub fn content_range(range: &RangeInclusive<u64>, length: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("bytes {}-{}/{}", range.start(), range.end(), length))
-        .expect("digits and ASCII are a valid header value")
+    HeaderValue::from_str(&format!(
+        "bytes {}-{}/{}",
+        range.start(),
+        range.end(),
+        length
+    ))
+    .expect("digits and ASCII are a valid header value")
 }
 
 /// Headers and parts of a `multipart/byteranges` body.
@@ -170,14 +196,22 @@ fn multipart(
     mut piece: impl FnMut(&RangeInclusive<u64>) -> Bytes,
 ) -> (HeaderMap, VecDeque<Bytes>) {
     let boundary = format!("edge{:016x}", rand_u64());
-    let content_type = stored.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = stored
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut pieces = VecDeque::with_capacity(ranges.len() * 2 + 1);
     for range in ranges {
         let mut part = format!("\r\n--{boundary}\r\n");
         if let Some(ct) = &content_type {
             part.push_str(&format!("content-type: {ct}\r\n"));
         }
-        part.push_str(&format!("content-range: bytes {}-{}/{}\r\n\r\n", range.start(), range.end(), length));
+        part.push_str(&format!(
+            "content-range: bytes {}-{}/{}\r\n\r\n",
+            range.start(),
+            range.end(),
+            length
+        ));
         pieces.push_back(Bytes::from(part));
         pieces.push_back(piece(range));
     }
@@ -194,12 +228,20 @@ fn multipart(
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     hasher.finish()
 }
 
 /// A 304 for a stored response.
-pub fn not_modified(stored: &HeaderMap, extra: &[(header::HeaderName, HeaderValue)]) -> Response<EdgeBody> {
+pub fn not_modified(
+    stored: &HeaderMap,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Response<EdgeBody> {
     let mut headers = HeaderMap::new();
     for name in NOT_MODIFIED_FIELDS {
         for value in stored.get_all(name) {
@@ -214,13 +256,22 @@ pub fn not_modified(stored: &HeaderMap, extra: &[(header::HeaderName, HeaderValu
 }
 
 /// A 416 naming the representation's length.
-pub fn unsatisfiable(length: u64, extra: &[(header::HeaderName, HeaderValue)]) -> Response<EdgeBody> {
+pub fn unsatisfiable(
+    length: u64,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Response<EdgeBody> {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_RANGE,
-        HeaderValue::from_str(&format!("bytes */{length}")).expect("digits are a valid header value"),
+        HeaderValue::from_str(&format!("bytes */{length}"))
+            .expect("digits are a valid header value"),
     );
-    finish(&mut headers, StatusCode::RANGE_NOT_SATISFIABLE, extra, Some(0));
+    finish(
+        &mut headers,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        extra,
+        Some(0),
+    );
     let mut response = Response::new(EdgeBody::Empty);
     *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
     *response.headers_mut() = headers;
@@ -281,8 +332,14 @@ pub fn streaming_head(
     let (status, content_length) = match decision {
         Decision::Partial(ranges) if ranges.len() == 1 => {
             let range = &ranges[0];
-            headers.insert(header::CONTENT_RANGE, content_range(range, length.unwrap_or(0)));
-            (StatusCode::PARTIAL_CONTENT, Some(range.end() - range.start() + 1))
+            headers.insert(
+                header::CONTENT_RANGE,
+                content_range(range, length.unwrap_or(0)),
+            );
+            (
+                StatusCode::PARTIAL_CONTENT,
+                Some(range.end() - range.start() + 1),
+            )
         }
         _ => (status, length),
     };

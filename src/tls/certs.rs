@@ -10,7 +10,10 @@ use super::{TlsError, provider};
 
 /// Loads a PEM chain (leaf first) and its private key.
 pub fn load_pem(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let load_err = |path: &Path, reason: String| TlsError::Load { path: path.display().to_string(), reason };
+    let load_err = |path: &Path, reason: String| TlsError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| load_err(cert, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -24,8 +27,8 @@ pub fn load_pem(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
 
 /// A self-signed certificate for `names` (development and tests).
 pub fn self_signed(names: &[String]) -> Result<CertifiedKey, TlsError> {
-    let generated =
-        rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    let generated = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
     let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
     CertifiedKey::from_der(vec![generated.cert.der().clone()], key, &provider())

@@ -52,7 +52,9 @@ impl CertStore {
     pub fn covers(&self, server_name: &str) -> bool {
         let name = server_name.trim_end_matches('.').to_ascii_lowercase();
         self.exact.contains_key(&name)
-            || name.split_once('.').is_some_and(|(_, parent)| self.wildcard.contains_key(parent))
+            || name
+                .split_once('.')
+                .is_some_and(|(_, parent)| self.wildcard.contains_key(parent))
     }
 
     /// Whether a default certificate is set.
@@ -70,7 +72,9 @@ pub struct SniResolver {
 impl SniResolver {
     /// A resolver over `store`.
     pub fn new(store: CertStore) -> SniResolver {
-        SniResolver { store: ArcSwap::from_pointee(store) }
+        SniResolver {
+            store: ArcSwap::from_pointee(store),
+        }
     }
 
     /// Replaces every certificate at once.

@@ -11,7 +11,10 @@ use crate::common::{cache_status, client, edge_url, http_origin_config, space, s
 async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
     let origin = ScriptedOrigin::start().await;
     let len: u64 = 8 << 20;
-    origin.route("/big.bin", Route::generated(len).delay(Duration::from_millis(200)));
+    origin.route(
+        "/big.bin",
+        Route::generated(len).delay(Duration::from_millis(200)),
+    );
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/big.bin");
@@ -38,8 +41,15 @@ async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
             collapsed += 1;
         }
     }
-    assert_eq!(origin.hits(), 1, "one origin fetch for 200 concurrent misses");
-    assert!(collapsed >= 150, "most requests joined the fill ({collapsed})");
+    assert_eq!(
+        origin.hits(),
+        1,
+        "one origin fetch for 200 concurrent misses"
+    );
+    assert!(
+        collapsed >= 150,
+        "most requests joined the fill ({collapsed})"
+    );
     edge.stop().await;
 }
 

@@ -9,31 +9,69 @@ use crate::common::{cache_status, client, edge_url, http_origin_config, space, s
 #[tokio::test]
 async fn origin_killed_mid_test() {
     let origin = ScriptedOrigin::start().await;
-    origin.route("/fresh.txt", Route::ok("fresh").header("cache-control", "max-age=600"));
-    origin.route("/sie.txt", Route::ok("sie").header("cache-control", "max-age=1, stale-if-error=600"));
-    origin.route("/plain.txt", Route::ok("plain").header("cache-control", "max-age=1"));
+    origin.route(
+        "/fresh.txt",
+        Route::ok("fresh").header("cache-control", "max-age=600"),
+    );
+    origin.route(
+        "/sie.txt",
+        Route::ok("sie").header("cache-control", "max-age=1, stale-if-error=600"),
+    );
+    origin.route(
+        "/plain.txt",
+        Route::ok("plain").header("cache-control", "max-age=1"),
+    );
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
     for path in ["/fresh.txt", "/sie.txt", "/plain.txt"] {
-        c.get(edge_url(&edge, "assets", path)).send().await.unwrap().bytes().await.unwrap();
+        c.get(edge_url(&edge, "assets", path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
     }
     origin.stop();
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
-    let fresh = c.get(edge_url(&edge, "assets", "/fresh.txt")).send().await.unwrap();
+    let fresh = c
+        .get(edge_url(&edge, "assets", "/fresh.txt"))
+        .send()
+        .await
+        .unwrap();
     assert!(cache_status(&fresh).contains("hit"));
     assert_eq!(fresh.text().await.unwrap(), "fresh");
 
-    let sie = c.get(edge_url(&edge, "assets", "/sie.txt")).send().await.unwrap();
+    let sie = c
+        .get(edge_url(&edge, "assets", "/sie.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sie.status(), 200);
     let status = cache_status(&sie);
-    assert!(status.starts_with("test-pop; fwd=stale; fwd-status=502"), "{status}");
+    assert!(
+        status.starts_with("test-pop; fwd=stale; fwd-status=502"),
+        "{status}"
+    );
     assert_eq!(sie.text().await.unwrap(), "sie");
 
-    let plain = c.get(edge_url(&edge, "assets", "/plain.txt")).send().await.unwrap();
-    assert_eq!(plain.status(), 502, "no stale-if-error and no grace: a clear 502");
+    let plain = c
+        .get(edge_url(&edge, "assets", "/plain.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.status(),
+        502,
+        "no stale-if-error and no grace: a clear 502"
+    );
 
-    let cold = c.get(edge_url(&edge, "assets", "/never-seen.txt")).send().await.unwrap();
+    let cold = c
+        .get(edge_url(&edge, "assets", "/never-seen.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cold.status(), 502);
     edge.stop().await;
 }
@@ -41,8 +79,12 @@ async fn origin_killed_mid_test() {
 #[tokio::test]
 async fn stale_grace_serves_stale_on_origin_5xx() {
     let origin = ScriptedOrigin::start().await;
-    origin.route("/g.txt", Route::ok("graceful").header("cache-control", "max-age=1"));
-    let config = http_origin_config(&origin.url(), &space("assets", "")).replace("stale_grace = \"0s\"", "stale_grace = \"1h\"");
+    origin.route(
+        "/g.txt",
+        Route::ok("graceful").header("cache-control", "max-age=1"),
+    );
+    let config = http_origin_config(&origin.url(), &space("assets", ""))
+        .replace("stale_grace = \"0s\"", "stale_grace = \"1h\"");
     let edge = start_edge(&config).await;
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/g.txt");
@@ -50,7 +92,11 @@ async fn stale_grace_serves_stale_on_origin_5xx() {
     origin.route("/g.txt", Route::ok("down").status(503));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let stale = c.get(&url).send().await.unwrap();
-    assert!(cache_status(&stale).starts_with("test-pop; fwd=stale; fwd-status=503"), "{}", cache_status(&stale));
+    assert!(
+        cache_status(&stale).starts_with("test-pop; fwd=stale; fwd-status=503"),
+        "{}",
+        cache_status(&stale)
+    );
     assert_eq!(stale.text().await.unwrap(), "graceful");
     edge.stop().await;
 }
@@ -59,10 +105,15 @@ async fn stale_grace_serves_stale_on_origin_5xx() {
 async fn slow_origin_gets_a_504() {
     let origin = ScriptedOrigin::start().await;
     origin.route("/slow", Route::ok("late").delay(Duration::from_secs(10)));
-    let config = http_origin_config(&origin.url(), &space("assets", "")).replace("timeout = \"5s\"", "timeout = \"500ms\"");
+    let config = http_origin_config(&origin.url(), &space("assets", ""))
+        .replace("timeout = \"5s\"", "timeout = \"500ms\"");
     let edge = start_edge(&config).await;
     let c = client(&["assets"], &[]);
-    let response = c.get(edge_url(&edge, "assets", "/slow")).send().await.unwrap();
+    let response = c
+        .get(edge_url(&edge, "assets", "/slow"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 504);
     edge.stop().await;
 }

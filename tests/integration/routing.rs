@@ -3,7 +3,9 @@
 use crate::common::origin::{Route, ScriptedOrigin};
 use std::time::Duration;
 
-use crate::common::{cache_status, client, edge_url, http_origin_config, raw_request, raw_status, space, start_edge};
+use crate::common::{
+    cache_status, client, edge_url, http_origin_config, raw_request, raw_status, space, start_edge,
+};
 
 #[tokio::test]
 async fn unknown_host_is_404_without_origin_traffic() {
@@ -24,9 +26,16 @@ async fn custom_domain_shares_entries_with_edge_url() {
     let spaces = space("assets", "custom_domain = \"images.example.com\"");
     let edge = start_edge(&http_origin_config(&origin.url(), &spaces)).await;
     let c = client(&["assets"], &["images.example.com", "IMAGES.example.COM"]);
-    c.get(edge_url(&edge, "assets", "/logo.png")).send().await.unwrap();
+    c.get(edge_url(&edge, "assets", "/logo.png"))
+        .send()
+        .await
+        .unwrap();
     let port = edge.http_addr.unwrap().port();
-    let r = c.get(format!("http://images.example.com:{port}/logo.png")).send().await.unwrap();
+    let r = c
+        .get(format!("http://images.example.com:{port}/logo.png"))
+        .send()
+        .await
+        .unwrap();
     assert!(cache_status(&r).contains("hit"), "{}", cache_status(&r));
     let raw = raw_request(
         edge.http_addr.unwrap(),
@@ -35,7 +44,11 @@ async fn custom_domain_shares_entries_with_edge_url() {
     )
     .await;
     assert_eq!(raw_status(&raw), 200);
-    assert!(raw.to_ascii_lowercase().contains("cache-status: test-pop; hit"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("cache-status: test-pop; hit"),
+        "{raw}"
+    );
     assert_eq!(origin.hits(), 1);
     edge.stop().await;
 }

@@ -66,7 +66,11 @@ pub fn rule_for(op: &str) -> Rule {
         "GetObject" | "HeadObject" => (Object(Read), "s3:GetObject"),
         "GetObjectAcl" => (Object(ReadAcp), "s3:GetObjectAcl"),
         "PutObjectAcl" => (Object(WriteAcp), "s3:PutObjectAcl"),
-        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy"
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
         | "CompleteMultipartUpload" => (Write, "s3:PutObject"),
         "AbortMultipartUpload" => (Write, "s3:AbortMultipartUpload"),
         "ListParts" => (Write, "s3:ListMultipartUploadParts"),
@@ -82,12 +86,24 @@ fn denied() -> s3s::S3Error {
 
 /// Decides whether `caller` (None: anonymous) may apply `rule` to `bucket` / `key`.
 /// A missing bucket passes (the operation then answers NoSuchBucket).
-pub fn authorize(state: &State, caller: Option<&User>, bucket: &str, key: Option<&str>, rule: Rule) -> S3Result<()> {
+pub fn authorize(
+    state: &State,
+    caller: Option<&User>,
+    bucket: &str,
+    key: Option<&str>,
+    rule: Rule,
+) -> S3Result<()> {
     let caller_id = caller.map(|u| u.id.as_str());
     if rule.need == Need::Signed {
-        return if caller.is_some() { Ok(()) } else { Err(denied()) };
+        return if caller.is_some() {
+            Ok(())
+        } else {
+            Err(denied())
+        };
     }
-    let Some(record) = state.index.bucket(bucket)? else { return Ok(()) };
+    let Some(record) = state.index.bucket(bucket)? else {
+        return Ok(());
+    };
     let is_owner = caller_id == Some(record.owner.as_str());
 
     let resource = match key {
@@ -115,8 +131,14 @@ pub fn authorize(state: &State, caller: Option<&User>, bucket: &str, key: Option
         Need::Signed | Need::Owner => false,
         Need::Bucket(perm) => record.acl.allows(caller_id, perm),
         Need::Write => record.acl.allows(caller_id, Permission::Write),
-        Need::Object(perm) => match key.map(|k| state.index.object(bucket, k)).transpose()?.flatten() {
-            Some(object) => caller_id == Some(object.owner.as_str()) || object.acl.allows(caller_id, perm),
+        Need::Object(perm) => match key
+            .map(|k| state.index.object(bucket, k))
+            .transpose()?
+            .flatten()
+        {
+            Some(object) => {
+                caller_id == Some(object.owner.as_str()) || object.acl.allows(caller_id, perm)
+            }
             // A missing object: only callers who may list the bucket learn it is missing.
             None => record.acl.allows(caller_id, Permission::Read),
         },
@@ -135,7 +157,11 @@ impl S3Access for Access {
         let rule = rule_for(cx.s3_op().name());
         match cx.s3_path() {
             S3Path::Root => {
-                if caller.is_some() { Ok(()) } else { Err(denied()) }
+                if caller.is_some() {
+                    Ok(())
+                } else {
+                    Err(denied())
+                }
             }
             S3Path::Bucket { bucket } => authorize(&self.0, caller.as_deref(), bucket, None, rule),
             S3Path::Object { bucket, key } => {

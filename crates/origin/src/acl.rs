@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// The URI S3 uses for "everyone, signed or not".
 pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 /// The URI S3 uses for "any signed request".
-pub const AUTHENTICATED_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+pub const AUTHENTICATED_USERS_URI: &str =
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 
 /// Who a grant is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +105,10 @@ impl Acl {
     /// `authenticated-read`, and the bucket-owner ones, which add nothing here since the
     /// bucket owner already controls every object in its bucket).
     pub fn canned(name: &str) -> Result<Acl, AclError> {
-        let grant = |grantee, permission| Grant { grantee, permission };
+        let grant = |grantee, permission| Grant {
+            grantee,
+            permission,
+        };
         let grants = match name {
             "private" | "bucket-owner-full-control" | "bucket-owner-read" => vec![],
             "public-read" => vec![grant(Grantee::AllUsers, Permission::Read)],
@@ -144,15 +148,24 @@ impl Acl {
             if item.is_empty() {
                 continue;
             }
-            let (kind, raw) = item.split_once('=').ok_or_else(|| AclError::InvalidGrantee(item.to_owned()))?;
+            let (kind, raw) = item
+                .split_once('=')
+                .ok_or_else(|| AclError::InvalidGrantee(item.to_owned()))?;
             let raw = raw.trim().trim_matches('"');
             let grantee = match kind.trim().to_ascii_lowercase().as_str() {
                 "id" => Grantee::User(raw.to_owned()),
-                "uri" => group_from_uri(raw).ok_or_else(|| AclError::InvalidGrantee(raw.to_owned()))?,
-                "emailaddress" => Grantee::User(email_to_id(raw).ok_or_else(|| AclError::InvalidGrantee(raw.to_owned()))?),
+                "uri" => {
+                    group_from_uri(raw).ok_or_else(|| AclError::InvalidGrantee(raw.to_owned()))?
+                }
+                "emailaddress" => Grantee::User(
+                    email_to_id(raw).ok_or_else(|| AclError::InvalidGrantee(raw.to_owned()))?,
+                ),
                 _ => return Err(AclError::InvalidGrantee(item.to_owned())),
             };
-            self.push(Grant { grantee, permission });
+            self.push(Grant {
+                grantee,
+                permission,
+            });
         }
         Ok(())
     }
@@ -206,7 +219,13 @@ mod tests {
         .unwrap();
         assert_eq!(acl.grants.len(), 3);
         assert!(acl.allows(Some("bob"), Permission::Read));
-        assert!(acl.add_grant_header(Permission::Read, "emailAddress=\"x@y\"", &lookup).is_err());
-        assert_eq!(Acl::canned("nope"), Err(AclError::UnknownCanned("nope".into())));
+        assert!(
+            acl.add_grant_header(Permission::Read, "emailAddress=\"x@y\"", &lookup)
+                .is_err()
+        );
+        assert_eq!(
+            Acl::canned("nope"),
+            Err(AclError::UnknownCanned("nope".into()))
+        );
     }
 }

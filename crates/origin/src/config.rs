@@ -61,16 +61,25 @@ impl StoreConfig {
         let mut keys = HashSet::new();
         for user in &self.users {
             if user.id.is_empty() || user.id.chars().any(char::is_control) {
-                return bad(format!("user id {:?} is empty or has control characters", user.id));
+                return bad(format!(
+                    "user id {:?} is empty or has control characters",
+                    user.id
+                ));
             }
             if user.access_key.is_empty() || user.secret_key.is_empty() {
-                return bad(format!("user {:?} needs an access_key and a secret_key", user.id));
+                return bad(format!(
+                    "user {:?} needs an access_key and a secret_key",
+                    user.id
+                ));
             }
             if !ids.insert(user.id.as_str()) {
                 return bad(format!("user id {:?} is used twice", user.id));
             }
             if !keys.insert(user.access_key.as_str()) {
-                return bad(format!("access key of user {:?} is used by another user", user.id));
+                return bad(format!(
+                    "access key of user {:?} is used by another user",
+                    user.id
+                ));
             }
         }
         Ok(())

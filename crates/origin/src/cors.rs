@@ -32,16 +32,22 @@ impl CorsRule {
     /// Converts and checks a rule from the XML body.
     pub fn from_dto(rule: s3s::dto::CORSRule) -> Result<CorsRule, CorsError> {
         if rule.allowed_origins.is_empty() || rule.allowed_methods.is_empty() {
-            return Err(CorsError("each CORSRule needs AllowedOrigin and AllowedMethod".into()));
+            return Err(CorsError(
+                "each CORSRule needs AllowedOrigin and AllowedMethod".into(),
+            ));
         }
         for m in &rule.allowed_methods {
             if !METHODS.contains(&m.as_str()) {
-                return Err(CorsError(format!("Found unsupported HTTP method in CORS config. Unsupported method is {m}")));
+                return Err(CorsError(format!(
+                    "Found unsupported HTTP method in CORS config. Unsupported method is {m}"
+                )));
             }
         }
         for o in &rule.allowed_origins {
             if o.matches('*').count() > 1 {
-                return Err(CorsError(format!("AllowedOrigin {o:?} can not have more than one wildcard.")));
+                return Err(CorsError(format!(
+                    "AllowedOrigin {o:?} can not have more than one wildcard."
+                )));
             }
         }
         Ok(CorsRule {
@@ -61,17 +67,24 @@ impl CorsRule {
             id: self.id.clone(),
             allowed_origins: self.allowed_origins.clone(),
             allowed_methods: self.allowed_methods.clone(),
-            allowed_headers: (!self.allowed_headers.is_empty()).then(|| self.allowed_headers.clone()),
+            allowed_headers: (!self.allowed_headers.is_empty())
+                .then(|| self.allowed_headers.clone()),
             expose_headers: (!self.expose_headers.is_empty()).then(|| self.expose_headers.clone()),
             max_age_seconds: self.max_age_seconds,
         }
     }
 
     fn origin_matches(&self, origin: &str) -> bool {
-        self.allowed_origins.iter().any(|pattern| match pattern.split_once('*') {
-            None => pattern == origin,
-            Some((head, tail)) => origin.len() >= head.len() + tail.len() && origin.starts_with(head) && origin.ends_with(tail),
-        })
+        self.allowed_origins
+            .iter()
+            .any(|pattern| match pattern.split_once('*') {
+                None => pattern == origin,
+                Some((head, tail)) => {
+                    origin.len() >= head.len() + tail.len()
+                        && origin.starts_with(head)
+                        && origin.ends_with(tail)
+                }
+            })
     }
 
     fn header_allowed(&self, header: &str) -> bool {
@@ -80,7 +93,9 @@ impl CorsRule {
             match pattern.split_once('*') {
                 None => pattern == header,
                 Some((head, tail)) => {
-                    header.len() >= head.len() + tail.len() && header.starts_with(head) && header.ends_with(tail)
+                    header.len() >= head.len() + tail.len()
+                        && header.starts_with(head)
+                        && header.ends_with(tail)
                 }
             }
         })
@@ -93,7 +108,12 @@ impl CorsRule {
 
 /// The first rule allowing `origin` to use `method` with `request_headers` (lower-case).
 #[must_use]
-pub fn find_rule<'a>(rules: &'a [CorsRule], origin: &str, method: &str, request_headers: &[String]) -> Option<&'a CorsRule> {
+pub fn find_rule<'a>(
+    rules: &'a [CorsRule],
+    origin: &str,
+    method: &str,
+    request_headers: &[String],
+) -> Option<&'a CorsRule> {
     rules.iter().find(|r| {
         r.origin_matches(origin)
             && r.allowed_methods.iter().any(|m| m == method)
@@ -115,16 +135,26 @@ fn insert(map: &mut HeaderMap, name: &'static str, v: Option<HeaderValue>) {
 #[must_use]
 pub fn preflight_headers(rule: &CorsRule, origin: &str, request_headers: &[String]) -> HeaderMap {
     let mut map = actual_headers(rule, origin);
-    insert(&mut map, "access-control-allow-methods", value(&rule.allowed_methods.join(", ")));
+    insert(
+        &mut map,
+        "access-control-allow-methods",
+        value(&rule.allowed_methods.join(", ")),
+    );
     if !request_headers.is_empty() {
-        insert(&mut map, "access-control-allow-headers", value(&request_headers.join(", ")));
+        insert(
+            &mut map,
+            "access-control-allow-headers",
+            value(&request_headers.join(", ")),
+        );
     }
     if let Some(age) = rule.max_age_seconds {
         insert(&mut map, "access-control-max-age", value(&age.to_string()));
     }
     map.insert(
         http::header::VARY,
-        HeaderValue::from_static("Origin, Access-Control-Request-Headers, Access-Control-Request-Method"),
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+        ),
     );
     map
 }
@@ -137,14 +167,23 @@ pub fn actual_headers(rule: &CorsRule, origin: &str) -> HeaderMap {
         map.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     } else {
         insert(&mut map, "access-control-allow-origin", value(origin));
-        map.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+        map.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
     }
     if !rule.expose_headers.is_empty() {
-        insert(&mut map, "access-control-expose-headers", value(&rule.expose_headers.join(", ")));
+        insert(
+            &mut map,
+            "access-control-expose-headers",
+            value(&rule.expose_headers.join(", ")),
+        );
     }
     map.insert(
         http::header::VARY,
-        HeaderValue::from_static("Origin, Access-Control-Request-Headers, Access-Control-Request-Method"),
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+        ),
     );
     map
 }
@@ -153,7 +192,12 @@ pub fn actual_headers(rule: &CorsRule, origin: &str) -> HeaderMap {
 #[must_use]
 pub fn parse_request_headers(value: Option<&str>) -> Vec<String> {
     value
-        .map(|v| v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -175,17 +219,38 @@ mod tests {
 
     #[test]
     fn matching_origin_method_and_headers() {
-        let rules = [rule(&["https://*.example.com"], &["GET"], &["x-amz-*", "Content-Type"]), rule(&["*"], &["HEAD"], &[])];
+        let rules = [
+            rule(
+                &["https://*.example.com"],
+                &["GET"],
+                &["x-amz-*", "Content-Type"],
+            ),
+            rule(&["*"], &["HEAD"], &[]),
+        ];
         let hs = parse_request_headers(Some("X-Amz-Date, content-type"));
         assert!(find_rule(&rules, "https://a.example.com", "GET", &hs).is_some());
         assert!(find_rule(&rules, "https://a.example.org", "GET", &hs).is_none());
         assert!(find_rule(&rules, "https://a.example.com", "PUT", &[]).is_none());
-        assert!(find_rule(&rules, "https://a.example.com", "GET", &["authorization".into()]).is_none());
+        assert!(
+            find_rule(
+                &rules,
+                "https://a.example.com",
+                "GET",
+                &["authorization".into()]
+            )
+            .is_none()
+        );
         let any = find_rule(&rules, "http://x", "HEAD", &[]).unwrap();
-        assert_eq!(actual_headers(any, "http://x")["access-control-allow-origin"], "*");
+        assert_eq!(
+            actual_headers(any, "http://x")["access-control-allow-origin"],
+            "*"
+        );
         let h = preflight_headers(&rules[0], "https://a.example.com", &hs);
         assert_eq!(h["access-control-allow-origin"], "https://a.example.com");
         assert_eq!(h["access-control-max-age"], "600");
-        assert_eq!(h["access-control-allow-headers"], "x-amz-date, content-type");
+        assert_eq!(
+            h["access-control-allow-headers"],
+            "x-amz-date, content-type"
+        );
     }
 }

@@ -38,16 +38,23 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps an I/O error with what the store was doing.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// HTTP status a caller should answer with when this error reaches a request.
     #[must_use]
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Self::Config(_) | Self::UnknownUser(_) | Self::InvalidBucketName(_) => http::StatusCode::BAD_REQUEST,
+            Self::Config(_) | Self::UnknownUser(_) | Self::InvalidBucketName(_) => {
+                http::StatusCode::BAD_REQUEST
+            }
             Self::BucketOwnedByOther(_) => http::StatusCode::CONFLICT,
-            Self::Io { .. } | Self::Db(_) | Self::Corrupt(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Io { .. } | Self::Db(_) | Self::Corrupt(_) => {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -78,10 +85,15 @@ impl_from_redb!(
 impl From<StoreError> for S3Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::InvalidBucketName(_) => S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string()),
+            StoreError::InvalidBucketName(_) => {
+                S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
-                S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+                S3Error::with_message(
+                    S3ErrorCode::InternalError,
+                    "We encountered an internal error. Please try again.",
+                )
             }
         }
     }
@@ -90,5 +102,8 @@ impl From<StoreError> for S3Error {
 /// Logs an internal failure and returns the opaque S3 `InternalError`.
 pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "{context}");
-    S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+    S3Error::with_message(
+        S3ErrorCode::InternalError,
+        "We encountered an internal error. Please try again.",
+    )
 }

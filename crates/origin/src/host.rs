@@ -16,7 +16,9 @@ impl Domain {
     /// A parser for `bucket.<base>` host names (lower-cased, port ignored).
     #[must_use]
     pub fn new(base: &str) -> Domain {
-        Domain { base: base.trim_end_matches('.').to_ascii_lowercase() }
+        Domain {
+            base: base.trim_end_matches('.').to_ascii_lowercase(),
+        }
     }
 
     /// The bucket a `Host` header names, if it is `bucket.<base>[:port]`.
@@ -31,7 +33,11 @@ impl Domain {
 fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') || h.starts_with('[') => {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
         }
         _ => host,
     }
@@ -54,9 +60,18 @@ mod tests {
     #[test]
     fn buckets_come_from_subdomains_only() {
         let d = Domain::new("local.origin.localhost");
-        assert_eq!(d.bucket_of("assets.local.origin.localhost:9000").as_deref(), Some("assets"));
-        assert_eq!(d.bucket_of("Assets.LOCAL.origin.localhost").as_deref(), Some("assets"));
-        assert_eq!(d.bucket_of("a.b.local.origin.localhost").as_deref(), Some("a.b"));
+        assert_eq!(
+            d.bucket_of("assets.local.origin.localhost:9000").as_deref(),
+            Some("assets")
+        );
+        assert_eq!(
+            d.bucket_of("Assets.LOCAL.origin.localhost").as_deref(),
+            Some("assets")
+        );
+        assert_eq!(
+            d.bucket_of("a.b.local.origin.localhost").as_deref(),
+            Some("a.b")
+        );
         assert_eq!(d.bucket_of("local.origin.localhost:9000"), None);
         assert_eq!(d.bucket_of("127.0.0.1:9000"), None);
         assert_eq!(d.bucket_of("xlocal.origin.localhost"), None);

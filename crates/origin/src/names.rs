@@ -8,16 +8,25 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// Refuses keys that are empty, too long, contain NUL or have a `..` path segment.
 pub fn validate_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
-        return Err(s3_error!(InvalidArgument, "The object key must not be empty."));
+        return Err(s3_error!(
+            InvalidArgument,
+            "The object key must not be empty."
+        ));
     }
     if key.len() > MAX_KEY_LEN {
         return Err(s3_error!(KeyTooLongError, "Your key is too long."));
     }
     if key.contains('\0') {
-        return Err(s3_error!(InvalidArgument, "Object keys must not contain NUL characters."));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Object keys must not contain NUL characters."
+        ));
     }
     if key.split('/').any(|segment| segment == "..") {
-        return Err(s3_error!(InvalidArgument, "Object keys must not contain '..' path segments."));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Object keys must not contain '..' path segments."
+        ));
     }
     Ok(())
 }
@@ -34,6 +43,9 @@ mod tests {
             assert!(validate_key(bad).is_err(), "{bad:?}");
         }
         assert!(validate_key(&"k".repeat(1024)).is_ok());
-        assert_eq!(*validate_key(&"k".repeat(1025)).unwrap_err().code(), s3s::S3ErrorCode::KeyTooLongError);
+        assert_eq!(
+            *validate_key(&"k".repeat(1025)).unwrap_err().code(),
+            s3s::S3ErrorCode::KeyTooLongError
+        );
     }
 }

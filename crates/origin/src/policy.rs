@@ -47,7 +47,10 @@ fn strings(value: &Value, field: &str) -> Result<Vec<String>, PolicyError> {
     let bad = || PolicyError(format!("{field} must be a string or a list of strings"));
     match value {
         Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect(),
         _ => Err(bad()),
     }
 }
@@ -109,7 +112,8 @@ fn glob(pattern: &str, text: &str) -> bool {
 impl Policy {
     /// Parses and checks a policy for `bucket`: every resource must be the bucket or inside it.
     pub fn parse(json: &str, bucket: &str) -> Result<Policy, PolicyError> {
-        let doc: Value = serde_json::from_str(json).map_err(|e| PolicyError(format!("policies must be valid JSON: {e}")))?;
+        let doc: Value = serde_json::from_str(json)
+            .map_err(|e| PolicyError(format!("policies must be valid JSON: {e}")))?;
         let statements = match doc.get("Statement") {
             Some(Value::Array(items)) => items.clone(),
             Some(one @ Value::Object(_)) => vec![one.clone()],
@@ -121,10 +125,14 @@ impl Policy {
         let bucket_arn = format!("arn:aws:s3:::{bucket}");
         let mut out = Vec::new();
         for st in &statements {
-            let Value::Object(map) = st else { return Err(PolicyError("a statement must be an object".into())) };
+            let Value::Object(map) = st else {
+                return Err(PolicyError("a statement must be an object".into()));
+            };
             for unsupported in ["Condition", "NotPrincipal", "NotAction", "NotResource"] {
                 if map.contains_key(unsupported) {
-                    return Err(PolicyError(format!("{unsupported} is not supported by this store")));
+                    return Err(PolicyError(format!(
+                        "{unsupported} is not supported by this store"
+                    )));
                 }
             }
             let allow = match map.get("Effect").and_then(Value::as_str) {
@@ -132,21 +140,39 @@ impl Policy {
                 Some("Deny") => false,
                 _ => return Err(PolicyError("Effect must be Allow or Deny".into())),
             };
-            let principal = parse_principal(map.get("Principal").ok_or_else(|| PolicyError("missing Principal".into()))?)?;
-            let actions = strings(map.get("Action").ok_or_else(|| PolicyError("missing Action".into()))?, "Action")?;
+            let principal = parse_principal(
+                map.get("Principal")
+                    .ok_or_else(|| PolicyError("missing Principal".into()))?,
+            )?;
+            let actions = strings(
+                map.get("Action")
+                    .ok_or_else(|| PolicyError("missing Action".into()))?,
+                "Action",
+            )?;
             for a in &actions {
                 if a != "*" && !a.to_ascii_lowercase().starts_with("s3:") {
                     return Err(PolicyError(format!("Policy has invalid action {a:?}")));
                 }
             }
-            let resources = strings(map.get("Resource").ok_or_else(|| PolicyError("missing Resource".into()))?, "Resource")?;
+            let resources = strings(
+                map.get("Resource")
+                    .ok_or_else(|| PolicyError("missing Resource".into()))?,
+                "Resource",
+            )?;
             for r in &resources {
-                let inside = r == &bucket_arn || r.strip_prefix(bucket_arn.as_str()).is_some_and(|rest| rest.starts_with('/'));
+                let inside = r == &bucket_arn
+                    || r.strip_prefix(bucket_arn.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'));
                 if !inside {
                     return Err(PolicyError(format!("Policy has invalid resource {r:?}")));
                 }
             }
-            out.push(Statement { allow, principal, actions, resources });
+            out.push(Statement {
+                allow,
+                principal,
+                actions,
+                resources,
+            });
         }
         Ok(Policy { statements: out })
     }
@@ -162,7 +188,10 @@ impl Policy {
                 Principal::Anyone => true,
                 Principal::Users(ids) => caller.is_some_and(|c| ids.iter().any(|id| id == c)),
             };
-            let action_ok = st.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action));
+            let action_ok = st
+                .actions
+                .iter()
+                .any(|a| glob(&a.to_ascii_lowercase(), &action));
             let resource_ok = st.resources.iter().any(|r| glob(r, resource));
             if principal_ok && action_ok && resource_ok {
                 if !st.allow {
@@ -187,13 +216,34 @@ mod tests {
     #[test]
     fn allow_on_prefix_and_deny_wins() {
         let p = Policy::parse(PUBLIC_PREFIX, "b").unwrap();
-        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/a.png"), Decision::Allow);
-        assert_eq!(p.evaluate(Some("bob"), "s3:getobject", "arn:aws:s3:::b/public/a.png"), Decision::Allow);
-        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/private/a.png"), Decision::Silent);
-        assert_eq!(p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/public/a.png"), Decision::Silent);
-        assert_eq!(p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/secret.txt"), Decision::Deny);
-        assert_eq!(p.evaluate(Some("bob"), "s3:ListBucket", "arn:aws:s3:::b"), Decision::Allow);
-        assert_eq!(p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b"), Decision::Silent);
+        assert_eq!(
+            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/a.png"),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(Some("bob"), "s3:getobject", "arn:aws:s3:::b/public/a.png"),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/private/a.png"),
+            Decision::Silent
+        );
+        assert_eq!(
+            p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/public/a.png"),
+            Decision::Silent
+        );
+        assert_eq!(
+            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/secret.txt"),
+            Decision::Deny
+        );
+        assert_eq!(
+            p.evaluate(Some("bob"), "s3:ListBucket", "arn:aws:s3:::b"),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b"),
+            Decision::Silent
+        );
     }
 
     #[test]
@@ -201,7 +251,12 @@ mod tests {
         assert!(Policy::parse(PUBLIC_PREFIX, "other").is_err());
         assert!(Policy::parse("not json", "b").is_err());
         let cond = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{}}}"#;
-        assert!(Policy::parse(cond, "b").unwrap_err().0.contains("Condition"));
+        assert!(
+            Policy::parse(cond, "b")
+                .unwrap_err()
+                .0
+                .contains("Condition")
+        );
         let bucket_b2 = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b2/*"}}"#;
         assert!(Policy::parse(bucket_b2, "b").is_err());
     }

@@ -27,16 +27,21 @@ pub(crate) struct OriginService {
 type HttpResponse = Response<Body>;
 
 fn request_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+    let id = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
     id[..16].to_owned()
 }
 
 fn error_response(code: S3ErrorCode, message: &str) -> HttpResponse {
-    S3Error::with_message(code, message.to_owned()).to_http_response().unwrap_or_else(|_| {
-        let mut resp = Response::new(Body::empty());
-        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        resp
-    })
+    S3Error::with_message(code, message.to_owned())
+        .to_http_response()
+        .unwrap_or_else(|_| {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            resp
+        })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -66,7 +71,8 @@ fn finish(mut resp: HttpResponse, id: &str) -> HttpResponse {
         out.extend_from_slice(b"</RequestId>");
         out.extend_from_slice(&body[pos..]);
         let out: Bytes = out.freeze();
-        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
         *resp.body_mut() = Body::from(out);
     }
     resp
@@ -79,7 +85,10 @@ impl OriginService {
 
     /// The bucket a request addresses (virtual-hosted or path-style), if any.
     fn bucket_of<B>(&self, req: &Request<B>) -> Option<String> {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
         if let (Some(domain), Some(host)) = (&self.state.domain, host)
             && let Some(bucket) = domain.bucket_of(host)
         {
@@ -87,7 +96,10 @@ impl OriginService {
         }
         let path = req.uri().path().trim_start_matches('/');
         let first = path.split('/').next().filter(|s| !s.is_empty())?;
-        percent_encoding::percent_decode_str(first).decode_utf8().ok().map(|s| s.into_owned())
+        percent_encoding::percent_decode_str(first)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
     }
 
     fn cors_rules(&self, bucket: &str) -> Result<Option<Vec<cors::CorsRule>>, StoreError> {
@@ -97,13 +109,20 @@ impl OriginService {
     /// Answers a CORS preflight from the bucket's rules.
     fn preflight(&self, req: &Request<Incoming>) -> HttpResponse {
         let forbidden = |msg: &str| {
-            let mut e = S3Error::with_message(S3ErrorCode::Custom("AccessForbidden".into()), msg.to_owned());
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("AccessForbidden".into()),
+                msg.to_owned(),
+            );
             e.set_status_code(StatusCode::FORBIDDEN);
-            e.to_http_response().unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "internal error"))
+            e.to_http_response()
+                .unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "internal error"))
         };
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let Some(origin) = header("origin") else {
-            return error_response(S3ErrorCode::Custom("BadRequest".into()), "Insufficient information. Origin request header needed.");
+            return error_response(
+                S3ErrorCode::Custom("BadRequest".into()),
+                "Insufficient information. Origin request header needed.",
+            );
         };
         let Some(method) = header("access-control-request-method") else {
             return error_response(
@@ -117,14 +136,19 @@ impl OriginService {
         let rules = match self.cors_rules(&bucket) {
             Ok(Some(rules)) => rules,
             Ok(None) => return forbidden("CORSResponse: CORS is not enabled for this bucket."),
-            Err(e) => return S3Error::from(e).to_http_response().unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "")),
+            Err(e) => {
+                return S3Error::from(e)
+                    .to_http_response()
+                    .unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, ""));
+            }
         };
         let requested = cors::parse_request_headers(header("access-control-request-headers"));
         match cors::find_rule(&rules, origin, method, &requested) {
             Some(rule) => {
                 let mut resp = Response::new(Body::empty());
                 *resp.headers_mut() = cors::preflight_headers(rule, origin, &requested);
-                resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
                 resp
             }
             None => forbidden(
@@ -146,13 +170,22 @@ impl OriginService {
             .get("origin")
             .and_then(|o| o.to_str().ok())
             .map(str::to_owned)
-            .and_then(|origin| Some((origin, self.bucket_of(&req)?, req.method().as_str().to_owned())));
+            .and_then(|origin| {
+                Some((
+                    origin,
+                    self.bucket_of(&req)?,
+                    req.method().as_str().to_owned(),
+                ))
+            });
         let span = tracing::debug_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
         let resp = match self.s3.call(req.map(Body::from)).instrument(span).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::error!(error = ?e, request_id = %id, "s3 service failed");
-                error_response(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+                error_response(
+                    S3ErrorCode::InternalError,
+                    "We encountered an internal error. Please try again.",
+                )
             }
         };
         let mut resp = finish(resp, &id);
@@ -160,7 +193,8 @@ impl OriginService {
             && let Ok(Some(rules)) = self.cors_rules(&bucket)
             && let Some(rule) = cors::find_rule(&rules, &origin, &method, &[])
         {
-            resp.headers_mut().extend(cors::actual_headers(rule, &origin));
+            resp.headers_mut()
+                .extend(cors::actual_headers(rule, &origin));
         }
         resp
     }
@@ -175,7 +209,9 @@ pub(crate) async fn serve(
 ) -> Result<(), StoreError> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let addr = listener.local_addr().map_err(|e| StoreError::io("reading listener address", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StoreError::io("reading listener address", e))?;
     tracing::info!(%addr, "origin store listening");
     loop {
         tokio::select! {

@@ -61,7 +61,10 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn is_id(name: &str) -> bool {
-    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    name.len() == 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl BlobStore {
@@ -69,7 +72,10 @@ impl BlobStore {
     pub fn open(data_dir: &Path) -> Result<BlobStore, StoreError> {
         let tmp = data_dir.join("tmp");
         let blobs = data_dir.join("blobs");
-        let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|e| StoreError::io(format!("creating {}", p.display()), e));
+        let mkdir = |p: &Path| {
+            std::fs::create_dir_all(p)
+                .map_err(|e| StoreError::io(format!("creating {}", p.display()), e))
+        };
         mkdir(&tmp)?;
         for i in 0..=255u8 {
             mkdir(&blobs.join(format!("{i:02x}")))?;
@@ -139,7 +145,9 @@ impl BlobStore {
         let result = async {
             tokio::fs::rename(&tmp, &dest).await?;
             let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-            tokio::task::spawn_blocking(move || fsync_dir(&dir)).await.map_err(std::io::Error::other)?
+            tokio::task::spawn_blocking(move || fsync_dir(&dir))
+                .await
+                .map_err(std::io::Error::other)?
         }
         .await;
         if result.is_err() {
@@ -155,7 +163,8 @@ impl BlobStore {
     pub async fn copy(&self, sources: Vec<Source>, hash: bool) -> Result<Written, WriteError> {
         let id = Self::new_id();
         let tmp = self.tmp.join(&id);
-        let paths: Vec<(PathBuf, Source)> = sources.into_iter().map(|s| (self.path(&s.id), s)).collect();
+        let paths: Vec<(PathBuf, Source)> =
+            sources.into_iter().map(|s| (self.path(&s.id), s)).collect();
         let tmp2 = tmp.clone();
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, [u8; 16])> {
             let mut out = std::fs::File::create(&tmp2)?;
@@ -182,7 +191,10 @@ impl BlobStore {
                     std::io::copy(&mut part, &mut out)?
                 };
                 if copied != source.len {
-                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body file shorter than recorded"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "body file shorter than recorded",
+                    ));
                 }
                 size += copied;
             }
@@ -261,16 +273,45 @@ mod tests {
     async fn write_copy_and_sweep() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let chunks = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))];
+        let chunks = vec![
+            Ok::<_, std::io::Error>(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ];
         let a = store.write(futures::stream::iter(chunks)).await.unwrap();
         assert_eq!(a.size, 11);
         assert_eq!(hex::encode(a.md5), "5eb63bbbe01eeed093cb22bb8f5acdc3");
         let b = store
-            .copy(vec![Source { id: a.id.clone(), offset: 6, len: 5 }, Source { id: a.id.clone(), offset: 0, len: 5 }], true)
+            .copy(
+                vec![
+                    Source {
+                        id: a.id.clone(),
+                        offset: 6,
+                        len: 5,
+                    },
+                    Source {
+                        id: a.id.clone(),
+                        offset: 0,
+                        len: 5,
+                    },
+                ],
+                true,
+            )
             .await
             .unwrap();
         assert_eq!(std::fs::read(store.path(&b.id)).unwrap(), b"worldhello");
-        assert!(store.copy(vec![Source { id: a.id.clone(), offset: 6, len: 50 }], false).await.is_err());
+        assert!(
+            store
+                .copy(
+                    vec![Source {
+                        id: a.id.clone(),
+                        offset: 6,
+                        len: 50
+                    }],
+                    false
+                )
+                .await
+                .is_err()
+        );
 
         std::fs::write(dir.path().join("tmp/leftover"), b"x").unwrap();
         let keep: HashSet<String> = [a.id.clone()].into();
@@ -283,8 +324,14 @@ mod tests {
     async fn failed_body_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let chunks = vec![Ok(Bytes::from_static(b"x")), Err(std::io::Error::other("client went away"))];
-        assert!(matches!(store.write(futures::stream::iter(chunks)).await, Err(WriteError::Body(_))));
+        let chunks = vec![
+            Ok(Bytes::from_static(b"x")),
+            Err(std::io::Error::other("client went away")),
+        ];
+        assert!(matches!(
+            store.write(futures::stream::iter(chunks)).await,
+            Err(WriteError::Body(_))
+        ));
         assert_eq!(store.sweep(&HashSet::new()).unwrap(), 0);
     }
 }

@@ -41,7 +41,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("state", &self.inner.state).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("state", &self.inner.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,9 @@ impl Store {
             builder.set_host(domain.clone());
         }
         let s3 = builder.build();
-        Ok(Store { inner: Arc::new(Inner { state, s3 }) })
+        Ok(Store {
+            inner: Arc::new(Inner { state, s3 }),
+        })
     }
 
     /// Creates `bucket` owned by user `owner_id` (private) if missing; `Ok(true)` when created,
@@ -115,7 +119,8 @@ impl Store {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let service = crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
+        let service =
+            crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
         crate::service::serve(service, listener, shutdown).await
     }
 }

@@ -35,7 +35,11 @@ impl Users {
         for u in config {
             let user = Arc::new(User {
                 id: u.id.clone(),
-                display_name: if u.display_name.is_empty() { u.id.clone() } else { u.display_name.clone() },
+                display_name: if u.display_name.is_empty() {
+                    u.id.clone()
+                } else {
+                    u.display_name.clone()
+                },
                 email: u.email.clone(),
                 secret_key: u.secret_key.clone(),
             });
@@ -62,20 +66,29 @@ impl Users {
     pub fn id_for_email(&self, email: &str) -> Option<String> {
         self.by_id
             .values()
-            .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .map(|u| u.id.clone())
     }
 
     /// Display name for an owner id (the id itself for users no longer configured).
     #[must_use]
     pub fn display_name(&self, id: &str) -> String {
-        self.by_id.get(id).map_or_else(|| id.to_owned(), |u| u.display_name.clone())
+        self.by_id
+            .get(id)
+            .map_or_else(|| id.to_owned(), |u| u.display_name.clone())
     }
 
     /// The `Owner` element for an id.
     #[must_use]
     pub fn owner(&self, id: &str) -> s3s::dto::Owner {
-        s3s::dto::Owner { id: Some(id.to_owned()), display_name: Some(self.display_name(id)) }
+        s3s::dto::Owner {
+            id: Some(id.to_owned()),
+            display_name: Some(self.display_name(id)),
+        }
     }
 }
 

@@ -42,17 +42,62 @@ pub fn space(name: &str, extra: &str) -> String {
     format!("\n[[space]]\nname = \"{name}\"\nregion = \"local\"\n{extra}\n")
 }
 
-/// Starts a PoP on port 0 for every listener the config has.
-pub async fn start_edge(config_text: &str) -> Running {
-    let config = Config::parse(config_text).expect("test config is valid");
+/// A PoP started by a test, with the temporary disk-tier directory it owns (if the config
+/// named none). Derefs to `Running`.
+pub struct TestEdge {
+    running: Running,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestEdge {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.running
+    }
+}
+
+impl TestEdge {
+    /// Stops the PoP gracefully (pending disk writes land), then removes its temporary dir.
+    pub async fn stop(self) {
+        let TestEdge { running, dir } = self;
+        running.stop().await;
+        drop(dir);
+    }
+}
+
+/// Starts a PoP on port 0 for every listener the config has. Unless the config names a
+/// `disk_path`, the disk tier lives in a temporary directory of its own.
+pub async fn start_edge(config_text: &str) -> TestEdge {
+    let mut config = Config::parse(config_text).expect("test config is valid");
+    let dir = if config_text.contains("disk_path") {
+        None
+    } else {
+        let dir = tempfile::tempdir().expect("temporary dir");
+        config.cache.disk_path = dir.path().to_owned();
+        Some(dir)
+    };
+    let running = start_on(config).await;
+    TestEdge { running, dir }
+}
+
+/// Starts a PoP from a parsed config on port 0 for every listener it has.
+pub async fn start_on(config: Config) -> Running {
     let bind = |on: bool| async move {
-        if on { Some(TcpListener::bind("127.0.0.1:0").await.unwrap()) } else { None }
+        if on {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        }
     };
     let listeners = Listeners {
         http: bind(config.listen.http.is_some()).await,
         https: bind(config.listen.https.is_some()).await,
         admin: bind(config.listen.admin.is_some()).await,
-        origin: bind(matches!(config.origin.kind, edge::config::OriginKind::Embedded(_))).await,
+        origin: bind(matches!(
+            config.origin.kind,
+            edge::config::OriginKind::Embedded(_)
+        ))
+        .await,
     };
     edge::start(config, listeners).await.expect("edge starts")
 }
@@ -73,7 +118,10 @@ pub fn client_for(addrs: &[SocketAddr], hosts: &[&str]) -> reqwest::Client {
 
 /// The edge URL of `space` on `running`'s plain HTTP listener.
 pub fn edge_url(running: &Running, space: &str, path: &str) -> String {
-    format!("http://{space}.local.cdn.localhost:{}{path}", running.http_addr.unwrap().port())
+    format!(
+        "http://{space}.local.cdn.localhost:{}{path}",
+        running.http_addr.unwrap().port()
+    )
 }
 
 /// `Cache-Status` of a response.
@@ -87,12 +135,17 @@ pub fn cache_status(response: &reqwest::Response) -> String {
 
 /// The `ttl=` figure in a Cache-Status value.
 pub fn ttl_of(status: &str) -> Option<i64> {
-    status.split(';').find_map(|p| p.trim().strip_prefix("ttl=")?.parse().ok())
+    status
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("ttl=")?.parse().ok())
 }
 
 /// A client that resolves `<space>.local.cdn.localhost` (and `extra` hosts) to loopback.
 pub fn client(spaces: &[&str], extra: &[&str]) -> reqwest::Client {
-    let mut hosts: Vec<String> = spaces.iter().map(|s| format!("{s}.local.cdn.localhost")).collect();
+    let mut hosts: Vec<String> = spaces
+        .iter()
+        .map(|s| format!("{s}.local.cdn.localhost"))
+        .collect();
     hosts.extend(extra.iter().map(|h| h.to_string()));
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     client_for(&["127.0.0.1:0".parse().unwrap()], &hosts)
@@ -111,5 +164,9 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8], timeout: Duration) ->
 
 /// The status code of a raw HTTP/1.1 response.
 pub fn raw_status(response: &str) -> u16 {
-    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

@@ -36,7 +36,12 @@ pub struct Route {
 
 impl Route {
     pub fn ok(body: impl Into<Bytes>) -> Route {
-        Route { status: 200, headers: Vec::new(), body: Body::Fixed(body.into()), delay: Duration::ZERO }
+        Route {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Fixed(body.into()),
+            delay: Duration::ZERO,
+        }
     }
     pub fn header(mut self, name: &str, value: &str) -> Route {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -51,7 +56,12 @@ impl Route {
         self
     }
     pub fn generated(len: u64) -> Route {
-        Route { status: 200, headers: Vec::new(), body: Body::Generated(len), delay: Duration::ZERO }
+        Route {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Generated(len),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -96,7 +106,9 @@ impl ScriptedOrigin {
         let task = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let state = task_state.clone();
                 conns.spawn(async move {
                     let service = service_fn(move |req| {
@@ -109,12 +121,20 @@ impl ScriptedOrigin {
                 });
             }
         });
-        ScriptedOrigin { addr, state, tasks: Mutex::new(Some(task)) }
+        ScriptedOrigin {
+            addr,
+            state,
+            tasks: Mutex::new(Some(task)),
+        }
     }
 
     /// Sets the response for `path` (path and query, e.g. `/a.png?v=1`, or a path to match any query).
     pub fn route(&self, path: &str, route: Route) {
-        self.state.routes.lock().unwrap().insert(path.to_owned(), route);
+        self.state
+            .routes
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), route);
     }
 
     /// Requests received so far.
@@ -147,7 +167,11 @@ impl Drop for ScriptedOrigin {
 
 async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
     state.hits.fetch_add(1, Ordering::SeqCst);
-    let pq = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let pq = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     state.seen.lock().unwrap().push(Seen {
         method: request.method().to_string(),
         path_and_query: pq.clone(),
@@ -155,7 +179,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
     });
     let route = {
         let routes = state.routes.lock().unwrap();
-        routes.get(&pq).or_else(|| routes.get(request.uri().path())).cloned()
+        routes
+            .get(&pq)
+            .or_else(|| routes.get(request.uri().path()))
+            .cloned()
     };
     let Some(route) = route else {
         return Response::builder()
@@ -166,7 +193,11 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;
     }
-    let etag = route.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("etag")).map(|(_, v)| v.clone());
+    let etag = route
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.clone());
     if let (Some(etag), Some(inm)) = (etag, request.headers().get("if-none-match")) {
         if inm.to_str().unwrap_or_default().contains(etag.as_str()) {
             let mut builder = Response::builder().status(StatusCode::NOT_MODIFIED);
@@ -190,7 +221,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
                 }
                 let n = (len - offset).min(64 << 10);
                 let chunk: Vec<u8> = (offset..offset + n).map(pattern_byte).collect();
-                Some((Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))), offset + n))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))),
+                    offset + n,
+                ))
             });
             StreamBody::new(stream).boxed()
         }

@@ -3,8 +3,8 @@
 
 use redb::ReadableTable;
 
-use super::records::ObjectRecord;
 use super::decode;
+use super::records::ObjectRecord;
 use crate::error::StoreError;
 
 /// What to list.
@@ -113,7 +113,10 @@ where
                 page.truncated = true;
                 break 'scan;
             }
-            page.entries.push(ListEntry::Object(key.to_owned(), Box::new(decode(v.value())?)));
+            page.entries.push(ListEntry::Object(
+                key.to_owned(),
+                Box::new(decode(v.value())?),
+            ));
         }
         break;
     }

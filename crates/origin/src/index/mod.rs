@@ -178,11 +178,18 @@ impl Index {
 
     /// Creates the bucket unless it exists; returns the record now in place and whether it
     /// was created.
-    pub fn create_bucket(&self, name: &str, record: &BucketRecord) -> Result<(BucketRecord, bool), StoreError> {
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        record: &BucketRecord,
+    ) -> Result<(BucketRecord, bool), StoreError> {
         let txn = self.db.begin_write()?;
         let result = {
             let mut table = txn.open_table(BUCKETS)?;
-            let existing = table.get(name)?.map(|v| decode::<BucketRecord>(v.value())).transpose()?;
+            let existing = table
+                .get(name)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?;
             match existing {
                 Some(existing) => (existing, false),
                 None => {
@@ -196,11 +203,18 @@ impl Index {
     }
 
     /// Changes a bucket's record in place; false when the bucket does not exist.
-    pub fn update_bucket(&self, name: &str, change: impl FnOnce(&mut BucketRecord)) -> Result<bool, StoreError> {
+    pub fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
         let found = {
             let mut table = txn.open_table(BUCKETS)?;
-            let existing = table.get(name)?.map(|v| decode::<BucketRecord>(v.value())).transpose()?;
+            let existing = table
+                .get(name)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?;
             match existing {
                 Some(mut record) => {
                     change(&mut record);
@@ -254,7 +268,10 @@ impl Index {
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
-        table.get((bucket, key))?.map(|v| decode(v.value())).transpose()
+        table
+            .get((bucket, key))?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     /// Stores an object record whose body file is already durable, if the bucket exists and
@@ -272,7 +289,10 @@ impl Index {
                 PutOutcome::NoSuchBucket
             } else {
                 let mut objects = txn.open_table(OBJECTS)?;
-                let current = objects.get((bucket, key))?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+                let current = objects
+                    .get((bucket, key))?
+                    .map(|v| decode::<ObjectRecord>(v.value()))
+                    .transpose()?;
                 if condition.holds(current.as_ref()) {
                     objects.insert((bucket, key), encode(record).as_slice())?;
                     PutOutcome::Stored {
@@ -300,7 +320,10 @@ impl Index {
         let txn = self.db.begin_write()?;
         let found = {
             let mut objects = txn.open_table(OBJECTS)?;
-            let current = objects.get((bucket, key))?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+            let current = objects
+                .get((bucket, key))?
+                .map(|v| decode::<ObjectRecord>(v.value()))
+                .transpose()?;
             match current {
                 Some(mut record) => {
                     change(&mut record);
@@ -335,7 +358,8 @@ impl Index {
     /// Records a new upload.
     pub fn create_upload(&self, upload_id: &str, record: &UploadRecord) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(UPLOADS)?.insert(upload_id, encode(record).as_slice())?;
+        txn.open_table(UPLOADS)?
+            .insert(upload_id, encode(record).as_slice())?;
         txn.commit()?;
         Ok(())
     }
@@ -429,16 +453,27 @@ impl Index {
         let txn = self.db.begin_write()?;
         let outcome = 'tx: {
             let mut uploads = txn.open_table(UPLOADS)?;
-            let upload = match uploads.get(upload_id)?.map(|v| decode::<UploadRecord>(v.value())).transpose()? {
+            let upload = match uploads
+                .get(upload_id)?
+                .map(|v| decode::<UploadRecord>(v.value()))
+                .transpose()?
+            {
                 Some(u) => u,
                 None => break 'tx CompleteOutcome::NoSuchUpload,
             };
-            if txn.open_table(BUCKETS)?.get(upload.bucket.as_str())?.is_none() {
+            if txn
+                .open_table(BUCKETS)?
+                .get(upload.bucket.as_str())?
+                .is_none()
+            {
                 break 'tx CompleteOutcome::NoSuchBucket;
             }
             let mut objects = txn.open_table(OBJECTS)?;
             let key = (upload.bucket.as_str(), upload.key.as_str());
-            let current = objects.get(key)?.map(|v| decode::<ObjectRecord>(v.value())).transpose()?;
+            let current = objects
+                .get(key)?
+                .map(|v| decode::<ObjectRecord>(v.value()))
+                .transpose()?;
             if !condition.holds(current.as_ref()) {
                 break 'tx CompleteOutcome::PreconditionFailed;
             }

@@ -8,7 +8,13 @@ fn index() -> (tempfile::TempDir, Index) {
 }
 
 fn bucket() -> BucketRecord {
-    BucketRecord { owner: "alice".into(), created_ms: 0, acl: Default::default(), policy: None, cors: None }
+    BucketRecord {
+        owner: "alice".into(),
+        created_ms: 0,
+        acl: Default::default(),
+        policy: None,
+        cors: None,
+    }
 }
 
 fn object(blob: &str, etag: &str) -> ObjectRecord {
@@ -31,15 +37,47 @@ fn names(page: &ListPage) -> Vec<&str> {
 #[test]
 fn conditional_put_checks_and_commits_atomically() {
     let (_dir, index) = index();
-    assert!(matches!(index.put_object("b", "k", &object("1", "e1"), &WriteCondition::default()).unwrap(), PutOutcome::NoSuchBucket));
+    assert!(matches!(
+        index
+            .put_object("b", "k", &object("1", "e1"), &WriteCondition::default())
+            .unwrap(),
+        PutOutcome::NoSuchBucket
+    ));
     index.create_bucket("b", &bucket()).unwrap();
-    let create_only = WriteCondition { if_none_match: Some(EtagMatch::Any), ..Default::default() };
-    assert!(matches!(index.put_object("b", "k", &object("1", "e1"), &create_only).unwrap(), PutOutcome::Stored { replaced: None }));
-    assert!(matches!(index.put_object("b", "k", &object("2", "e2"), &create_only).unwrap(), PutOutcome::PreconditionFailed));
-    let if_match = WriteCondition { if_match: Some(EtagMatch::Tags(vec!["nope".into()])), ..Default::default() };
-    assert!(matches!(index.put_object("b", "k", &object("2", "e2"), &if_match).unwrap(), PutOutcome::PreconditionFailed));
-    let if_match = WriteCondition { if_match: Some(EtagMatch::Tags(vec!["e1".into()])), ..Default::default() };
-    match index.put_object("b", "k", &object("2", "e2"), &if_match).unwrap() {
+    let create_only = WriteCondition {
+        if_none_match: Some(EtagMatch::Any),
+        ..Default::default()
+    };
+    assert!(matches!(
+        index
+            .put_object("b", "k", &object("1", "e1"), &create_only)
+            .unwrap(),
+        PutOutcome::Stored { replaced: None }
+    ));
+    assert!(matches!(
+        index
+            .put_object("b", "k", &object("2", "e2"), &create_only)
+            .unwrap(),
+        PutOutcome::PreconditionFailed
+    ));
+    let if_match = WriteCondition {
+        if_match: Some(EtagMatch::Tags(vec!["nope".into()])),
+        ..Default::default()
+    };
+    assert!(matches!(
+        index
+            .put_object("b", "k", &object("2", "e2"), &if_match)
+            .unwrap(),
+        PutOutcome::PreconditionFailed
+    ));
+    let if_match = WriteCondition {
+        if_match: Some(EtagMatch::Tags(vec!["e1".into()])),
+        ..Default::default()
+    };
+    match index
+        .put_object("b", "k", &object("2", "e2"), &if_match)
+        .unwrap()
+    {
         PutOutcome::Stored { replaced } => assert_eq!(replaced.as_deref(), Some("1")),
         other => panic!("{other:?}"),
     }
@@ -51,12 +89,28 @@ fn delete_bucket_only_when_empty() {
     let (_dir, index) = index();
     index.create_bucket("b", &bucket()).unwrap();
     index.create_bucket("c", &bucket()).unwrap();
-    index.put_object("c", "x", &object("1", "e"), &WriteCondition::default()).unwrap();
-    index.put_object("b", "x", &object("2", "e"), &WriteCondition::default()).unwrap();
-    assert_eq!(index.delete_bucket("b").unwrap(), DeleteBucketOutcome::NotEmpty);
-    assert_eq!(index.delete_objects("b", &["x"]).unwrap(), vec!["2".to_owned()]);
-    assert_eq!(index.delete_bucket("b").unwrap(), DeleteBucketOutcome::Deleted);
-    assert_eq!(index.delete_bucket("b").unwrap(), DeleteBucketOutcome::NotFound);
+    index
+        .put_object("c", "x", &object("1", "e"), &WriteCondition::default())
+        .unwrap();
+    index
+        .put_object("b", "x", &object("2", "e"), &WriteCondition::default())
+        .unwrap();
+    assert_eq!(
+        index.delete_bucket("b").unwrap(),
+        DeleteBucketOutcome::NotEmpty
+    );
+    assert_eq!(
+        index.delete_objects("b", &["x"]).unwrap(),
+        vec!["2".to_owned()]
+    );
+    assert_eq!(
+        index.delete_bucket("b").unwrap(),
+        DeleteBucketOutcome::Deleted
+    );
+    assert_eq!(
+        index.delete_bucket("b").unwrap(),
+        DeleteBucketOutcome::NotFound
+    );
 }
 
 #[test]
@@ -65,13 +119,26 @@ fn listing_rolls_up_prefixes_and_paginates() {
     index.create_bucket("b", &bucket()).unwrap();
     index.create_bucket("bb", &bucket()).unwrap();
     for key in ["a", "d/1", "d/2", "d/sub/3", "e/1", "f", "g/1"] {
-        index.put_object("b", key, &object(key, "e"), &WriteCondition::default()).unwrap();
+        index
+            .put_object("b", key, &object(key, "e"), &WriteCondition::default())
+            .unwrap();
     }
-    index.put_object("bb", "a", &object("x", "e"), &WriteCondition::default()).unwrap();
-    let q = |prefix, delimiter, after, max| ListQuery { bucket: "b", prefix, delimiter, after, max };
+    index
+        .put_object("bb", "a", &object("x", "e"), &WriteCondition::default())
+        .unwrap();
+    let q = |prefix, delimiter, after, max| ListQuery {
+        bucket: "b",
+        prefix,
+        delimiter,
+        after,
+        max,
+    };
 
     let all = index.list(&q("", "", None, 1000)).unwrap();
-    assert_eq!(names(&all), ["a", "d/1", "d/2", "d/sub/3", "e/1", "f", "g/1"]);
+    assert_eq!(
+        names(&all),
+        ["a", "d/1", "d/2", "d/sub/3", "e/1", "f", "g/1"]
+    );
     assert!(!all.truncated);
 
     let top = index.list(&q("", "/", None, 1000)).unwrap();

@@ -5,14 +5,19 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{blocking, require_bucket, require_object, version_is_null};
-use crate::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Acl, AclError, Grant as AclGrant, Grantee as AclGrantee, Permission};
+use crate::acl::{
+    ALL_USERS_URI, AUTHENTICATED_USERS_URI, Acl, AclError, Grant as AclGrant,
+    Grantee as AclGrantee, Permission,
+};
 use crate::store::State;
 use crate::users::Users;
 
 fn acl_error(e: AclError) -> s3s::S3Error {
     match e {
         AclError::UnknownCanned(_) => s3_error!(InvalidArgument, "{e}"),
-        AclError::InvalidGrantee(_) | AclError::InvalidPermission(_) => s3_error!(InvalidArgument, "{e}"),
+        AclError::InvalidGrantee(_) | AclError::InvalidPermission(_) => {
+            s3_error!(InvalidArgument, "{e}")
+        }
     }
 }
 
@@ -28,14 +33,25 @@ pub(super) struct GrantHeaders<'a> {
 
 impl GrantHeaders<'_> {
     fn any(&self) -> bool {
-        self.full_control.is_some() || self.read.is_some() || self.read_acp.is_some() || self.write.is_some() || self.write_acp.is_some()
+        self.full_control.is_some()
+            || self.read.is_some()
+            || self.read_acp.is_some()
+            || self.write.is_some()
+            || self.write_acp.is_some()
     }
 }
 
 /// The ACL a write asks for: a canned ACL, grant headers, or (neither) private.
-pub(super) fn acl_from_headers(users: &Users, canned: Option<&str>, grants: &GrantHeaders<'_>) -> S3Result<Acl> {
+pub(super) fn acl_from_headers(
+    users: &Users,
+    canned: Option<&str>,
+    grants: &GrantHeaders<'_>,
+) -> S3Result<Acl> {
     if canned.is_some() && grants.any() {
-        return Err(s3_error!(InvalidRequest, "Specifying both Canned ACLs and Header Grants is not allowed"));
+        return Err(s3_error!(
+            InvalidRequest,
+            "Specifying both Canned ACLs and Header Grants is not allowed"
+        ));
     }
     let mut acl = match canned {
         Some(name) => Acl::canned(name).map_err(acl_error)?,
@@ -50,7 +66,8 @@ pub(super) fn acl_from_headers(users: &Users, canned: Option<&str>, grants: &Gra
         (Permission::WriteAcp, grants.write_acp),
     ] {
         if let Some(value) = value {
-            acl.add_grant_header(perm, value, &lookup).map_err(acl_error)?;
+            acl.add_grant_header(perm, value, &lookup)
+                .map_err(acl_error)?;
         }
     }
     Ok(acl)
@@ -60,25 +77,43 @@ pub(super) fn acl_from_headers(users: &Users, canned: Option<&str>, grants: &Gra
 fn acl_from_policy(users: &Users, owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
     let mut acl = Acl::default();
     for grant in policy.grants.iter().flatten() {
-        let perm_name = grant.permission.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default();
-        let permission = Permission::parse(&perm_name).ok_or_else(|| acl_error(AclError::InvalidPermission(perm_name)))?;
-        let Some(grantee) = &grant.grantee else { return Err(s3_error!(MalformedACLError, "A Grant has no Grantee")) };
-        let grantee = match grantee.type_.as_str() {
-            Type::CANONICAL_USER => AclGrantee::User(grantee.id.clone().ok_or_else(|| s3_error!(InvalidArgument, "CanonicalUser grantee without ID"))?),
-            Type::GROUP => {
-                let uri = grantee.uri.clone().unwrap_or_default();
-                crate::acl::group_from_uri(&uri).ok_or_else(|| acl_error(AclError::InvalidGrantee(uri)))?
-            }
-            Type::AMAZON_CUSTOMER_BY_EMAIL => {
-                let email = grantee.email_address.clone().unwrap_or_default();
-                AclGrantee::User(users.id_for_email(&email).ok_or_else(|| s3_error!(UnresolvableGrantByEmailAddress))?)
-            }
-            other => return Err(acl_error(AclError::InvalidGrantee(other.to_owned()))),
+        let perm_name = grant
+            .permission
+            .as_ref()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let permission = Permission::parse(&perm_name)
+            .ok_or_else(|| acl_error(AclError::InvalidPermission(perm_name)))?;
+        let Some(grantee) = &grant.grantee else {
+            return Err(s3_error!(MalformedACLError, "A Grant has no Grantee"));
         };
+        let grantee =
+            match grantee.type_.as_str() {
+                Type::CANONICAL_USER => AclGrantee::User(grantee.id.clone().ok_or_else(|| {
+                    s3_error!(InvalidArgument, "CanonicalUser grantee without ID")
+                })?),
+                Type::GROUP => {
+                    let uri = grantee.uri.clone().unwrap_or_default();
+                    crate::acl::group_from_uri(&uri)
+                        .ok_or_else(|| acl_error(AclError::InvalidGrantee(uri)))?
+                }
+                Type::AMAZON_CUSTOMER_BY_EMAIL => {
+                    let email = grantee.email_address.clone().unwrap_or_default();
+                    AclGrantee::User(
+                        users
+                            .id_for_email(&email)
+                            .ok_or_else(|| s3_error!(UnresolvableGrantByEmailAddress))?,
+                    )
+                }
+                other => return Err(acl_error(AclError::InvalidGrantee(other.to_owned()))),
+            };
         if grantee == AclGrantee::User(owner.to_owned()) && permission == Permission::FullControl {
             continue;
         }
-        acl.push(AclGrant { grantee, permission });
+        acl.push(AclGrant {
+            grantee,
+            permission,
+        });
     }
     Ok(acl)
 }
@@ -93,8 +128,14 @@ fn acl_for_put(
 ) -> S3Result<Acl> {
     match body {
         Some(policy) if canned.is_none() && !grants.any() => acl_from_policy(users, owner, policy),
-        Some(_) => Err(s3_error!(UnexpectedContent, "This request does not support content")),
-        None if canned.is_none() && !grants.any() => Err(s3_error!(MissingSecurityHeader, "Your request was missing a required header")),
+        Some(_) => Err(s3_error!(
+            UnexpectedContent,
+            "This request does not support content"
+        )),
+        None if canned.is_none() && !grants.any() => Err(s3_error!(
+            MissingSecurityHeader,
+            "Your request was missing a required header"
+        )),
         None => acl_from_headers(users, canned, grants),
     }
 }
@@ -115,19 +156,28 @@ fn grants_dto(users: &Users, owner: &str, acl: &Acl) -> Grants {
         type_: Type::from_static(Type::GROUP),
         uri: Some(uri.to_owned()),
     };
-    let mut out = vec![Grant { grantee: Some(user(owner)), permission: Some(Permission::FullControl.as_str().to_owned().into()) }];
+    let mut out = vec![Grant {
+        grantee: Some(user(owner)),
+        permission: Some(Permission::FullControl.as_str().to_owned().into()),
+    }];
     for g in &acl.grants {
         let grantee = match &g.grantee {
             AclGrantee::User(id) => user(id),
             AclGrantee::AllUsers => group(ALL_USERS_URI),
             AclGrantee::AuthenticatedUsers => group(AUTHENTICATED_USERS_URI),
         };
-        out.push(Grant { grantee: Some(grantee), permission: Some(g.permission.as_str().to_owned().into()) });
+        out.push(Grant {
+            grantee: Some(grantee),
+            permission: Some(g.permission.as_str().to_owned().into()),
+        });
     }
     out
 }
 
-pub(super) fn get_object_acl(state: &State, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+pub(super) fn get_object_acl(
+    state: &State,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = req.input;
     version_is_null(input.version_id.as_deref())?;
     let bucket = require_bucket(state, &input.bucket)?;
@@ -163,14 +213,18 @@ pub(super) async fn put_object_acl(
     )?;
     let st = state.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let found = blocking(move || st.index.update_object(&bucket, &key, |rec| rec.acl = acl)).await?;
+    let found =
+        blocking(move || st.index.update_object(&bucket, &key, |rec| rec.acl = acl)).await?;
     if !found {
         return Err(super::no_such_key());
     }
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
-pub(super) fn get_bucket_acl(state: &State, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+pub(super) fn get_bucket_acl(
+    state: &State,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
     let bucket = require_bucket(state, &req.input.bucket)?;
     Ok(S3Response::new(GetBucketAclOutput {
         grants: Some(grants_dto(&state.users, &bucket.owner, &bucket.acl)),

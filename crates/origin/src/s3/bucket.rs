@@ -11,7 +11,10 @@ use crate::index::DeleteBucketOutcome;
 use crate::index::records::BucketRecord;
 use crate::store::{State, now_ms};
 
-pub(super) fn list_buckets(state: &State, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+pub(super) fn list_buckets(
+    state: &State,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
     let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
     let prefix = req.input.prefix.unwrap_or_default();
     let buckets = state
@@ -39,7 +42,11 @@ pub(super) async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
     let input = req.input;
-    if let Some(constraint) = input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref()) {
+    if let Some(constraint) = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+    {
         let c = constraint.as_str();
         if !(c.is_empty() || c == state.region || (c == "US" && state.region == "us-east-1")) {
             return Err(s3_error!(
@@ -59,23 +66,43 @@ pub(super) async fn create_bucket(
             write_acp: input.grant_write_acp.as_deref(),
         },
     )?;
-    let record = BucketRecord { owner: user.id.clone(), created_ms: now_ms(), acl, policy: None, cors: None };
+    let record = BucketRecord {
+        owner: user.id.clone(),
+        created_ms: now_ms(),
+        acl,
+        policy: None,
+        cors: None,
+    };
     let st = state.clone();
     let name = input.bucket.clone();
     let (current, created) = blocking(move || st.index.create_bucket(&name, &record)).await?;
     if !created {
         return Err(if current.owner == user.id {
-            s3_error!(BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+            s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
         } else {
-            s3_error!(BucketAlreadyExists, "The requested bucket name is not available.")
+            s3_error!(
+                BucketAlreadyExists,
+                "The requested bucket name is not available."
+            )
         });
     }
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{}", input.bucket)),
+    }))
 }
 
-pub(super) fn head_bucket(state: &State, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+pub(super) fn head_bucket(
+    state: &State,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
     require_bucket(state, &req.input.bucket)?;
-    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some(state.region.clone()),
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn delete_bucket(
@@ -87,7 +114,10 @@ pub(super) async fn delete_bucket(
     match blocking(move || st.index.delete_bucket(&name)).await? {
         DeleteBucketOutcome::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
         DeleteBucketOutcome::NotFound => Err(no_such_bucket()),
-        DeleteBucketOutcome::NotEmpty => Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty")),
+        DeleteBucketOutcome::NotEmpty => Err(s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        )),
     }
 }
 
@@ -97,8 +127,11 @@ pub(super) fn get_bucket_location(
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     require_bucket(state, &req.input.bucket)?;
     // S3 answers an empty LocationConstraint for us-east-1.
-    let location_constraint = (state.region != "us-east-1").then(|| BucketLocationConstraint::from(state.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+    let location_constraint =
+        (state.region != "us-east-1").then(|| BucketLocationConstraint::from(state.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint,
+    }))
 }
 
 pub(super) fn get_bucket_versioning(

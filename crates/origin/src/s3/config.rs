@@ -11,10 +11,18 @@ use crate::index::records::BucketRecord;
 use crate::policy::Policy;
 use crate::store::State;
 
-async fn update(state: &Arc<State>, bucket: &str, change: impl FnOnce(&mut BucketRecord) + Send + 'static) -> S3Result<()> {
+async fn update(
+    state: &Arc<State>,
+    bucket: &str,
+    change: impl FnOnce(&mut BucketRecord) + Send + 'static,
+) -> S3Result<()> {
     let st = state.clone();
     let name = bucket.to_owned();
-    if blocking(move || st.index.update_bucket(&name, change)).await? { Ok(()) } else { Err(no_such_bucket()) }
+    if blocking(move || st.index.update_bucket(&name, change)).await? {
+        Ok(())
+    } else {
+        Err(no_such_bucket())
+    }
 }
 
 pub(super) async fn put_bucket_policy(
@@ -26,14 +34,25 @@ pub(super) async fn put_bucket_policy(
     Policy::parse(&input.policy, &input.bucket).map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
     let policy = input.policy;
     update(state, &input.bucket, move |b| b.policy = Some(policy)).await?;
-    Ok(S3Response::with_status(PutBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
+    Ok(S3Response::with_status(
+        PutBucketPolicyOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
 }
 
-pub(super) fn get_bucket_policy(state: &State, req: S3Request<GetBucketPolicyInput>) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+pub(super) fn get_bucket_policy(
+    state: &State,
+    req: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
     let bucket = require_bucket(state, &req.input.bucket)?;
     match bucket.policy {
-        Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy) })),
-        None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+        Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput {
+            policy: Some(policy),
+        })),
+        None => Err(s3_error!(
+            NoSuchBucketPolicy,
+            "The bucket policy does not exist"
+        )),
     }
 }
 
@@ -42,7 +61,10 @@ pub(super) async fn delete_bucket_policy(
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
     update(state, &req.input.bucket, |b| b.policy = None).await?;
-    Ok(S3Response::with_status(DeleteBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
+    Ok(S3Response::with_status(
+        DeleteBucketPolicyOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
 }
 
 pub(super) async fn put_bucket_cors(
@@ -53,7 +75,10 @@ pub(super) async fn put_bucket_cors(
     require_bucket(state, &input.bucket)?;
     let rules = input.cors_configuration.cors_rules;
     if rules.is_empty() || rules.len() > 100 {
-        return Err(s3_error!(MalformedXML, "A CORS configuration needs between 1 and 100 CORSRule elements"));
+        return Err(s3_error!(
+            MalformedXML,
+            "A CORS configuration needs between 1 and 100 CORSRule elements"
+        ));
     }
     let rules = rules
         .into_iter()
@@ -64,11 +89,19 @@ pub(super) async fn put_bucket_cors(
     Ok(S3Response::new(PutBucketCorsOutput::default()))
 }
 
-pub(super) fn get_bucket_cors(state: &State, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+pub(super) fn get_bucket_cors(
+    state: &State,
+    req: S3Request<GetBucketCorsInput>,
+) -> S3Result<S3Response<GetBucketCorsOutput>> {
     let bucket = require_bucket(state, &req.input.bucket)?;
     match bucket.cors {
-        Some(rules) => Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(rules.iter().map(CorsRule::to_dto).collect()) })),
-        None => Err(s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist")),
+        Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(rules.iter().map(CorsRule::to_dto).collect()),
+        })),
+        None => Err(s3_error!(
+            NoSuchCORSConfiguration,
+            "The CORS configuration does not exist"
+        )),
     }
 }
 
@@ -77,5 +110,8 @@ pub(super) async fn delete_bucket_cors(
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
     update(state, &req.input.bucket, |b| b.cors = None).await?;
-    Ok(S3Response::with_status(DeleteBucketCorsOutput::default(), http::StatusCode::NO_CONTENT))
+    Ok(S3Response::with_status(
+        DeleteBucketCorsOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
 }

@@ -11,7 +11,12 @@ use crate::store::State;
 use crate::users::Users;
 
 /// What `encoding-type=url` leaves alone (as S3 does: unreserved characters and `/`).
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 const MAX_KEYS: i32 = 1000;
 
@@ -25,12 +30,19 @@ impl Encoder {
         match encoding.map(EncodingType::as_str) {
             None => Ok(Encoder { url: false }),
             Some("url") => Ok(Encoder { url: true }),
-            Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
+            Some(other) => Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request: {other}"
+            )),
         }
     }
 
     fn apply(&self, s: &str) -> String {
-        if self.url { utf8_percent_encode(s, KEY_ENCODE).to_string() } else { s.to_owned() }
+        if self.url {
+            utf8_percent_encode(s, KEY_ENCODE).to_string()
+        } else {
+            s.to_owned()
+        }
     }
 
     fn opt(&self, s: Option<&str>) -> Option<String> {
@@ -38,7 +50,8 @@ impl Encoder {
     }
 
     fn encoding_type(&self) -> Option<EncodingType> {
-        self.url.then(|| EncodingType::from_static(EncodingType::URL))
+        self.url
+            .then(|| EncodingType::from_static(EncodingType::URL))
     }
 }
 
@@ -50,7 +63,12 @@ fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn objects(page: &ListPage, enc: &Encoder, users: &Users, with_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn objects(
+    page: &ListPage,
+    enc: &Encoder,
+    users: &Users,
+    with_owner: bool,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();
     for entry in &page.entries {
@@ -60,11 +78,15 @@ fn objects(page: &ListPage, enc: &Encoder, users: &Users, with_owner: bool) -> (
                 e_tag: Some(etag(&rec.etag)),
                 last_modified: Some(timestamp(rec.modified_ms)),
                 size: i64::try_from(rec.size).ok(),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
                 owner: with_owner.then(|| users.owner(&rec.owner)),
                 ..Default::default()
             }),
-            ListEntry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc.apply(p)) }),
+            ListEntry::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc.apply(p)),
+            }),
         }
     }
     (contents, prefixes)
@@ -74,7 +96,10 @@ fn last_name(page: &ListPage) -> Option<String> {
     page.entries.last().map(|e| e.name().to_owned())
 }
 
-pub(super) fn list_objects(state: &State, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub(super) fn list_objects(
+    state: &State,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = req.input;
     require_bucket(state, &input.bucket)?;
     let enc = Encoder::new(input.encoding_type.as_ref())?;
@@ -94,7 +119,11 @@ pub(super) fn list_objects(state: &State, req: S3Request<ListObjectsInput>) -> S
         marker: Some(enc.apply(input.marker.as_deref().unwrap_or(""))),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS).min(MAX_KEYS)),
         is_truncated: Some(page.truncated),
-        next_marker: if page.truncated { enc.opt(last_name(&page).as_deref()) } else { None },
+        next_marker: if page.truncated {
+            enc.opt(last_name(&page).as_deref())
+        } else {
+            None
+        },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
         delimiter: enc.opt(input.delimiter.as_deref()),
@@ -112,17 +141,32 @@ fn decode_token(token: &str) -> S3Result<String> {
         .decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
 }
 
-pub(super) fn list_objects_v2(state: &State, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub(super) fn list_objects_v2(
+    state: &State,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
     require_bucket(state, &input.bucket)?;
     let enc = Encoder::new(input.encoding_type.as_ref())?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().unwrap_or_default();
-    let token = input.continuation_token.as_deref().map(decode_token).transpose()?;
-    let after = match (token.as_deref(), input.start_after.as_deref().filter(|s| !s.is_empty())) {
+    let token = input
+        .continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
+    let after = match (
+        token.as_deref(),
+        input.start_after.as_deref().filter(|s| !s.is_empty()),
+    ) {
         (Some(t), Some(s)) => Some(if t > s { t } else { s }),
         (t, s) => t.or(s),
     };
@@ -133,7 +177,12 @@ pub(super) fn list_objects_v2(state: &State, req: S3Request<ListObjectsV2Input>)
         after,
         max: max_keys(input.max_keys)?,
     })?;
-    let (contents, prefixes) = objects(&page, &enc, &state.users, input.fetch_owner.unwrap_or(false));
+    let (contents, prefixes) = objects(
+        &page,
+        &enc,
+        &state.users,
+        input.fetch_owner.unwrap_or(false),
+    );
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(enc.apply(&prefix)),
@@ -141,7 +190,11 @@ pub(super) fn list_objects_v2(state: &State, req: S3Request<ListObjectsV2Input>)
         key_count: i32::try_from(page.entries.len()).ok(),
         continuation_token: input.continuation_token,
         is_truncated: Some(page.truncated),
-        next_continuation_token: if page.truncated { last_name(&page).map(|k| encode_token(&k)) } else { None },
+        next_continuation_token: if page.truncated {
+            last_name(&page).map(|k| encode_token(&k))
+        } else {
+            None
+        },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
         delimiter: enc.opt(input.delimiter.as_deref()),
@@ -178,14 +231,22 @@ pub(super) fn list_object_versions(
                 last_modified: Some(timestamp(rec.modified_ms)),
                 owner: Some(state.users.owner(&rec.owner)),
                 size: i64::try_from(rec.size).ok(),
-                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
                 version_id: Some("null".to_owned()),
                 ..Default::default()
             }),
-            ListEntry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc.apply(p)) }),
+            ListEntry::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc.apply(p)),
+            }),
         }
     }
-    let next = if page.truncated { last_name(&page) } else { None };
+    let next = if page.truncated {
+        last_name(&page)
+    } else {
+        None
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         common_prefixes: Some(prefixes),
         delete_markers: None,

@@ -10,7 +10,9 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::{GrantHeaders, acl_from_headers};
 use super::object::{HeaderInput, check_copy_conditions, copy_source, write_condition};
-use super::{blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, timestamp};
+use super::{
+    blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, timestamp,
+};
 use crate::index::records::{ObjectRecord, PartRecord, UploadRecord};
 use crate::index::{CompleteOutcome, WriteCondition};
 use crate::storage::Source;
@@ -32,7 +34,12 @@ fn no_such_upload() -> S3Error {
 }
 
 /// The upload, which must target `bucket`/`key`.
-fn require_upload(state: &State, upload_id: &str, bucket: &str, key: &str) -> S3Result<UploadRecord> {
+fn require_upload(
+    state: &State,
+    upload_id: &str,
+    bucket: &str,
+    key: &str,
+) -> S3Result<UploadRecord> {
     match state.index.upload(upload_id)? {
         Some(up) if up.bucket == bucket && up.key == key => Ok(up),
         _ => Err(no_such_upload()),
@@ -41,7 +48,10 @@ fn require_upload(state: &State, upload_id: &str, bucket: &str, key: &str) -> S3
 
 fn part_number(n: i32) -> S3Result<u32> {
     if !(1..=MAX_PART_NUMBER).contains(&n) {
-        return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
     }
     u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))
 }
@@ -94,7 +104,12 @@ pub(super) async fn create(
 }
 
 /// Records a durable part file, or deletes it when the upload vanished meanwhile.
-async fn commit_part(state: &Arc<State>, upload_id: String, number: u32, record: PartRecord) -> S3Result<()> {
+async fn commit_part(
+    state: &Arc<State>,
+    upload_id: String,
+    number: u32,
+    record: PartRecord,
+) -> S3Result<()> {
     let st = state.clone();
     let blob = record.blob.clone();
     match blocking(move || st.index.put_part(&upload_id, number, &record)).await {
@@ -113,43 +128,77 @@ async fn commit_part(state: &Arc<State>, upload_id: String, number: u32, record:
     }
 }
 
-pub(super) async fn upload_part(state: &Arc<State>, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+pub(super) async fn upload_part(
+    state: &Arc<State>,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
     let input = req.input;
     let number = part_number(input.part_number)?;
     require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
     let expected_md5 = content_md5(input.content_md5.as_deref())?;
     let written = match input.body {
         Some(body) => state.blobs.write(body).await,
-        None => state.blobs.write(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()).await,
+        None => {
+            state
+                .blobs
+                .write(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+                .await
+        }
     }
     .map_err(body_error)?;
     if expected_md5.is_some_and(|m| m != written.md5)
-        || input.content_length.is_some_and(|len| u64::try_from(len).ok() != Some(written.size))
+        || input
+            .content_length
+            .is_some_and(|len| u64::try_from(len).ok() != Some(written.size))
     {
         let bad_digest = expected_md5.is_some_and(|m| m != written.md5);
         state.blobs.remove(vec![written.id]).await;
         return Err(if bad_digest {
-            s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received.")
+            s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received."
+            )
         } else {
-            s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+            s3_error!(
+                IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            )
         });
     }
     let md5 = hex::encode(written.md5);
-    let record = PartRecord { blob: written.id, size: written.size, etag: md5.clone(), modified_ms: now_ms() };
+    let record = PartRecord {
+        blob: written.id,
+        size: written.size,
+        etag: md5.clone(),
+        modified_ms: now_ms(),
+    };
     commit_part(state, input.upload_id, number, record).await?;
-    Ok(S3Response::new(UploadPartOutput { e_tag: Some(etag(&md5)), ..Default::default() }))
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(etag(&md5)),
+        ..Default::default()
+    }))
 }
 
 /// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
 fn copy_range(range: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
-    let Some(range) = range else { return Ok((0, size)) };
-    let bad = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy");
+    let Some(range) = range else {
+        return Ok((0, size));
+    };
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
     let spec = range.strip_prefix("bytes=").ok_or_else(bad)?;
     let (first, last) = spec.split_once('-').ok_or_else(bad)?;
     let first: u64 = first.trim().parse().map_err(|_| bad())?;
     let last: u64 = last.trim().parse().map_err(|_| bad())?;
     if first > last || last >= size {
-        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+        return Err(s3_error!(
+            InvalidRange,
+            "The requested range is not satisfiable"
+        ));
     }
     Ok((first, last - first + 1))
 }
@@ -173,49 +222,95 @@ pub(super) async fn upload_part_copy(
     let (offset, len) = copy_range(input.copy_source_range.as_deref(), src.size)?;
     let written = state
         .blobs
-        .copy(vec![Source { id: src.blob.clone(), offset, len }], true)
+        .copy(
+            vec![Source {
+                id: src.blob.clone(),
+                offset,
+                len,
+            }],
+            true,
+        )
         .await
         .map_err(|e| crate::error::internal("copying part", e))?;
     let md5 = hex::encode(written.md5);
     let modified_ms = now_ms();
-    let record = PartRecord { blob: written.id, size: written.size, etag: md5.clone(), modified_ms };
+    let record = PartRecord {
+        blob: written.id,
+        size: written.size,
+        etag: md5.clone(),
+        modified_ms,
+    };
     commit_part(state, input.upload_id, number, record).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult { e_tag: Some(etag(&md5)), last_modified: Some(timestamp(modified_ms)), ..Default::default() }),
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&md5)),
+            last_modified: Some(timestamp(modified_ms)),
+            ..Default::default()
+        }),
         ..Default::default()
     }))
 }
 
 /// Checks the client's part list against the stored parts; returns the sources to
 /// concatenate and the multipart ETag.
-fn plan_completion(requested: &[CompletedPart], stored: &[(u32, PartRecord)]) -> S3Result<(Vec<Source>, String)> {
+fn plan_completion(
+    requested: &[CompletedPart],
+    stored: &[(u32, PartRecord)],
+) -> S3Result<(Vec<Source>, String)> {
     if requested.is_empty() {
-        return Err(s3_error!(MalformedXML, "You must specify at least one part"));
+        return Err(s3_error!(
+            MalformedXML,
+            "You must specify at least one part"
+        ));
     }
-    let invalid_part = || s3_error!(InvalidPart, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.");
+    let invalid_part = || {
+        s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+        )
+    };
     let mut sources = Vec::with_capacity(requested.len());
     let mut md5s = Md5::new();
     let mut previous = 0u32;
     for (i, part) in requested.iter().enumerate() {
-        let number = part.part_number.ok_or_else(invalid_part).and_then(|n| u32::try_from(n).map_err(|_| invalid_part()))?;
+        let number = part
+            .part_number
+            .ok_or_else(invalid_part)
+            .and_then(|n| u32::try_from(n).map_err(|_| invalid_part()))?;
         if number <= previous {
-            return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number."));
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+            ));
         }
         previous = number;
-        let Some((_, rec)) = stored.iter().find(|(n, _)| *n == number) else { return Err(invalid_part()) };
+        let Some((_, rec)) = stored.iter().find(|(n, _)| *n == number) else {
+            return Err(invalid_part());
+        };
         if let Some(tag) = &part.e_tag
             && tag.value().trim_matches('"') != rec.etag
         {
             return Err(invalid_part());
         }
         if i + 1 < requested.len() && rec.size < MIN_PART_SIZE {
-            return Err(s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size."));
+            return Err(s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size."
+            ));
         }
-        let raw = hex::decode(&rec.etag).map_err(|e| crate::error::internal("stored part etag", e))?;
+        let raw =
+            hex::decode(&rec.etag).map_err(|e| crate::error::internal("stored part etag", e))?;
         md5s.update(&raw);
-        sources.push(Source { id: rec.blob.clone(), offset: 0, len: rec.size });
+        sources.push(Source {
+            id: rec.blob.clone(),
+            offset: 0,
+            len: rec.size,
+        });
     }
-    Ok((sources, format!("{}-{}", hex::encode(md5s.finalize()), requested.len())))
+    Ok((
+        sources,
+        format!("{}-{}", hex::encode(md5s.finalize()), requested.len()),
+    ))
 }
 
 /// Concatenates the parts and commits; used directly or inside the keep-alive future.
@@ -228,7 +323,11 @@ async fn finish_completion(
     condition: WriteCondition,
 ) -> S3Result<CompleteMultipartUploadOutput> {
     let parts = u32::try_from(sources.len()).unwrap_or(u32::MAX);
-    let written = state.blobs.copy(sources, false).await.map_err(|e| crate::error::internal("concatenating parts", e))?;
+    let written = state
+        .blobs
+        .copy(sources, false)
+        .await
+        .map_err(|e| crate::error::internal("concatenating parts", e))?;
     let record = ObjectRecord {
         blob: written.id.clone(),
         size: written.size,
@@ -257,7 +356,10 @@ async fn finish_completion(
             Err(match other {
                 Ok(CompleteOutcome::NoSuchUpload) => no_such_upload(),
                 Ok(CompleteOutcome::NoSuchBucket) => no_such_bucket(),
-                Ok(_) => s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"),
+                Ok(_) => s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                ),
                 Err(e) => e,
             })
         }
@@ -272,15 +374,31 @@ pub(super) async fn complete(
     let upload = require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
     let condition = write_condition(input.if_match, input.if_none_match);
     if !condition.holds(state.index.object(&input.bucket, &input.key)?.as_ref()) {
-        return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        return Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ));
     }
     let stored = state.index.parts(&input.upload_id)?;
-    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let requested = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
     let (sources, etag_value) = plan_completion(&requested, &stored)?;
     let total: u64 = sources.iter().map(|s| s.len).sum();
-    let fut = finish_completion(state.clone(), input.upload_id, upload, sources, etag_value, condition);
+    let fut = finish_completion(
+        state.clone(),
+        input.upload_id,
+        upload,
+        sources,
+        etag_value,
+        condition,
+    );
     if total > KEEP_ALIVE_THRESHOLD {
-        let output = CompleteMultipartUploadOutput { future: Some(Box::pin(fut)), ..Default::default() };
+        let output = CompleteMultipartUploadOutput {
+            future: Some(Box::pin(fut)),
+            ..Default::default()
+        };
         return Ok(S3Response::new(output));
     }
     Ok(S3Response::new(fut.await?))
@@ -297,19 +415,28 @@ pub(super) async fn abort(
     match blocking(move || st.index.abort_upload(&id)).await? {
         Some(blobs) => {
             state.blobs.remove(blobs).await;
-            Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
+            Ok(S3Response::with_status(
+                AbortMultipartUploadOutput::default(),
+                http::StatusCode::NO_CONTENT,
+            ))
         }
         None => Err(no_such_upload()),
     }
 }
 
-pub(super) fn list_parts(state: &State, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+pub(super) fn list_parts(
+    state: &State,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
     let upload = require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
     let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
     let marker = input.part_number_marker.unwrap_or(0);
     let stored = state.index.parts(&input.upload_id)?;
-    let after: Vec<_> = stored.into_iter().filter(|(n, _)| i64::from(*n) > i64::from(marker)).collect();
+    let after: Vec<_> = stored
+        .into_iter()
+        .filter(|(n, _)| i64::from(*n) > i64::from(marker))
+        .collect();
     let truncated = after.len() > max;
     let parts: Vec<Part> = after
         .into_iter()
@@ -327,11 +454,18 @@ pub(super) fn list_parts(state: &State, req: S3Request<ListPartsInput>) -> S3Res
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(input.upload_id),
-        initiator: Some(Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }),
+        initiator: Some(Initiator {
+            id: owner.id.clone(),
+            display_name: owner.display_name.clone(),
+        }),
         owner: Some(owner),
         is_truncated: Some(truncated),
         max_parts: Some(i32::try_from(max).unwrap_or(1000)),
-        next_part_number_marker: if truncated { parts.last().and_then(|p| p.part_number) } else { None },
+        next_part_number_marker: if truncated {
+            parts.last().and_then(|p| p.part_number)
+        } else {
+            None
+        },
         part_number_marker: input.part_number_marker,
         parts: Some(parts),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
@@ -353,9 +487,15 @@ pub(super) fn list_uploads(
     let mut all = state.index.uploads(&input.bucket)?;
     all.retain(|(id, u)| {
         u.key.starts_with(&prefix)
-            && (key_marker.is_empty() || u.key.as_str() > key_marker.as_str() || (u.key == key_marker && !id_marker.is_empty() && id.as_str() > id_marker.as_str()))
+            && (key_marker.is_empty()
+                || u.key.as_str() > key_marker.as_str()
+                || (u.key == key_marker
+                    && !id_marker.is_empty()
+                    && id.as_str() > id_marker.as_str()))
     });
-    all.sort_by(|(a_id, a), (b_id, b)| (a.key.as_str(), a_id.as_str()).cmp(&(b.key.as_str(), b_id.as_str())));
+    all.sort_by(|(a_id, a), (b_id, b)| {
+        (a.key.as_str(), a_id.as_str()).cmp(&(b.key.as_str(), b_id.as_str()))
+    });
     let mut uploads = Vec::new();
     let mut prefixes: Vec<CommonPrefix> = Vec::new();
     let mut truncated = false;
@@ -373,7 +513,9 @@ pub(super) fn list_uploads(
                 break;
             }
             last = Some((common.clone(), String::new()));
-            prefixes.push(CommonPrefix { prefix: Some(common) });
+            prefixes.push(CommonPrefix {
+                prefix: Some(common),
+            });
             continue;
         }
         if uploads.len() + prefixes.len() == max {
@@ -384,7 +526,10 @@ pub(super) fn list_uploads(
         last = Some((u.key.clone(), id.clone()));
         uploads.push(MultipartUpload {
             initiated: Some(timestamp(u.initiated_ms)),
-            initiator: Some(Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }),
+            initiator: Some(Initiator {
+                id: owner.id.clone(),
+                display_name: owner.display_name.clone(),
+            }),
             key: Some(u.key),
             owner: Some(owner),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),

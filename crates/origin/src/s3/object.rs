@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::acl::{GrantHeaders, acl_from_headers};
 use super::{
-    blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, require_object, timestamp,
-    unix_secs, version_is_null,
+    blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket,
+    require_object, timestamp, unix_secs, version_is_null,
 };
 use crate::access::{Need, Rule, authorize};
 use crate::acl::Permission;
@@ -67,16 +67,25 @@ fn etag_matches(cond: &ETagCondition, current: &str) -> bool {
 }
 
 /// The write precondition of `If-Match` / `If-None-Match`.
-pub(super) fn write_condition(if_match: Option<ETagCondition>, if_none_match: Option<ETagCondition>) -> WriteCondition {
+pub(super) fn write_condition(
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+) -> WriteCondition {
     let convert = |c: ETagCondition| match c {
         ETagCondition::Any => EtagMatch::Any,
         ETagCondition::ETag(tag) => EtagMatch::Tags(vec![tag.value().to_owned()]),
     };
-    WriteCondition { if_match: if_match.map(convert), if_none_match: if_none_match.map(convert) }
+    WriteCondition {
+        if_match: if_match.map(convert),
+        if_none_match: if_none_match.map(convert),
+    }
 }
 
 fn precondition_failed() -> S3Error {
-    s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+    s3_error!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    )
 }
 
 fn http_date(ms: i64) -> String {
@@ -99,14 +108,21 @@ impl ReadConditions {
             Some(cond) if !etag_matches(cond, &rec.etag) => return Err(precondition_failed()),
             Some(_) => {}
             None => {
-                if self.if_unmodified_since.as_ref().is_some_and(|t| modified > unix_secs(t)) {
+                if self
+                    .if_unmodified_since
+                    .as_ref()
+                    .is_some_and(|t| modified > unix_secs(t))
+                {
                     return Err(precondition_failed());
                 }
             }
         }
         let not_modified = match &self.if_none_match {
             Some(cond) => etag_matches(cond, &rec.etag),
-            None => self.if_modified_since.as_ref().is_some_and(|t| modified <= unix_secs(t)),
+            None => self
+                .if_modified_since
+                .as_ref()
+                .is_some_and(|t| modified <= unix_secs(t)),
         };
         if not_modified {
             let mut e = S3Error::new(S3ErrorCode::NotModified);
@@ -125,7 +141,10 @@ impl ReadConditions {
 }
 
 fn invalid_range(size: u64) -> S3Error {
-    s3_error!(InvalidRange, "The requested range is not satisfiable (object size {size})")
+    s3_error!(
+        InvalidRange,
+        "The requested range is not satisfiable (object size {size})"
+    )
 }
 
 /// Everything GET and HEAD answer about an object except the body.
@@ -136,12 +155,17 @@ struct ObjectView {
 
 impl ObjectView {
     fn content_length(&self) -> i64 {
-        let len = self.range.as_ref().map_or(self.rec.size, |r| r.end - r.start);
+        let len = self
+            .range
+            .as_ref()
+            .map_or(self.rec.size, |r| r.end - r.start);
         i64::try_from(len).unwrap_or(i64::MAX)
     }
 
     fn content_range(&self) -> Option<String> {
-        self.range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, self.rec.size))
+        self.range
+            .as_ref()
+            .map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, self.rec.size))
     }
 
     fn metadata(&self) -> Option<Metadata> {
@@ -150,21 +174,34 @@ impl ObjectView {
     }
 }
 
-fn resolve_range(range: Option<&Range>, part_number: Option<i32>, rec: &ObjectRecord) -> S3Result<Option<std::ops::Range<u64>>> {
+fn resolve_range(
+    range: Option<&Range>,
+    part_number: Option<i32>,
+    rec: &ObjectRecord,
+) -> S3Result<Option<std::ops::Range<u64>>> {
     if let Some(n) = part_number {
         // Part boundaries of completed multipart objects are not kept; part 1 of a
         // single-part object is the whole object.
         if n != 1 || rec.parts.is_some() {
-            return Err(s3_error!(NotImplemented, "partNumber is only supported for single-part objects"));
+            return Err(s3_error!(
+                NotImplemented,
+                "partNumber is only supported for single-part objects"
+            ));
         }
     }
     match range {
         None => Ok(None),
-        Some(r) => r.check(rec.size).map(Some).map_err(|_| invalid_range(rec.size)),
+        Some(r) => r
+            .check(rec.size)
+            .map(Some)
+            .map_err(|_| invalid_range(rec.size)),
     }
 }
 
-pub(super) async fn put_object(state: &Arc<State>, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+pub(super) async fn put_object(
+    state: &Arc<State>,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let user = caller(state, &req);
     let input = req.input;
     let bucket = require_bucket(state, &input.bucket)?;
@@ -199,7 +236,12 @@ pub(super) async fn put_object(state: &Arc<State>, req: S3Request<PutObjectInput
 
     let written = match input.body {
         Some(body) => state.blobs.write(body).await,
-        None => state.blobs.write(stream::empty::<Result<bytes::Bytes, std::io::Error>>()).await,
+        None => {
+            state
+                .blobs
+                .write(stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+                .await
+        }
     }
     .map_err(body_error)?;
     let reject = |e: S3Error| {
@@ -211,10 +253,21 @@ pub(super) async fn put_object(state: &Arc<State>, req: S3Request<PutObjectInput
         }
     };
     if expected_md5.is_some_and(|m| m != written.md5) {
-        return reject(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received.")).await;
+        return reject(s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ))
+        .await;
     }
-    if input.content_length.is_some_and(|len| u64::try_from(len).ok() != Some(written.size)) {
-        return reject(s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")).await;
+    if input
+        .content_length
+        .is_some_and(|len| u64::try_from(len).ok() != Some(written.size))
+    {
+        return reject(s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        ))
+        .await;
     }
     let record = ObjectRecord {
         blob: written.id.clone(),
@@ -265,10 +318,16 @@ async fn open_object(
             Err(e) => return Err(crate::error::internal("opening body file", e)),
         }
     }
-    Err(crate::error::internal("opening body file", "body file kept disappearing"))
+    Err(crate::error::internal(
+        "opening body file",
+        "body file kept disappearing",
+    ))
 }
 
-pub(super) async fn get_object(state: &Arc<State>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+pub(super) async fn get_object(
+    state: &Arc<State>,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     version_is_null(input.version_id.as_deref())?;
     let conditions = ReadConditions {
@@ -277,8 +336,15 @@ pub(super) async fn get_object(state: &Arc<State>, req: S3Request<GetObjectInput
         if_modified_since: input.if_modified_since,
         if_unmodified_since: input.if_unmodified_since,
     };
-    let (view, mut file) =
-        open_object(state, &input.bucket, &input.key, &conditions, input.range.as_ref(), input.part_number).await?;
+    let (view, mut file) = open_object(
+        state,
+        &input.bucket,
+        &input.key,
+        &conditions,
+        input.range.as_ref(),
+        input.part_number,
+    )
+    .await?;
     let start = view.range.as_ref().map_or(0, |r| r.start);
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
@@ -293,7 +359,11 @@ pub(super) async fn get_object(state: &Arc<State>, req: S3Request<GetObjectInput
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(view.content_length()),
         content_range: view.content_range(),
-        content_type: Some(h.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+        content_type: Some(
+            h.content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+        ),
         cache_control: h.cache_control.clone(),
         content_disposition: h.content_disposition.clone(),
         content_encoding: h.content_encoding.clone(),
@@ -308,7 +378,10 @@ pub(super) async fn get_object(state: &Arc<State>, req: S3Request<GetObjectInput
     Ok(S3Response::new(output))
 }
 
-pub(super) fn head_object(state: &State, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub(super) fn head_object(
+    state: &State,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     version_is_null(input.version_id.as_deref())?;
     let conditions = ReadConditions {
@@ -326,7 +399,11 @@ pub(super) fn head_object(state: &State, req: S3Request<HeadObjectInput>) -> S3R
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(view.content_length()),
         content_range: view.content_range(),
-        content_type: Some(h.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+        content_type: Some(
+            h.content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+        ),
         cache_control: h.cache_control.clone(),
         content_disposition: h.content_disposition.clone(),
         content_encoding: h.content_encoding.clone(),
@@ -335,7 +412,11 @@ pub(super) fn head_object(state: &State, req: S3Request<HeadObjectInput>) -> S3R
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: view.rec.parts.and_then(|p| i32::try_from(p).ok()).filter(|_| input.part_number.is_some()),
+        parts_count: view
+            .rec
+            .parts
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|_| input.part_number.is_some()),
         ..Default::default()
     };
     let mut resp = S3Response::new(output);
@@ -363,7 +444,10 @@ pub(super) async fn delete_object(
     let (b, k) = (input.bucket.clone(), input.key.clone());
     let blobs = blocking(move || st.index.delete_objects(&b, &[k.as_str()])).await?;
     state.blobs.remove(blobs).await;
-    Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+    Ok(S3Response::with_status(
+        DeleteObjectOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
 }
 
 pub(super) async fn delete_objects(
@@ -373,13 +457,18 @@ pub(super) async fn delete_objects(
     let input = req.input;
     require_bucket(state, &input.bucket)?;
     if input.delete.objects.len() > 1000 {
-        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut errors = Vec::new();
     let mut keys = Vec::new();
     for obj in input.delete.objects {
-        let refused = validate_key(&obj.key).err().or_else(|| version_is_null(obj.version_id.as_deref()).err());
+        let refused = validate_key(&obj.key)
+            .err()
+            .or_else(|| version_is_null(obj.version_id.as_deref()).err());
         match refused {
             Some(e) => errors.push(Error {
                 code: Some(e.code().as_str().to_owned()),
@@ -399,8 +488,19 @@ pub(super) async fn delete_objects(
     })
     .await?;
     state.blobs.remove(blobs).await;
-    let deleted = (!quiet).then(|| keys.into_iter().map(|k| DeletedObject { key: Some(k), ..Default::default() }).collect());
-    Ok(S3Response::new(DeleteObjectsOutput { deleted, errors: (!errors.is_empty()).then_some(errors), ..Default::default() }))
+    let deleted = (!quiet).then(|| {
+        keys.into_iter()
+            .map(|k| DeletedObject {
+                key: Some(k),
+                ..Default::default()
+            })
+            .collect()
+    });
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted,
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
 }
 
 /// Checks the `x-amz-copy-source-if-*` preconditions.
@@ -416,21 +516,49 @@ pub(super) fn check_copy_conditions(
         && if_none_match.is_none_or(|c| !etag_matches(c, &rec.etag))
         && (if_match.is_some() || if_unmodified_since.is_none_or(|t| modified <= unix_secs(t)))
         && (if_none_match.is_some() || if_modified_since.is_none_or(|t| modified > unix_secs(t)));
-    if ok { Ok(()) } else { Err(precondition_failed()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(precondition_failed())
+    }
 }
 
 /// The source object of a copy, after checking the caller may read it.
-pub(super) fn copy_source(state: &State, caller: Option<&crate::users::User>, source: &CopySource) -> S3Result<(String, String, ObjectRecord)> {
-    let CopySource::Bucket { bucket, key, version_id } = source else {
-        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
+pub(super) fn copy_source(
+    state: &State,
+    caller: Option<&crate::users::User>,
+    source: &CopySource,
+) -> S3Result<(String, String, ObjectRecord)> {
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket/key copy sources are supported"
+        ));
     };
     version_is_null(version_id.as_deref())?;
-    authorize(state, caller, bucket, Some(key), Rule { need: Need::Object(Permission::Read), action: "s3:GetObject" })?;
+    authorize(
+        state,
+        caller,
+        bucket,
+        Some(key),
+        Rule {
+            need: Need::Object(Permission::Read),
+            action: "s3:GetObject",
+        },
+    )?;
     let rec = require_object(state, bucket, key)?;
     Ok((bucket.to_string(), key.to_string(), rec))
 }
 
-pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub(super) async fn copy_object(
+    state: &Arc<State>,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let user = caller(state, &req);
     let input = req.input;
     let bucket = require_bucket(state, &input.bucket)?;
@@ -443,7 +571,10 @@ pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInp
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )?;
-    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let same = src_bucket == input.bucket && src_key == input.key;
     if same && !replace {
         return Err(s3_error!(
@@ -496,7 +627,11 @@ pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInp
             return Err(super::no_such_key());
         }
         return Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult { e_tag: Some(etag(&etag_value)), last_modified: Some(timestamp(modified_ms)), ..Default::default() }),
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&etag_value)),
+                last_modified: Some(timestamp(modified_ms)),
+                ..Default::default()
+            }),
             ..Default::default()
         }));
     }
@@ -505,13 +640,24 @@ pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInp
     let rehash = src.parts.is_some();
     let written = state
         .blobs
-        .copy(vec![Source { id: src.blob.clone(), offset: 0, len: src.size }], rehash)
+        .copy(
+            vec![Source {
+                id: src.blob.clone(),
+                offset: 0,
+                len: src.size,
+            }],
+            rehash,
+        )
         .await
         .map_err(|e| crate::error::internal("copying body", e))?;
     let record = ObjectRecord {
         blob: written.id.clone(),
         size: written.size,
-        etag: if rehash { hex::encode(written.md5) } else { src.etag.clone() },
+        etag: if rehash {
+            hex::encode(written.md5)
+        } else {
+            src.etag.clone()
+        },
         modified_ms,
         owner,
         acl,
@@ -521,7 +667,12 @@ pub(super) async fn copy_object(state: &Arc<State>, req: S3Request<CopyObjectInp
     let etag_value = record.etag.clone();
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
-    match blocking(move || st.index.put_object(&b, &k, &record, &WriteCondition::default())).await {
+    match blocking(move || {
+        st.index
+            .put_object(&b, &k, &record, &WriteCondition::default())
+    })
+    .await
+    {
         Ok(PutOutcome::Stored { replaced }) => {
             state.blobs.remove(replaced.into_iter().collect()).await;
             Ok(S3Response::new(CopyObjectOutput {
