@@ -104,6 +104,11 @@ impl CacheKey {
         self.0.split('\0').next().unwrap_or_default()
     }
 
+    /// A key-shaped value used only as the start of an ordered range scan.
+    pub(crate) fn from_raw_prefix(prefix: &str) -> CacheKey {
+        CacheKey(prefix.into())
+    }
+
     /// The object key part.
     pub fn object_key(&self) -> &str {
         self.0.split('\0').nth(1).unwrap_or_default()
@@ -216,12 +221,5 @@ mod tests {
         assert!(!PurgeSelector::parse("t", "*").unwrap().matches(&key));
         assert_eq!(key.space(), "s");
         assert_eq!(key.object_key(), "dir/a.png");
-    }
-}
-
-impl CacheKey {
-    /// A key-shaped value used only as the start of an ordered range scan.
-    pub(crate) fn from_raw_prefix(prefix: &str) -> CacheKey {
-        CacheKey(prefix.into())
     }
 }

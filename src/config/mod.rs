@@ -438,7 +438,7 @@ fn secret(
             key,
             format!("give either {key} or {key}_env, not both"),
         )),
-        (Some(value), None) if value.is_empty() => Err(invalid(key, "is empty")),
+        (Some(""), None) => Err(invalid(key, "is empty")),
         (Some(value), None) => Ok(Some(Secret::new(value))),
         (None, Some(var)) => match std::env::var(var) {
             Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),

@@ -28,11 +28,18 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// Formats a size back into the config's notation.
 pub fn format_size(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes)
-        .display()
-        .iec_short()
-        .to_string()
-        .replace(' ', "")
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    for (unit, name) in UNITS {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{}{name}", bytes / unit);
+        }
+    }
+    bytes.to_string()
 }
 
 #[cfg(test)]
@@ -56,5 +63,7 @@ mod tests {
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_duration("soon").is_err());
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(format_size(256 << 20), "256MiB");
+        assert_eq!(format_size(1000), "1000");
     }
 }

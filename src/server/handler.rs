@@ -175,9 +175,9 @@ impl Edge {
             match entry.freshness.state(now) {
                 FreshnessState::Fresh => {
                     if let EntryBody::Memory(body) = &entry.body {
-                        return self.from_entry(entry, body, &parts, outcome, now);
+                        return self.respond_from_entry(entry, body, &parts, outcome, now);
                     }
-                    match self.from_disk_entry(entry, &parts, outcome, now).await {
+                    match self.respond_from_disk_entry(entry, &parts, outcome, now).await {
                         Some(response) => return response,
                         None => unreadable = true,
                     }
@@ -195,9 +195,9 @@ impl Edge {
                         tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
                     }
                     if let EntryBody::Memory(body) = &entry.body {
-                        return self.from_entry(entry, body, &parts, outcome, now);
+                        return self.respond_from_entry(entry, body, &parts, outcome, now);
                     }
-                    match self.from_disk_entry(entry, &parts, outcome, now).await {
+                    match self.respond_from_disk_entry(entry, &parts, outcome, now).await {
                         Some(response) => return response,
                         None => unreadable = true,
                     }
@@ -253,9 +253,9 @@ impl Edge {
                 Ok(head) => head,
                 Err(e) => return self.fill_error(&e),
             };
-            return self.from_fill(head, own, &parts, false).await;
+            return self.respond_from_fill(head, own, &parts, false).await;
         }
-        self.from_fill(head, reader, &parts, collapsed).await
+        self.respond_from_fill(head, reader, &parts, collapsed).await
     }
 
     fn fetch_spec(
@@ -292,7 +292,7 @@ impl Edge {
         }
     }
 
-    fn from_entry(
+    fn respond_from_entry(
         &self,
         entry: &Entry,
         body: &Bytes,
@@ -328,7 +328,7 @@ impl Edge {
     }
 
     /// Answers from an entry whose body is a disk file; `None` when the file is bad.
-    async fn from_disk_entry(
+    async fn respond_from_disk_entry(
         &self,
         entry: &Entry,
         parts: &http::request::Parts,
@@ -359,7 +359,7 @@ impl Edge {
         .await
     }
 
-    async fn from_fill(
+    async fn respond_from_fill(
         &self,
         head: Arc<FillHead>,
         reader: crate::cache::FillReader,

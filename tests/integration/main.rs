@@ -1,10 +1,16 @@
 //! Integration tests: real edge, real origins (scripted hyper servers and the embedded S3
 //! store), real clients, all on 127.0.0.1 port 0.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod cache_flows;
 mod coalescing;
+mod embedded;
+mod large_object;
+mod limits;
 mod origin_down;
 mod range_conditional;
 mod routing;

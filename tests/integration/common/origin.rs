@@ -198,8 +198,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
         .map(|(_, v)| v.clone());
-    if let (Some(etag), Some(inm)) = (etag, request.headers().get("if-none-match")) {
-        if inm.to_str().unwrap_or_default().contains(etag.as_str()) {
+    if let (Some(etag), Some(inm)) = (etag, request.headers().get("if-none-match"))
+        && inm.to_str().unwrap_or_default().contains(etag.as_str())
+    {
+        {
             let mut builder = Response::builder().status(StatusCode::NOT_MODIFIED);
             for (n, v) in &route.headers {
                 builder = builder.header(n, v);
@@ -215,16 +217,23 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
         Body::Fixed(bytes) => Full::new(bytes).boxed(),
         Body::Generated(len) => {
             builder = builder.header("content-length", len.to_string());
-            let stream = futures::stream::unfold(0u64, move |offset| async move {
-                if offset >= len {
-                    return None;
+            // One precomputed buffer; each chunk is a zero-copy slice of it.
+            let pattern = Bytes::from(
+                (0..(64u64 << 10) + 251)
+                    .map(pattern_byte)
+                    .collect::<Vec<u8>>(),
+            );
+            let stream = futures::stream::unfold(0u64, move |offset| {
+                let pattern = pattern.clone();
+                async move {
+                    if offset >= len {
+                        return None;
+                    }
+                    let n = (len - offset).min(64 << 10);
+                    let start = (offset % 251) as usize;
+                    let chunk = pattern.slice(start..start + n as usize);
+                    Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
                 }
-                let n = (len - offset).min(64 << 10);
-                let chunk: Vec<u8> = (offset..offset + n).map(pattern_byte).collect();
-                Some((
-                    Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))),
-                    offset + n,
-                ))
             });
             StreamBody::new(stream).boxed()
         }

@@ -269,21 +269,23 @@ fn plan_completion(
             "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
         )
     };
-    let mut sources = Vec::with_capacity(requested.len());
-    let mut md5s = Md5::new();
-    let mut previous = 0u32;
-    for (i, part) in requested.iter().enumerate() {
+    let mut numbers = Vec::with_capacity(requested.len());
+    for part in requested {
         let number = part
             .part_number
             .ok_or_else(invalid_part)
             .and_then(|n| u32::try_from(n).map_err(|_| invalid_part()))?;
-        if number <= previous {
+        if numbers.last().is_some_and(|&previous| number <= previous) {
             return Err(s3_error!(
                 InvalidPartOrder,
                 "The list of parts was not in ascending order. The parts list must be specified in order by part number."
             ));
         }
-        previous = number;
+        numbers.push(number);
+    }
+    let mut sources = Vec::with_capacity(requested.len());
+    let mut md5s = Md5::new();
+    for (i, (part, number)) in requested.iter().zip(numbers).enumerate() {
         let Some((_, rec)) = stored.iter().find(|(n, _)| *n == number) else {
             return Err(invalid_part());
         };

@@ -46,7 +46,7 @@ impl HeaderInput {
             content_type: self.content_type,
             cache_control: self.cache_control,
             content_disposition: self.content_disposition,
-            content_encoding: self.content_encoding,
+            content_encoding: self.content_encoding.as_deref().and_then(strip_aws_chunked),
             content_language: self.content_language,
             expires: self.expires.as_ref().map(unix_secs),
             metadata: self
@@ -57,6 +57,16 @@ impl HeaderInput {
                 .collect::<BTreeMap<_, _>>(),
         }
     }
+}
+
+/// `aws-chunked` describes the upload framing, not the object: S3 does not store it.
+fn strip_aws_chunked(encoding: &str) -> Option<String> {
+    let kept: Vec<&str> = encoding
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 fn etag_matches(cond: &ETagCondition, current: &str) -> bool {

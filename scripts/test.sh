@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, installing what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
+command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+cargo test --workspace --locked "$@"
