@@ -177,7 +177,10 @@ impl Edge {
                     if let EntryBody::Memory(body) = &entry.body {
                         return self.respond_from_entry(entry, body, &parts, outcome, now);
                     }
-                    match self.respond_from_disk_entry(entry, &parts, outcome, now).await {
+                    match self
+                        .respond_from_disk_entry(entry, &parts, outcome, now)
+                        .await
+                    {
                         Some(response) => return response,
                         None => unreadable = true,
                     }
@@ -197,7 +200,10 @@ impl Edge {
                     if let EntryBody::Memory(body) = &entry.body {
                         return self.respond_from_entry(entry, body, &parts, outcome, now);
                     }
-                    match self.respond_from_disk_entry(entry, &parts, outcome, now).await {
+                    match self
+                        .respond_from_disk_entry(entry, &parts, outcome, now)
+                        .await
+                    {
                         Some(response) => return response,
                         None => unreadable = true,
                     }
@@ -255,7 +261,8 @@ impl Edge {
             };
             return self.respond_from_fill(head, own, &parts, false).await;
         }
-        self.respond_from_fill(head, reader, &parts, collapsed).await
+        self.respond_from_fill(head, reader, &parts, collapsed)
+            .await
     }
 
     fn fetch_spec(

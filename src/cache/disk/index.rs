@@ -252,6 +252,8 @@ impl Index {
         }
         self.slots.insert(slot, DiskSlot::Entry(Arc::new(entry)));
         drop(purges);
+        // Evict now, so the files stay within the capacity.
+        self.slots.run_pending_tasks();
         Ok(Committed::Indexed)
     }
 

@@ -61,6 +61,8 @@ impl DiskError {
 const WRITE_QUEUE: usize = 1024;
 /// Bytes of small entries that may wait for the writer.
 const WRITE_QUEUE_BYTES: u64 = 256 << 20;
+/// How long a shutdown waits for spool commits under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired entries are collected when the index is idle.
 const MAINTENANCE: Duration = Duration::from_secs(10);
 
@@ -75,6 +77,8 @@ pub(crate) struct Inner {
     scanning: AtomicBool,
     tmp_seq: AtomicU64,
     queued_bytes: AtomicU64,
+    /// Spool commits under way (shutdown waits for them).
+    committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
     writer: Mutex<Option<SyncSender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -279,6 +283,7 @@ impl Inner {
             scanning: AtomicBool::new(true),
             tmp_seq: AtomicU64::new(0),
             queued_bytes: AtomicU64::new(0),
+            committing: AtomicU64::new(0),
             lock_file: Mutex::new(Some(lock_file)),
             writer: Mutex::new(Some(writer_tx)),
             threads: Mutex::default(),
@@ -387,16 +392,45 @@ impl Inner {
         }
     }
 
+    /// Drains queued writes, lets spool commits under way finish (new ones are dropped),
+    /// stops the threads, and releases the directory.
     fn shutdown(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        let Some(writer) = lock(&self.writer).take() else {
             return;
-        }
-        lock(&self.writer).take();
+        };
+        drop(writer);
         let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
-        for thread in threads {
+        let (writers, others): (Vec<_>, Vec<_>) = threads
+            .into_iter()
+            .partition(|t| t.thread().name() == Some("edge-disk-writer"));
+        for thread in writers {
+            let _ = thread.join();
+        }
+        self.closed.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.committing.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for thread in others {
             let _ = thread.join();
         }
         lock(&self.lock_file).take();
+    }
+
+    /// Registers a spool commit; `None` once the tier is shutting down.
+    fn begin_commit(self: &Arc<Self>) -> Option<CommitGuard> {
+        self.committing.fetch_add(1, Ordering::SeqCst);
+        let guard = CommitGuard(self.clone());
+        (!self.closed.load(Ordering::SeqCst)).then_some(guard)
+    }
+}
+
+/// Holds off the end of a shutdown while a commit is under way.
+struct CommitGuard(Arc<Inner>);
+
+impl Drop for CommitGuard {
+    fn drop(&mut self) {
+        self.0.committing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -222,6 +222,9 @@ impl Spool {
     /// Appends `chunks` (the body's next bytes); returns the bytes written so far. An error
     /// turns the tier pass-through; the spool is then to be dropped.
     pub async fn write(&mut self, chunks: Vec<Bytes>) -> Result<u64, DiskError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(DiskError::Unavailable);
+        }
         let Some(mut state) = self.state.take() else {
             return Err(DiskError::Unavailable);
         };
@@ -256,6 +259,9 @@ impl Spool {
     /// Ends the body: writes the meta, syncs, and makes the entry visible (unless a purge
     /// selected its key meanwhile). Returns whether it was stored.
     pub async fn commit(mut self, head: SpoolHead) -> Result<bool, DiskError> {
+        let Some(guard) = self.inner.begin_commit() else {
+            return Err(DiskError::Unavailable);
+        };
         let Some(state) = self.state.take() else {
             return Err(DiskError::Unavailable);
         };
@@ -286,6 +292,7 @@ impl Spool {
             if let Err(e) = &result {
                 inner.failed("storing a spooled body", e);
             }
+            drop(guard);
             result
         })
         .await
