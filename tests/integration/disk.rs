@@ -104,7 +104,7 @@ async fn restart_keeps_hits_with_their_age() {
     let c = client(&["assets"], &[]);
 
     let edge = start_edge(&config).await;
-    for (path, len, seed) in &objects {
+    for (path, len, _) in &objects {
         let r = c.get(edge_url(&edge, "assets", path)).send().await.unwrap();
         assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored", "{path}");
         assert_eq!(r.bytes().await.unwrap().len() as u64, *len);

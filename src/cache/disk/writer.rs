@@ -270,7 +270,7 @@ impl Spool {
         let since = self.since;
         let body_len = self.written;
         self.done = true;
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let meta = Meta {
                     written_at: SystemTime::now(),
@@ -286,18 +286,15 @@ impl Spool {
                 state.file.write_all_at(&meta.encode(), body_len)?;
                 publish(&inner, &tmp, &state.file, &head.key, &meta, since)
             })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
             if let Err(e) = &result {
+                let _ = std::fs::remove_file(&tmp);
                 inner.failed("storing a spooled body", e);
             }
             drop(guard);
             result
         })
         .await
-        .map_err(|e| DiskError::Io(std::io::Error::other(e)))?;
-        result
+        .map_err(|e| DiskError::Io(std::io::Error::other(e)))?
     }
 }
 
