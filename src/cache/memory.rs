@@ -2,6 +2,7 @@
 //! ordered key index so purges select by prefix without scanning every entry.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ pub enum Slot {
 pub struct MemoryTier {
     slots: Cache<SlotKey, Slot>,
     index: Arc<Mutex<BTreeSet<SlotKey>>>,
+    evictions: Arc<AtomicU64>,
 }
 
 struct SlotExpiry;
@@ -60,6 +62,8 @@ impl MemoryTier {
     pub fn new(capacity: u64) -> MemoryTier {
         let index: Arc<Mutex<BTreeSet<SlotKey>>> = Arc::default();
         let listener_index = index.clone();
+        let evictions: Arc<AtomicU64> = Arc::default();
+        let listener_evictions = evictions.clone();
         let slots = Cache::builder()
             .max_capacity(capacity)
             .weigher(|key: &SlotKey, slot: &Slot| match slot {
@@ -68,6 +72,9 @@ impl MemoryTier {
             })
             .expire_after(SlotExpiry)
             .eviction_listener(move |key: Arc<SlotKey>, _slot, cause| {
+                if cause == RemovalCause::Size {
+                    listener_evictions.fetch_add(1, Ordering::Relaxed);
+                }
                 if cause != RemovalCause::Replaced {
                     listener_index
                         .lock()
@@ -76,7 +83,11 @@ impl MemoryTier {
                 }
             })
             .build();
-        MemoryTier { slots, index }
+        MemoryTier {
+            slots,
+            index,
+            evictions,
+        }
     }
 
     /// The stored response for `key` that matches the request's `Vary`'d headers.
@@ -120,8 +131,9 @@ impl MemoryTier {
         self.slots.invalidate(&slot);
     }
 
-    /// Drops every slot `selector` names; returns how many responses were dropped.
-    pub fn purge(&self, selector: &PurgeSelector) -> usize {
+    /// Drops every slot `selector` names (only those stored before `before`, if given);
+    /// returns how many responses were dropped.
+    pub fn purge(&self, selector: &PurgeSelector, before: Option<std::time::SystemTime>) -> usize {
         let prefix = selector.key_prefix();
         let selected: Vec<SlotKey> = {
             let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
@@ -133,13 +145,22 @@ impl MemoryTier {
                 .collect()
         };
         let mut dropped = 0;
-        for slot in &selected {
-            if let Some(Slot::Entry(_)) = self.slots.remove(slot) {
+        let mut removed = Vec::with_capacity(selected.len());
+        for slot in selected {
+            if let Some(before) = before {
+                match self.slots.get(&slot) {
+                    Some(Slot::Entry(entry)) if entry.freshness.response_time >= before => continue,
+                    Some(Slot::Vary(_)) => continue,
+                    _ => {}
+                }
+            }
+            if let Some(Slot::Entry(_)) = self.slots.remove(&slot) {
                 dropped += 1;
             }
+            removed.push(slot);
         }
         let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        for slot in &selected {
+        for slot in &removed {
             index.remove(slot);
         }
         dropped
@@ -153,6 +174,11 @@ impl MemoryTier {
     /// Number of slots held (approximate).
     pub fn entry_count(&self) -> u64 {
         self.slots.entry_count()
+    }
+
+    /// Entries evicted for room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     /// Runs moka's pending housekeeping (tests and metrics).

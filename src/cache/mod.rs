@@ -161,9 +161,25 @@ impl Cache {
             }
             keep
         });
-        let memory = self.memory.purge(selector);
-        let disk = self.disk.purge(selector);
+        let memory = self.memory.purge(selector, None);
+        let disk = self.disk.purge(selector, None);
         memory.max(disk)
+    }
+
+    /// Replays a purge applied elsewhere at `at`: drops only what was stored before then.
+    pub fn purge_stored_before(
+        &self,
+        selector: &PurgeSelector,
+        at: std::time::SystemTime,
+    ) -> usize {
+        let memory = self.memory.purge(selector, Some(at));
+        let disk = self.disk.purge(selector, Some(at));
+        memory.max(disk)
+    }
+
+    /// Memory-tier evictions for room so far.
+    pub fn memory_evictions(&self) -> u64 {
+        self.memory.evictions()
     }
 
     /// Bytes and entries in the memory tier.

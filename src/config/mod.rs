@@ -278,7 +278,8 @@ pub struct Purge {
     pub peers: Vec<String>,
     #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
-    pub state_dir: PathBuf,
+    /// Where pending purges and the purge journal are kept (memory only when unset).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `[parent]`: a shield PoP that misses are fetched through.
@@ -1132,10 +1133,7 @@ fn validate_purge(raw: raw::RawPurge) -> Result<Purge, ConfigError> {
             raw.timeout.as_deref(),
             Duration::from_secs(2),
         )?,
-        state_dir: raw
-            .state_dir
-            .unwrap_or_else(|| "data/purge".to_owned())
-            .into(),
+        state_dir: raw.state_dir.map(PathBuf::from),
     })
 }
 

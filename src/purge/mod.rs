@@ -2,6 +2,8 @@
 //! request names, and the reply listing each PoP's result.
 
 pub mod client;
+pub mod fanout;
+pub mod journal;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -80,8 +82,11 @@ pub fn authorize<'a>(
     found.ok_or(PurgeError::Unauthorized)
 }
 
-/// Parses the request body into selectors for `space`.
-pub fn parse_request(space: &str, body: &[u8]) -> Result<Vec<PurgeSelector>, PurgeError> {
+/// Parses the request body into selectors for `space`, with the files as given.
+pub fn parse_request(
+    space: &str,
+    body: &[u8],
+) -> Result<(Vec<PurgeSelector>, Vec<String>), PurgeError> {
     let request: PurgeRequest = serde_json::from_slice(body)
         .map_err(|e| PurgeError::BadRequest(format!("body must be {{\"files\": [...]}}: {e}")))?;
     if request.files.is_empty() {
@@ -92,7 +97,7 @@ pub fn parse_request(space: &str, body: &[u8]) -> Result<Vec<PurgeSelector>, Pur
             "at most {MAX_FILES} files per request"
         )));
     }
-    request
+    let selectors = request
         .files
         .iter()
         .map(|file| {
@@ -104,7 +109,8 @@ pub fn parse_request(space: &str, body: &[u8]) -> Result<Vec<PurgeSelector>, Pur
             PurgeSelector::parse(space, file)
                 .map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((selectors, request.files))
 }
 
 #[cfg(test)]
@@ -137,7 +143,8 @@ mod tests {
 
     #[test]
     fn bodies_are_parsed() {
-        let selectors = parse_request("s", br#"{"files": ["img/a.png", "/css/*", "*"]}"#).unwrap();
+        let (selectors, _) =
+            parse_request("s", br#"{"files": ["img/a.png", "/css/*", "*"]}"#).unwrap();
         assert_eq!(selectors.len(), 3);
         assert!(parse_request("s", b"{}").is_err());
         assert!(parse_request("s", br#"{"files": []}"#).is_err());

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::Edge;
 use super::body::EdgeBody;
 use super::listener::http_builder;
+use crate::purge::fanout::FORWARDED_HEADER;
 use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 
 /// Largest purge request body accepted.
@@ -62,6 +63,30 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(EdgeBody::full(edge.render_metrics()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        (&Method::GET, "/v1/purges") => {
+            let authorization = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if purge::authorize(authorization, &edge.config.purge.tokens).is_err() {
+                return json_error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+            }
+            let since = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("since=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            json(StatusCode::OK, &edge.journal.since(since))
+        }
         (method, _) if path.starts_with("/v1/spaces/") && path.ends_with("/cache") => {
             if method != Method::DELETE {
                 return json_error(StatusCode::METHOD_NOT_ALLOWED, "use DELETE");
@@ -86,6 +111,7 @@ async fn purge_local(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let who = purge::authorize(authorization, &edge.config.purge.tokens)?.to_owned();
+    let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     if edge.config.space(&space).is_none() {
         return Err(PurgeError::UnknownSpace(space));
     }
@@ -94,16 +120,26 @@ async fn purge_local(
         .await
         .map_err(|e| PurgeError::BadRequest(format!("cannot read body: {e}")))?
         .to_bytes();
-    let selectors = purge::parse_request(&space, &body)?;
+    let (selectors, files) = purge::parse_request(&space, &body)?;
+    // The parent first, so this PoP never refills from the parent's purged copy.
+    let parent = match forwarded {
+        false => edge.fanout.to_parent(&space, &files).await,
+        true => None,
+    };
     let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
-    tracing::info!(token = %who, %space, files = selectors.len(), dropped, "purged");
-    Ok(PurgeReply {
-        pops: vec![PopResult {
-            pop: edge.pop_name.to_string(),
-            status: "done".to_owned(),
-            dropped: Some(dropped),
-        }],
-    })
+    edge.journal.record(&space, &files);
+    edge.metrics.purge(dropped);
+    tracing::info!(token = %who, %space, files = ?files, dropped, forwarded, "purged");
+    let mut pops = vec![PopResult {
+        pop: edge.pop_name.to_string(),
+        status: "done".to_owned(),
+        dropped: Some(dropped),
+    }];
+    pops.extend(parent);
+    if !forwarded {
+        pops.extend(edge.fanout.to_peers(&space, &files).await);
+    }
+    Ok(PurgeReply { pops })
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<EdgeBody> {

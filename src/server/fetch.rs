@@ -90,10 +90,13 @@ fn origin_failure(e: &OriginError) -> FillError {
 
 /// Runs one fill to its end. `stale` is the stored entry being revalidated, if any.
 pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Option<Arc<Entry>>) {
+    let started = std::time::Instant::now();
     let result = edge
         .origin
         .fetch(&spec.origin_request(Method::GET, stale.as_deref()))
         .await;
+    edge.metrics
+        .origin_fetch(result.is_ok(), started.elapsed().as_secs_f64());
     let now = SystemTime::now();
     let response = match result {
         Ok(response) => response,

@@ -89,7 +89,7 @@ pub async fn serve_edge(
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
-                            async move { Ok::<_, Infallible>(edge.handle(request, &conn).await) }
+                            async move { Ok::<_, Infallible>(edge.serve_request(request, &conn).await) }
                         });
                         let connection = builder.serve_connection(TokioIo::new(tcp), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {
@@ -101,12 +101,19 @@ pub async fn serve_edge(
                             match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
                                 .await
                             {
-                                Ok(Ok(stream)) => stream,
+                                Ok(Ok(stream)) => {
+                                    edge.metrics.tls_handshake(true);
+                                    stream
+                                }
                                 Ok(Err(e)) => {
+                                    edge.metrics.tls_handshake(false);
                                     tracing::debug!(error = %e, "TLS handshake failed");
                                     return;
                                 }
-                                Err(_) => return,
+                                Err(_) => {
+                                    edge.metrics.tls_handshake(false);
+                                    return;
+                                }
                             };
                         let sni = stream.get_ref().1.server_name().map(Arc::from);
                         let conn = ConnInfo {
@@ -117,7 +124,7 @@ pub async fn serve_edge(
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
-                            async move { Ok::<_, Infallible>(edge.handle(request, &conn).await) }
+                            async move { Ok::<_, Infallible>(edge.serve_request(request, &conn).await) }
                         });
                         let connection = builder.serve_connection(TokioIo::new(stream), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {

@@ -11,9 +11,17 @@ pub mod respond;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::access_log::RequestLine;
 use crate::cache::{Cache, TtlRules};
+use crate::config::AccessLog;
 use crate::config::{Config, Space};
+use crate::metrics::{Metrics, Outcome};
 use crate::origin::OriginClient;
+use crate::purge::fanout::Fanout;
+use crate::purge::journal::Journal;
 use crate::routing::Router;
 
 pub use handler::ConnInfo;
@@ -27,6 +35,11 @@ pub struct Edge {
     pub pop_name: Arc<str>,
     /// The port HTTPS is served on, for redirects.
     pub https_port: Option<u16>,
+    pub metrics: Metrics,
+    /// Where purges go beyond this PoP.
+    pub fanout: Arc<Fanout>,
+    /// Purges applied here, for peers catching up.
+    pub journal: Journal,
 }
 
 impl Edge {
@@ -37,7 +50,17 @@ impl Edge {
         https_port: Option<u16>,
     ) -> Result<Edge, crate::origin::OriginError> {
         let origin = OriginClient::new(&config, embedded_origin)?;
+        let purge = &config.purge;
+        let fanout = Arc::new(Fanout::new(
+            purge.peers.clone(),
+            config.parent.as_ref().and_then(|p| p.admin.clone()),
+            purge.peer_token.clone(),
+            purge.timeout,
+            purge.state_dir.clone(),
+        ));
         Ok(Edge {
+            fanout,
+            journal: Journal::open(config.purge.state_dir.clone()),
             router: Router::new(&config),
             cache: Cache::with_disk(
                 config.cache.memory,
@@ -47,6 +70,7 @@ impl Edge {
             ),
             origin,
             pop_name: config.pop.name.as_str().into(),
+            metrics: Metrics::new(&config.pop.name),
             https_port,
             config: Arc::new(config),
         })
@@ -60,5 +84,61 @@ impl Edge {
             negative_ttl: self.config.cache.negative_ttl,
             stale_grace: self.config.cache.stale_grace,
         }
+    }
+}
+
+impl Edge {
+    /// Answers one request, counting it in the metrics and the access log.
+    pub async fn serve_request(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<body::EdgeBody> {
+        let format = self.config.log.access;
+        let started = std::time::Instant::now();
+        let line = (format != AccessLog::Off).then(|| {
+            RequestLine::capture(
+                request.method(),
+                request.uri(),
+                request.version(),
+                request.headers(),
+            )
+        });
+        let response = self.handle(request, conn).await;
+        let cache_status = response
+            .headers()
+            .get("cache-status")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let bytes = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.metrics.request(
+            Outcome::from_cache_status(cache_status),
+            response.status().as_u16(),
+            bytes,
+        );
+        if let Some(line) = line {
+            let cache_status = std::str::from_utf8(cache_status).unwrap_or_default();
+            line.log(
+                format,
+                conn.client_addr,
+                response.status(),
+                bytes,
+                cache_status,
+                started.elapsed(),
+            );
+        }
+        response
+    }
+
+    /// The Prometheus text of this PoP.
+    pub fn render_metrics(&self) -> String {
+        let (bytes, entries) = self.cache.memory_usage();
+        self.metrics
+            .render(bytes, entries, self.cache.memory_evictions())
     }
 }

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::origin::{Route, ScriptedOrigin};
+use crate::common::process::spawn_edge;
 use crate::common::{http_origin_config, raw_request, space, start_edge};
-use crate::large_object::spawn_edge;
 
 #[tokio::test]
 async fn slow_headers_are_cut_off_and_others_are_served() {

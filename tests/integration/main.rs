@@ -10,6 +10,7 @@ mod cache_flows;
 mod coalescing;
 mod disk;
 mod embedded;
+mod fleet;
 mod large_object;
 mod limits;
 mod origin_down;

@@ -258,14 +258,18 @@ impl Index {
     }
 
     /// Drops every slot `selector` names (their files are queued for deletion) and records
-    /// the purge for writers in flight. Returns how many entries were dropped.
-    pub fn purge(&self, selector: &PurgeSelector) -> usize {
+    /// the purge for writers in flight. With `before`, a purge replayed from elsewhere, only
+    /// responses received before then are dropped (writes in flight are newer). Returns how
+    /// many entries were dropped.
+    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
         let mut purges = lock(&self.purges);
-        purges.generation += 1;
-        let generation = purges.generation;
-        purges.recent.push_back((generation, selector.clone()));
-        while purges.recent.len() > PURGE_LOG {
-            purges.recent.pop_front();
+        if before.is_none() {
+            purges.generation += 1;
+            let generation = purges.generation;
+            purges.recent.push_back((generation, selector.clone()));
+            while purges.recent.len() > PURGE_LOG {
+                purges.recent.pop_front();
+            }
         }
         let prefix = selector.key_prefix();
         let selected: Vec<SlotKey> = {
@@ -278,13 +282,24 @@ impl Index {
                 .collect()
         };
         let mut dropped = 0;
-        for slot in &selected {
-            if let Some(DiskSlot::Entry(_)) = self.slots.remove(slot) {
+        let mut removed = Vec::with_capacity(selected.len());
+        for slot in selected {
+            if let Some(before) = before {
+                match self.slots.get(&slot) {
+                    Some(DiskSlot::Entry(entry)) if entry.freshness.response_time >= before => {
+                        continue;
+                    }
+                    Some(DiskSlot::Vary(_)) => continue,
+                    _ => {}
+                }
+            }
+            if let Some(DiskSlot::Entry(_)) = self.slots.remove(&slot) {
                 dropped += 1;
             }
+            removed.push(slot);
         }
         let mut ordered = lock(&self.ordered);
-        for slot in &selected {
+        for slot in &removed {
             ordered.remove(slot);
         }
         dropped

@@ -207,11 +207,12 @@ impl DiskTier {
         }
     }
 
-    /// Drops every entry `selector` names; returns how many were dropped.
-    pub fn purge(&self, selector: &PurgeSelector) -> usize {
+    /// Drops every entry `selector` names (only those received before `before`, if given);
+    /// returns how many were dropped.
+    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
         self.inner
             .as_ref()
-            .map_or(0, |inner| inner.index.purge(selector))
+            .map_or(0, |inner| inner.index.purge(selector, before))
     }
 
     /// Disk errors seen since start (the tier turns pass-through for a while after each).

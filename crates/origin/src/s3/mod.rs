@@ -4,6 +4,7 @@
 
 mod acl;
 mod bucket;
+mod conditions;
 mod config;
 mod list;
 mod multipart;

@@ -9,7 +9,8 @@ use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::{GrantHeaders, acl_from_headers};
-use super::object::{HeaderInput, check_copy_conditions, copy_source, write_condition};
+use super::conditions::{check_copy_conditions, write_condition};
+use super::object::{HeaderInput, copy_source};
 use super::{
     blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, timestamp,
 };

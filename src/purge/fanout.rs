@@ -1,0 +1,289 @@
+//! Purge fan-out: the parent first, then every peer in parallel, each answer within the
+//! purge timeout; peers that do not answer are reported `pending` and retried with backoff
+//! (persisted, so a restart of this PoP does not forget them) until they acknowledge.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::ConfigBuilderExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+
+use super::{PopResult, PurgeReply};
+use crate::config::Secret;
+
+/// Marks a purge forwarded by another PoP: applied locally, never forwarded again.
+pub const FORWARDED_HEADER: &str = "x-edge-purge-forwarded";
+
+/// A purge a peer has not acknowledged yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    peer: String,
+    space: String,
+    files: Vec<String>,
+    attempts: u32,
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Sends purges to the parent and peers.
+pub struct Fanout {
+    peers: Vec<String>,
+    parent: Option<String>,
+    token: Option<Secret>,
+    timeout: Duration,
+    client: HttpsClient,
+    pending: Mutex<Vec<Pending>>,
+    pending_path: Option<PathBuf>,
+    wake: tokio::sync::Notify,
+}
+
+impl Fanout {
+    /// A fan-out to `peers` (admin URLs) and `parent` (its admin URL), authenticated with
+    /// `token`; pending purges live in `state_dir`.
+    pub fn new(
+        peers: Vec<String>,
+        parent: Option<String>,
+        token: Option<Secret>,
+        timeout: Duration,
+        state_dir: Option<PathBuf>,
+    ) -> Fanout {
+        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("the default crypto provider supports the default TLS versions")
+            .with_webpki_roots()
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let pending_path = state_dir.map(|d| d.join("pending.json"));
+        let pending = pending_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Fanout {
+            peers,
+            parent,
+            token,
+            timeout,
+            client,
+            pending: Mutex::new(pending),
+            pending_path,
+            wake: Default::default(),
+        }
+    }
+
+    /// Whether there is anyone to forward to.
+    pub fn has_targets(&self) -> bool {
+        self.parent.is_some() || !self.peers.is_empty()
+    }
+
+    /// Forwards to the parent (awaited first), reporting its result.
+    pub async fn to_parent(&self, space: &str, files: &[String]) -> Option<PopResult> {
+        let parent = self.parent.clone()?;
+        Some(self.send_or_queue(parent, space, files).await)
+    }
+
+    /// Forwards to every peer in parallel.
+    pub async fn to_peers(&self, space: &str, files: &[String]) -> Vec<PopResult> {
+        let sends = self
+            .peers
+            .iter()
+            .map(|peer| self.send_or_queue(peer.clone(), space, files));
+        futures::future::join_all(sends).await
+    }
+
+    async fn send_or_queue(&self, peer: String, space: &str, files: &[String]) -> PopResult {
+        match self.send(&peer, space, files).await {
+            Ok(dropped) => PopResult {
+                pop: peer,
+                status: "done".to_owned(),
+                dropped,
+            },
+            Err(e) => {
+                tracing::warn!(%peer, %space, error = %e, "purge not acknowledged; will retry");
+                self.queue(Pending {
+                    peer: peer.clone(),
+                    space: space.to_owned(),
+                    files: files.to_vec(),
+                    attempts: 1,
+                });
+                PopResult {
+                    pop: peer,
+                    status: "pending".to_owned(),
+                    dropped: None,
+                }
+            }
+        }
+    }
+
+    fn queue(&self, pending: Pending) {
+        let mut queue = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push(pending);
+        self.persist(&queue);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    fn persist(&self, queue: &[Pending]) {
+        let Some(path) = &self.pending_path else {
+            return;
+        };
+        let tmp = path.with_extension("json.tmp");
+        let result = serde_json::to_vec(queue)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot persist pending purges");
+        }
+    }
+
+    /// Number of purges waiting for a peer.
+    pub fn pending_count(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Runs [`Fanout::retry_loop`] until `shutdown` flips.
+    pub async fn retry_loop_until(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        tokio::select! {
+            _ = self.retry_loop() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Retries pending purges with exponential backoff (capped) until each is acknowledged.
+    pub async fn retry_loop(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let batch: Vec<Pending> =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+            if batch.is_empty() {
+                delay = Duration::from_millis(250);
+                self.wake.notified().await;
+                continue;
+            }
+            let mut failed = Vec::new();
+            for mut item in batch {
+                match self.send(&item.peer, &item.space, &item.files).await {
+                    Ok(_) => {
+                        tracing::info!(peer = %item.peer, space = %item.space, attempts = item.attempts, "pending purge acknowledged")
+                    }
+                    Err(_) => {
+                        item.attempts += 1;
+                        failed.push(item);
+                    }
+                }
+            }
+            let any = {
+                let mut queue = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.extend(failed);
+                self.persist(&queue);
+                !queue.is_empty()
+            };
+            if any {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        peer: &str,
+        space: &str,
+        files: &[String],
+    ) -> Result<Option<usize>, String> {
+        let uri = format!("{peer}/v1/spaces/{space}/cache");
+        let body = serde_json::json!({ "files": files }).to_string();
+        let mut request = http::Request::delete(uri.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(FORWARDED_HEADER, "1");
+        if let Some(token) = &self.token {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            );
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+            }
+            let reply: PurgeReply = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            Ok(reply.pops.first().and_then(|p| p.dropped))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+    }
+
+    /// Asks every peer for the purges it applied since `since` (seconds since the epoch).
+    pub async fn catch_up(&self, since: u64) -> Vec<super::journal::JournalEntry> {
+        let asks = self.peers.iter().map(|peer| self.ask_journal(peer, since));
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn ask_journal(&self, peer: &str, since: u64) -> Vec<super::journal::JournalEntry> {
+        let mut all = Vec::new();
+        {
+            let uri = format!("{peer}/v1/purges?since={since}");
+            let mut request = http::Request::get(uri.as_str());
+            if let Some(token) = &self.token {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                );
+            }
+            let Ok(request) = request.body(Full::new(Bytes::new())) else {
+                return all;
+            };
+            let fetch = async {
+                let response = self.client.request(request).await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                let body = response.into_body().collect().await.ok()?.to_bytes();
+                serde_json::from_slice::<Vec<super::journal::JournalEntry>>(&body).ok()
+            };
+            match tokio::time::timeout(self.timeout, fetch).await {
+                Ok(Some(entries)) => all.extend(entries),
+                _ => tracing::warn!(%peer, "cannot catch up on purges from peer"),
+            }
+        }
+        all
+    }
+}

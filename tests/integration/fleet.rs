@@ -1,0 +1,377 @@
+//! Several PoPs in front of one origin: purge fan-out (with a peer down), the shield tier,
+//! metrics and the admin API.
+
+use std::time::Duration;
+
+use crate::common::origin::{Route, ScriptedOrigin};
+use crate::common::process::{EdgeProcess, free_port, spawn_edge_in};
+use crate::common::{cache_status, client, http_origin_config, space, start_edge};
+
+const TOKEN: &str = "fleet-purge-token";
+
+fn pop_config(name: &str, origin: &str, peers: &[u16], parent: Option<(u16, u16)>) -> String {
+    let peers: Vec<String> = peers
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+        .collect();
+    let parent = parent
+        .map(|(http, admin)| format!("[parent]\nurl = \"http://127.0.0.1:{http}\"\nadmin = \"http://127.0.0.1:{admin}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+[pop]
+name = "{name}"
+[listen]
+http = "127.0.0.1:{{http}}"
+admin = "127.0.0.1:{{admin}}"
+[origin]
+kind = "http"
+url = "{origin}"
+[purge]
+token = "{TOKEN}"
+peers = [{peers}]
+timeout = "500ms"
+state_dir = "state"
+{parent}
+[[space]]
+name = "assets"
+"#,
+        peers = peers.join(", ")
+    )
+}
+
+async fn get(c: &reqwest::Client, pop: &EdgeProcess, path: &str) -> (String, String) {
+    let r = c
+        .get(format!(
+            "http://assets.local.cdn.localhost:{}{path}",
+            pop.http_port
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = cache_status(&r);
+    (status, r.text().await.unwrap())
+}
+
+async fn purge(c: &reqwest::Client, pop: &EdgeProcess, files: &[&str]) -> serde_json::Value {
+    let r = c
+        .delete(format!("{}/v1/spaces/assets/cache", pop.admin_url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "files": files }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_reaches_every_pop_even_one_that_was_down() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route(
+        "/obj.txt",
+        Route::ok("version 1").header("cache-control", "max-age=600"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (a_http, a_admin, b_http, b_admin, c_http, c_admin) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let mut pops = vec![
+        spawn_edge_in(
+            &dir.path().join("a"),
+            &pop_config("pop-a", &origin.url(), &[b_admin, c_admin], None),
+            a_http,
+            a_admin,
+        ),
+        spawn_edge_in(
+            &dir.path().join("b"),
+            &pop_config("pop-b", &origin.url(), &[a_admin, c_admin], None),
+            b_http,
+            b_admin,
+        ),
+        spawn_edge_in(
+            &dir.path().join("c"),
+            &pop_config("pop-c", &origin.url(), &[a_admin, b_admin], None),
+            c_http,
+            c_admin,
+        ),
+    ];
+    let c = client(&["assets"], &[]);
+    for pop in &pops {
+        get(&c, pop, "/obj.txt").await;
+        assert!(get(&c, pop, "/obj.txt").await.0.contains("hit"));
+    }
+    origin.route(
+        "/obj.txt",
+        Route::ok("version 2").header("cache-control", "max-age=600"),
+    );
+
+    let reply = purge(&c, &pops[0], &["/obj.txt"]).await;
+    let statuses: Vec<&str> = reply["pops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done", "done"], "{reply}");
+    for pop in &pops {
+        let (status, body) = get(&c, pop, "/obj.txt").await;
+        assert!(status.contains("fwd=miss"), "{status}");
+        assert_eq!(body, "version 2");
+    }
+
+    // One peer is down during the purge and comes back afterwards.
+    origin.route(
+        "/obj.txt",
+        Route::ok("version 3").header("cache-control", "max-age=600"),
+    );
+    pops[2].kill();
+    let reply = purge(&c, &pops[0], &["obj.txt"]).await;
+    let pending: Vec<&serde_json::Value> = reply["pops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{reply}");
+    assert_eq!(pending[0]["pop"], format!("http://127.0.0.1:{c_admin}"));
+    pops[2].restart();
+    for pop in &pops {
+        let (_, body) = get(&c, pop, "/obj.txt").await;
+        assert_eq!(body, "version 3", "no PoP serves the purged object");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_edges_behind_a_shield_fetch_once() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route(
+        "/cold.bin",
+        Route::generated(1 << 20).delay(Duration::from_millis(300)),
+    );
+    let shield = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let shield_http = shield.http_addr.unwrap();
+    let shield_admin = shield.admin_addr.unwrap();
+    let mut edges = Vec::new();
+    for _ in 0..3 {
+        let config = format!(
+            "{}\n[parent]\nurl = \"http://{shield_http}\"\nadmin = \"http://{shield_admin}\"\n",
+            http_origin_config(&origin.url(), &space("assets", ""))
+        );
+        edges.push(start_edge(&config).await);
+    }
+    let c = client(&["assets"], &[]);
+    let mut tasks = Vec::new();
+    for edge in &edges {
+        for _ in 0..50 {
+            let c = c.clone();
+            let url = format!(
+                "http://assets.local.cdn.localhost:{}/cold.bin",
+                edge.http_addr.unwrap().port()
+            );
+            tasks.push(tokio::spawn(async move {
+                let r = c.get(url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap().len()
+            }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 1 << 20);
+    }
+    assert_eq!(
+        origin.hits(),
+        1,
+        "150 cold requests through 3 edges and a shield: one origin fetch"
+    );
+
+    // The child's Cache-Status lists the shield's entry first.
+    let r = c
+        .get(format!(
+            "http://assets.local.cdn.localhost:{}/cold.bin",
+            edges[0].http_addr.unwrap().port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cache_status(&r).starts_with("test-pop; fwd=miss"),
+        "{}",
+        cache_status(&r)
+    );
+
+    // A purge through an edge reaches the shield first.
+    let reply: serde_json::Value = c
+        .delete(format!(
+            "http://{}/v1/spaces/assets/cache",
+            edges[0].admin_addr.unwrap()
+        ))
+        .bearer_auth("test-purge-token")
+        .json(&serde_json::json!({ "files": ["cold.bin"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pops = reply["pops"].as_array().unwrap();
+    assert_eq!(pops.len(), 2, "{reply}");
+    assert_eq!(pops[1]["pop"], format!("http://{shield_admin}"));
+    assert_eq!(pops[1]["dropped"], 1);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_real_values() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/m.txt", Route::ok("metrics"));
+    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let c = client(&["assets"], &[]);
+    let url = format!(
+        "http://assets.local.cdn.localhost:{}/m.txt",
+        edge.http_addr.unwrap().port()
+    );
+    for _ in 0..3 {
+        c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    }
+    let text = c
+        .get(format!("http://{}/metrics", edge.admin_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value(
+            "edge_requests_total",
+            &[("cache", "miss"), ("status", "200")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "edge_requests_total",
+            &[("cache", "hit"), ("status", "200")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value("edge_origin_fetches_total", &[("result", "response")]),
+        1.0
+    );
+    assert!((value("edge_cache_hit_ratio", &[]) - 2.0 / 3.0).abs() < 1e-9);
+    assert!(value("edge_cache_memory_bytes", &[]) > 0.0);
+    assert!(value("edge_response_bytes_total", &[]) >= 21.0);
+
+    // Purge without a valid token changes nothing; errors are JSON.
+    let r = c
+        .delete(format!(
+            "http://{}/v1/spaces/assets/cache",
+            edge.admin_addr.unwrap()
+        ))
+        .bearer_auth("wrong-token")
+        .json(&serde_json::json!({ "files": ["*"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].is_string());
+    assert!(cache_status(&c.get(&url).send().await.unwrap()).contains("hit"));
+    let r = c
+        .delete(format!(
+            "http://{}/v1/spaces/nope/cache",
+            edge.admin_addr.unwrap()
+        ))
+        .bearer_auth("test-purge-token")
+        .json(&serde_json::json!({ "files": ["*"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .delete(format!(
+            "http://{}/v1/spaces/assets/cache",
+            edge.admin_addr.unwrap()
+        ))
+        .bearer_auth("test-purge-token")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    for path in ["/healthz", "/readyz"] {
+        let r = c
+            .get(format!("http://{}{path}", edge.admin_addr.unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    edge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_cli_reports_every_pop() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/cli.txt", Route::ok("cli"));
+    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let admin = format!("http://{}", edge.admin_addr.unwrap());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args([
+            "purge",
+            "--admin",
+            &admin,
+            "--token",
+            "test-purge-token",
+            "assets",
+            "cli.txt",
+            "dir/*",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["pops"][0]["status"], "done");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args([
+            "purge",
+            "--admin",
+            &admin,
+            "--token",
+            "bad-token-123",
+            "assets",
+            "x",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    edge.stop().await;
+}
