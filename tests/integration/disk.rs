@@ -201,18 +201,47 @@ impl Drop for EdgeChild {
     }
 }
 
-/// Starts `edge serve` with `config` (`{http}` replaced by a free port), retrying on another
-/// port if the one picked was taken meanwhile.
+/// Whether the server on `port` is the edge PoP named `pop` (another test may have bound the
+/// port we picked): its 404 for an unknown host names the PoP in `Cache-Status`.
+fn is_our_edge(port: u16, pop: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    if tcp
+        .write_all(b"GET / HTTP/1.1\r\nHost: nobody.invalid\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = String::new();
+    let _ = tcp.read_to_string(&mut reply);
+    reply
+        .to_ascii_lowercase()
+        .contains(&format!("cache-status: {pop};"))
+}
+
+/// Starts `edge serve` with `config` (`{http}` replaced by a free port, `{pop}` by a name
+/// unique to this child), retrying on another port if the one picked was taken meanwhile.
+/// Returns once the PoP answers (so its disk tier is open).
 fn spawn_edge_child(config: &str) -> EdgeChild {
-    for _attempt in 0..5 {
+    for attempt in 0..5 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let pop = format!("disk-{}-{attempt}-{port}", std::process::id());
         let config_dir = tempfile::tempdir().unwrap();
         let path = config_dir.path().join("edge.toml");
-        std::fs::write(&path, config.replace("{http}", &port.to_string())).unwrap();
+        std::fs::write(
+            &path,
+            config
+                .replace("{http}", &port.to_string())
+                .replace("{pop}", &pop),
+        )
+        .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
             .args(["serve", "--config"])
             .arg(&path)
@@ -233,7 +262,7 @@ fn spawn_edge_child(config: &str) -> EdgeChild {
             if child.try_wait().unwrap().is_some() {
                 break; // Exited: most likely the port was taken; try another.
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if is_our_edge(port, &pop) {
                 return EdgeChild {
                     child,
                     port,
@@ -243,6 +272,8 @@ fn spawn_edge_child(config: &str) -> EdgeChild {
             assert!(Instant::now() < deadline, "edge did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
     panic!("edge did not start on any port");
 }
@@ -252,7 +283,7 @@ async fn sigkill_mid_fill_never_serves_a_torn_entry() {
     let origin = ScriptedOrigin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[listen]\nhttp = \"127.0.0.1:{{http}}\"\n[cache]\nmemory = \"64MiB\"\nmax_memory_object = \"256KiB\"\ndisk_path = \"{}\"\ndisk = \"1GiB\"\n[origin]\nkind = \"http\"\nurl = \"{}\"\n[[space]]\nname = \"assets\"\n",
+        "[pop]\nname = \"{{pop}}\"\n[listen]\nhttp = \"127.0.0.1:{{http}}\"\n[cache]\nmemory = \"64MiB\"\nmax_memory_object = \"256KiB\"\ndisk_path = \"{}\"\ndisk = \"1GiB\"\n[origin]\nkind = \"http\"\nurl = \"{}\"\n[[space]]\nname = \"assets\"\n",
         dir.path().display(),
         origin.url()
     );
@@ -318,15 +349,13 @@ async fn sigkill_mid_fill_never_serves_a_torn_entry() {
     drop(edge);
 
     let edge = spawn_edge_child(&config);
-    // Half-written files are cleared when the tier opens (just after the listener binds).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(dir.path().join("tmp")).unwrap().count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "half-written files are cleared at start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let leftovers = std::fs::read_dir(dir.path().join("tmp")).map(|d| d.count());
+    assert!(
+        matches!(leftovers, Ok(0)),
+        "half-written files are cleared at start: {leftovers:?} in {:?}",
+        std::fs::read_dir(dir.path())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
     let hits_before = origin.hits();
     let mut from_disk = 0;
     for ((path, _, _), expected) in objects.iter().zip(&expected) {

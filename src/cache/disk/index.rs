@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -96,6 +95,8 @@ pub enum Committed {
 /// The index.
 pub struct Index {
     slots: Cache<SlotKey, DiskSlot>,
+    /// Files of evicted, expired and purged entries, to delete.
+    doomed: Arc<Mutex<Vec<(SlotKey, PathBuf)>>>,
     ordered: Arc<Mutex<BTreeSet<SlotKey>>>,
     purges: Mutex<PurgeLog>,
 }
@@ -142,11 +143,12 @@ fn weight(file_len: u64) -> u32 {
 }
 
 impl Index {
-    /// An index for `capacity` bytes of files; evicted files' paths go to `deletions`.
-    pub fn new(capacity: u64, deletions: Sender<PathBuf>) -> Index {
+    /// An index for `capacity` bytes of files.
+    pub fn new(capacity: u64) -> Index {
         let ordered: Arc<Mutex<BTreeSet<SlotKey>>> = Arc::default();
         let listener_ordered = ordered.clone();
-        let deletions = Mutex::new(deletions);
+        let doomed: Arc<Mutex<Vec<(SlotKey, PathBuf)>>> = Arc::default();
+        let listener_doomed = doomed.clone();
         let slots = Cache::builder()
             .max_capacity(capacity.div_ceil(1024))
             .weigher(|_key: &SlotKey, slot: &DiskSlot| match slot {
@@ -161,12 +163,13 @@ impl Index {
                 }
                 lock(&listener_ordered).remove(&*key);
                 if let DiskSlot::Entry(entry) = slot {
-                    let _ = lock(&deletions).send(entry.path.clone());
+                    lock(&listener_doomed).push(((*key).clone(), entry.path.clone()));
                 }
             })
             .build();
         Index {
             slots,
+            doomed,
             ordered,
             purges: Mutex::new(PurgeLog {
                 generation: 0,
@@ -252,8 +255,9 @@ impl Index {
         }
         self.slots.insert(slot, DiskSlot::Entry(Arc::new(entry)));
         drop(purges);
-        // Evict now, so the files stay within the capacity.
+        // Evict now, and delete what was evicted, so the files stay within the capacity.
         self.slots.run_pending_tasks();
+        self.delete_doomed();
         Ok(Committed::Indexed)
     }
 
@@ -321,6 +325,28 @@ impl Index {
     /// Runs pending evictions and expirations.
     pub fn maintain(&self) {
         self.slots.run_pending_tasks();
+    }
+
+    /// Deletes the files of entries dropped from the index (blocking). A path whose slot
+    /// holds an entry again was rewritten since (paths are per slot) and is kept; the check
+    /// and the unlink happen under the lock commits rename under.
+    pub fn delete_doomed(&self) {
+        let doomed = std::mem::take(&mut *lock(&self.doomed));
+        for batch in doomed.chunks(256) {
+            let _purges = lock(&self.purges);
+            for (slot, path) in batch {
+                if matches!(self.slots.get(slot), Some(DiskSlot::Entry(_))) {
+                    continue;
+                }
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), error = %e, "cannot delete a dropped entry")
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ mod writer;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +63,8 @@ const WRITE_QUEUE: usize = 1024;
 const WRITE_QUEUE_BYTES: u64 = 256 << 20;
 /// How long a shutdown waits for spool commits under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the janitor deletes dropped entries' files.
+const JANITOR_TICK: Duration = Duration::from_millis(200);
 /// How often expired entries are collected when the index is idle.
 const MAINTENANCE: Duration = Duration::from_secs(10);
 
@@ -271,14 +273,13 @@ impl Inner {
         for leftover in std::fs::read_dir(&tmp)?.flatten() {
             let _ = std::fs::remove_file(leftover.path());
         }
-        let (deletions_tx, deletions_rx) = mpsc::channel();
         let (writer_tx, writer_rx) = mpsc::sync_channel(WRITE_QUEUE);
         let inner = Arc::new(Inner {
             root: root.to_owned(),
             entries,
             tmp,
             max_object: capacity / 4,
-            index: Index::new(capacity, deletions_tx),
+            index: Index::new(capacity),
             health: Health::default(),
             closed: AtomicBool::new(false),
             scanning: AtomicBool::new(true),
@@ -296,7 +297,7 @@ impl Inner {
             }),
             spawn("edge-disk-janitor", {
                 let weak = Arc::downgrade(&inner);
-                move || janitor(&weak, &deletions_rx)
+                move || janitor(&weak)
             }),
             spawn("edge-disk-scan", {
                 let weak = Arc::downgrade(&inner);
@@ -457,31 +458,19 @@ fn index_entry(path: PathBuf, file: &File, meta: &Meta) -> Result<IndexEntry, Di
     })
 }
 
-/// Deletes evicted files and runs the index's housekeeping; ends with the tier.
-fn janitor(weak: &Weak<Inner>, deletions: &Receiver<PathBuf>) {
+/// Deletes dropped entries' files and runs the index's housekeeping; ends with the tier.
+fn janitor(weak: &Weak<Inner>) {
     let mut last = Instant::now();
     loop {
-        match deletions.recv_timeout(Duration::from_secs(1)) {
-            Ok(path) => match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::debug!(path = %path.display(), error = %e, "cannot delete an evicted entry")
-                }
-            },
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
+        std::thread::sleep(JANITOR_TICK);
         let Some(inner) = weak.upgrade() else { return };
-        if inner.closed.load(Ordering::Acquire) {
-            while let Ok(path) = deletions.try_recv() {
-                let _ = std::fs::remove_file(path);
-            }
-            return;
-        }
         if last.elapsed() >= MAINTENANCE {
             inner.index.maintain();
             last = Instant::now();
+        }
+        inner.index.delete_doomed();
+        if inner.closed.load(Ordering::Acquire) {
+            return;
         }
     }
 }
