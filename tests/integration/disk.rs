@@ -619,3 +619,66 @@ async fn eviction_keeps_the_size_bound_and_the_working_set() {
     assert!(kept >= 6, "only {kept} of 8 hot objects survived a scan");
     edge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_fill_streams_to_disk_and_readers_go_at_their_own_pace() {
+    let origin = ScriptedOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_config(
+        &origin.url(),
+        dir.path(),
+        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+    );
+    let len: u64 = 8 << 20;
+    origin.route(
+        "/big.bin",
+        Route::seeded(len, 7).pace(Duration::from_millis(2)),
+    );
+    let edge = start_edge(&config).await;
+    let c = client(&["assets"], &[]);
+    let url = edge_url(&edge, "assets", "/big.bin");
+
+    // A slow reader takes the first bytes, then stops reading for a while.
+    let mut slow = c.get(&url).send().await.unwrap();
+    assert_eq!(cache_status(&slow), "test-pop; fwd=miss; stored");
+    let first = slow.chunk().await.unwrap().unwrap();
+
+    // A range near the end, asked while the body is still arriving: answered from the fill
+    // once those bytes arrive (no second origin request).
+    let (from, to) = (len - 100, len - 1);
+    let r = c
+        .get(&url)
+        .header("range", format!("bytes={from}-{to}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(
+        cache_status(&r).contains("collapsed"),
+        "{}",
+        cache_status(&r)
+    );
+    assert_eq!(
+        &r.bytes().await.unwrap()[..],
+        &seeded_bytes(7, from, to + 1)[..]
+    );
+
+    // The fetch did not wait for the slow reader: the whole body is on disk already.
+    wait_for_disk_entries(&edge, 1).await;
+
+    // A late joiner starts at byte 0 (from the disk file) and gets it all.
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        digest(&r.bytes().await.unwrap()),
+        digest(&seeded_bytes(7, 0, len))
+    );
+
+    // The slow reader resumes and gets every byte.
+    let mut body = first.to_vec();
+    while let Some(chunk) = slow.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    assert_eq!(digest(&body), digest(&seeded_bytes(7, 0, len)));
+    assert_eq!(origin.hits(), 1);
+    edge.stop().await;
+}
