@@ -103,6 +103,8 @@ impl Running {
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Pending disk writes land, and the disk directory is free for the next process.
+        self.edge.cache.shutdown().await;
     }
 
     /// Waits until every listener has stopped.

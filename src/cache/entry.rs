@@ -1,23 +1,55 @@
 //! A stored response: head, body and freshness, shared by every request it serves.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{ETAG, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use super::disk::DiskBody;
 use super::freshness::Freshness;
 use super::key::CacheKey;
 
-/// One cached response. Cheap to share: the body is a `Bytes` and the entry sits in an `Arc`.
+/// Where a stored response's body is: in memory, or in a disk-tier entry file read block by
+/// block (bodies larger than the memory tier takes).
+#[derive(Debug, Clone)]
+pub enum EntryBody {
+    Memory(Bytes),
+    Disk(Arc<DiskBody>),
+}
+
+impl EntryBody {
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            EntryBody::Memory(bytes) => bytes.len() as u64,
+            EntryBody::Disk(disk) => disk.len(),
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Bytes> for EntryBody {
+    fn from(bytes: Bytes) -> EntryBody {
+        EntryBody::Memory(bytes)
+    }
+}
+
+/// One cached response. Cheap to share: the body is a `Bytes` (or a disk file) and the entry
+/// sits in an `Arc`.
 #[derive(Debug)]
 pub struct Entry {
     pub key: CacheKey,
     pub status: StatusCode,
     /// Response headers as stored (hop-by-hop fields and `Age` removed).
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: EntryBody,
     pub freshness: Freshness,
     pub validators: Validators,
     /// The request header values this variant was selected by (`Vary`).
@@ -32,7 +64,9 @@ impl Entry {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 32)
             .sum();
-        u32::try_from(self.body.len() + headers + self.key.as_str().len() + 256).unwrap_or(u32::MAX)
+        let body = usize::try_from(self.body.len()).unwrap_or(usize::MAX);
+        u32::try_from(body.saturating_add(headers + self.key.as_str().len() + 256))
+            .unwrap_or(u32::MAX)
     }
 }
 
@@ -118,5 +152,15 @@ impl VaryValues {
     /// The header names.
     pub fn names(&self) -> Vec<HeaderName> {
         self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The (name, joined value) pairs, for serializing.
+    pub fn pairs(&self) -> &[(HeaderName, Option<Vec<u8>>)] {
+        &self.0
+    }
+
+    /// Rebuilds values from their pairs (as stored on disk).
+    pub fn from_pairs(pairs: Vec<(HeaderName, Option<Vec<u8>>)>) -> VaryValues {
+        VaryValues(pairs)
     }
 }

@@ -8,6 +8,7 @@ mod common;
 
 mod cache_flows;
 mod coalescing;
+mod disk;
 mod embedded;
 mod fleet;
 mod fuzz_corpus;
