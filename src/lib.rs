@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod cache;
 pub mod config;
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
@@ -280,6 +281,38 @@ async fn keep_alive_mark(dir: std::path::PathBuf, mut shutdown: watch::Receiver<
     }
 }
 
+/// Reloads the config on every SIGHUP; a bad file keeps the running config and says why.
+async fn reload_on_sighup(edge: Arc<Edge>, path: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match Config::load(&path) {
+                Ok(config) => {
+                    let needs_restart = edge.reload(config);
+                    tracing::info!(config = %path.display(), "config reloaded");
+                    if !needs_restart.is_empty() {
+                        tracing::warn!(
+                            ?needs_restart,
+                            "these settings changed but apply only after a restart"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(config = %path.display(), error = %e, "reload refused; keeping the running config")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (edge, path);
+    }
+}
+
 /// Resolves when the process gets SIGTERM or SIGINT.
 async fn termination() {
     #[cfg(unix)]
@@ -303,11 +336,14 @@ async fn termination() {
     }
 }
 
-/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), EdgeError> {
+/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully; SIGHUP
+/// reloads the config file at `config_path`.
+pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), EdgeError> {
     let listeners = Listeners::bind(&config).await?;
     let running = start(config, listeners).await?;
+    let reloader = tokio::spawn(reload_on_sighup(running.edge.clone(), config_path));
     termination().await;
+    reloader.abort();
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())

@@ -80,10 +80,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { config } => {
-            let config = load(&config)?;
+        Command::Serve { config: path } => {
+            let config = load(&path)?;
             edge::logging::init(&config.log).context("cannot set up logging")?;
-            runtime()?.block_on(edge::run(config))?;
+            runtime()?.block_on(edge::run(config, path))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Origin { config } => {

@@ -13,7 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_rustls::ConfigBuilderExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -42,13 +41,37 @@ const NOT_FORWARDED: &[HeaderName] = &[
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
     header::HOST,
+    header::CONTENT_LENGTH,
+    header::FORWARDED,
+];
+
+/// Request headers the cache answers itself: never sent with a cache fill (the edge fetches
+/// whole objects and revalidates with its own validators), passed on for uncached requests.
+const CACHE_OWNED: &[HeaderName] = &[
     header::RANGE,
     header::IF_RANGE,
     header::IF_MATCH,
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
     header::IF_UNMODIFIED_SINCE,
-    header::CONTENT_LENGTH,
+];
+
+/// Headers some origins let override the host, URL or method. They are not in the cache
+/// key, so forwarding them would let one client change what is stored for everyone
+/// (cache poisoning); the edge never passes them on.
+const UNKEYED_OVERRIDES: &[&str] = &[
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// The body sent to the origin: none for cache fills, the client's for pass-through.
@@ -93,6 +116,8 @@ pub struct OriginRequest<'a> {
     pub tls: bool,
     /// Validators of a stale entry to revalidate.
     pub revalidate: Option<(Option<HeaderValue>, Option<SystemTime>)>,
+    /// An uncached request: the client's conditional and range headers go through.
+    pub pass_through: bool,
 }
 
 /// A pooled client for the configured origin.
@@ -144,15 +169,8 @@ impl OriginClient {
         http.set_connect_timeout(Some(config.origin.connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| OriginError::Request(e.to_string()))?
-        .with_webpki_roots()
-        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(crate::tls::client_config())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -261,6 +279,8 @@ impl OriginClient {
         if forward_client_headers {
             for (name, value) in request.client_headers {
                 if !NOT_FORWARDED.contains(name)
+                    && (request.pass_through || !CACHE_OWNED.contains(name))
+                    && !UNKEYED_OVERRIDES.contains(&name.as_str())
                     && !is_connection_option(request.client_headers, name)
                 {
                     headers.append(name.clone(), value.clone());

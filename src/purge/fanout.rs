@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::ConfigBuilderExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -53,13 +52,8 @@ impl Fanout {
         timeout: Duration,
         state_dir: Option<PathBuf>,
     ) -> Fanout {
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("the default crypto provider supports the default TLS versions")
-            .with_webpki_roots()
-            .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(crate::tls::client_config())
             .https_or_http()
             .enable_http1()
             .build();
@@ -138,14 +132,7 @@ impl Fanout {
         let Some(path) = &self.pending_path else {
             return;
         };
-        let tmp = path.with_extension("json.tmp");
-        let result = serde_json::to_vec(queue)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "cannot persist pending purges");
-        }
+        super::save_json(path, queue, "pending purges");
     }
 
     /// Number of purges waiting for a peer.

@@ -86,13 +86,6 @@ impl Journal {
 
     fn persist(&self, entries: &VecDeque<JournalEntry>) {
         let Some(path) = &self.path else { return };
-        let tmp = path.with_extension("json.tmp");
-        let result = serde_json::to_vec(entries)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "cannot persist the purge journal");
-        }
+        super::save_json(path, entries, "the purge journal");
     }
 }

@@ -11,6 +11,19 @@ use subtle::ConstantTimeEq;
 use crate::cache::PurgeSelector;
 use crate::config::PurgeToken;
 
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so a crash leaves
+/// the old file or the new one, never half of one; failures are logged, not fatal.
+pub(crate) fn save_json<T: Serialize + ?Sized>(path: &std::path::Path, value: &T, what: &str) {
+    let tmp = path.with_extension("json.tmp");
+    let result = serde_json::to_vec(value)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "cannot persist {what}");
+    }
+}
+
 /// The body of `DELETE /v1/spaces/{space}/cache`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -76,7 +76,7 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if purge::authorize(authorization, &edge.config.purge.tokens).is_err() {
+            if purge::authorize(authorization, &edge.live.load().config.purge.tokens).is_err() {
                 return json_error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
             }
             let since = request
@@ -110,9 +110,10 @@ async fn purge_local(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let who = purge::authorize(authorization, &edge.config.purge.tokens)?.to_owned();
+    let live = edge.live.load_full();
+    let who = purge::authorize(authorization, &live.config.purge.tokens)?.to_owned();
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
-    if edge.config.space(&space).is_none() {
+    if live.config.space(&space).is_none() {
         return Err(PurgeError::UnknownSpace(space));
     }
     let body = Limited::new(request.into_body(), MAX_BODY)

@@ -53,6 +53,7 @@ pub struct FetchSpec {
 impl FetchSpec {
     /// The origin request for this fetch with `method`, revalidating `revalidate` if given.
     pub fn origin_request(&self, method: Method, revalidate: Option<&Entry>) -> OriginRequest<'_> {
+        let pass_through = method != Method::GET;
         OriginRequest {
             space: &self.space,
             method,
@@ -63,6 +64,7 @@ impl FetchSpec {
             client_addr: self.client_addr,
             tls: self.tls,
             revalidate: revalidate.map(|e| (e.validators.etag.clone(), e.validators.last_modified)),
+            pass_through,
         }
     }
 }

@@ -100,6 +100,22 @@ impl Edge {
         request: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<EdgeBody> {
+        // Phase: framing. hyper already refuses duplicate lengths, obs-fold and bare CRs, and
+        // for Content-Length with Transfer-Encoding it frames by the latter and closes the
+        // connection (RFC 9112 6.1). Bodies on reads have no meaning here: refuse them.
+        if request.headers().contains_key(header::TRANSFER_ENCODING)
+            && matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+        {
+            let mut response = self.error(StatusCode::BAD_REQUEST, "a body on a read request");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+
         // Phase: route.
         let Some(host) = request_host(&request) else {
             return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
@@ -107,11 +123,12 @@ impl Edge {
         if request.headers().get_all(header::HOST).iter().count() > 1 {
             return self.error(StatusCode::BAD_REQUEST, "more than one Host");
         }
-        let Some(space) = self.router.route(&host).cloned() else {
+        let live = self.live.load();
+        let Some(space) = live.router.route(&host).cloned() else {
             return self.error(StatusCode::NOT_FOUND, "unknown host");
         };
         if let Some(sni) = &conn.sni
-            && self.router.route(sni).is_some_and(|s| s.name != space.name)
+            && live.router.route(sni).is_some_and(|s| s.name != space.name)
         {
             return self.error(
                 StatusCode::MISDIRECTED_REQUEST,

@@ -15,6 +15,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::access_log::RequestLine;
+use arc_swap::ArcSwap;
+
 use crate::cache::{Cache, TtlRules};
 use crate::config::AccessLog;
 use crate::config::{Config, Space};
@@ -26,10 +28,18 @@ use crate::routing::Router;
 
 pub use handler::ConnInfo;
 
-/// What every request shares: config, routing, the cache and the origin client.
-pub struct Edge {
+/// The part of the config a reload (SIGHUP) replaces: spaces, TTLs, tokens, log format.
+pub struct Live {
     pub config: Arc<Config>,
     pub router: Router,
+}
+
+/// What every request shares: config, routing, the cache and the origin client.
+pub struct Edge {
+    /// The config the PoP started with (listeners, origin, limits: these need a restart).
+    pub config: Arc<Config>,
+    /// The reloadable part, swapped atomically.
+    pub live: ArcSwap<Live>,
     pub cache: Cache,
     pub origin: OriginClient,
     pub pop_name: Arc<str>,
@@ -61,7 +71,10 @@ impl Edge {
         Ok(Edge {
             fanout,
             journal: Journal::open(config.purge.state_dir.clone()),
-            router: Router::new(&config),
+            live: ArcSwap::from_pointee(Live {
+                config: Arc::new(config.clone()),
+                router: Router::new(&config),
+            }),
             cache: Cache::with_disk(
                 config.cache.memory,
                 config.cache.max_memory_object,
@@ -80,9 +93,9 @@ impl Edge {
     pub fn ttl_rules(&self, space: &Space) -> TtlRules {
         TtlRules {
             space_ttl: space.ttl,
-            default_ttl: self.config.cache.default_ttl,
-            negative_ttl: self.config.cache.negative_ttl,
-            stale_grace: self.config.cache.stale_grace,
+            default_ttl: self.live.load().config.cache.default_ttl,
+            negative_ttl: self.live.load().config.cache.negative_ttl,
+            stale_grace: self.live.load().config.cache.stale_grace,
         }
     }
 }
@@ -94,7 +107,7 @@ impl Edge {
         request: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<body::EdgeBody> {
-        let format = self.config.log.access;
+        let format = self.live.load().config.log.access;
         let started = std::time::Instant::now();
         let line = (format != AccessLog::Off).then(|| {
             RequestLine::capture(
@@ -140,5 +153,41 @@ impl Edge {
         let (bytes, entries) = self.cache.memory_usage();
         self.metrics
             .render(bytes, entries, self.cache.memory_evictions())
+    }
+}
+
+impl Edge {
+    /// Applies a reloaded config: spaces, TTLs, purge tokens and the log format change at once
+    /// for new requests; in-flight requests and open connections are untouched. Settings that
+    /// need a restart (listeners, origin, cache sizes, limits) are reported and left as they are.
+    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+        let mut needs_restart = Vec::new();
+        let old = &self.config;
+        if format!("{:?}", old.listen) != format!("{:?}", new.listen) {
+            needs_restart.push("listen");
+        }
+        if format!("{:?}", old.origin) != format!("{:?}", new.origin)
+            || format!("{:?}", old.parent) != format!("{:?}", new.parent)
+        {
+            needs_restart.push("origin");
+        }
+        if old.cache.memory != new.cache.memory
+            || old.cache.disk != new.cache.disk
+            || old.cache.disk_path != new.cache.disk_path
+        {
+            needs_restart.push("cache size");
+        }
+        if format!("{:?}", old.limits) != format!("{:?}", new.limits) {
+            needs_restart.push("limits");
+        }
+        if old.purge.peers != new.purge.peers {
+            needs_restart.push("purge.peers");
+        }
+        let router = Router::new(&new);
+        self.live.store(Arc::new(Live {
+            config: Arc::new(new),
+            router,
+        }));
+        needs_restart
     }
 }

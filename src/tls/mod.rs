@@ -2,11 +2,13 @@
 //! PEM files or generated self-signed for development, HTTP/2 and HTTP/1.1 by ALPN.
 
 mod certs;
+mod client;
 mod resolver;
 
 use std::sync::Arc;
 
 pub use certs::{load_pem, self_signed};
+pub use client::client_config;
 pub use resolver::{CertStore, SniResolver};
 
 use crate::config::Config;

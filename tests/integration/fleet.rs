@@ -375,3 +375,88 @@ async fn purge_cli_reports_every_pop() {
     assert_eq!(out.status.code(), Some(1));
     edge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_spaces_without_dropping_connections() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/r.txt", Route::ok("reloaded"));
+    let base = format!(
+        "[listen]\nhttp = \"127.0.0.1:{{http}}\"\nadmin = \"127.0.0.1:{{admin}}\"\n[origin]\nkind = \"http\"\nurl = \"{}\"\n[[space]]\nname = \"assets\"\n",
+        origin.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pop = spawn_edge_in(dir.path(), &base, free_port(), free_port());
+    // One keep-alive connection, used before and after the reload.
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .resolve("assets.local.cdn.localhost", "127.0.0.1:0".parse().unwrap())
+        .resolve("added.local.cdn.localhost", "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let url = |space: &str| format!("http://{space}.local.cdn.localhost:{}/r.txt", pop.http_port);
+    assert_eq!(c.get(url("assets")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(url("added")).send().await.unwrap().status(), 404);
+
+    let config = std::fs::read_to_string(&pop.config).unwrap();
+    std::fs::write(
+        &pop.config,
+        format!("{config}\n[[space]]\nname = \"added\"\n"),
+    )
+    .unwrap();
+    let kill = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pop.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(kill("-HUP").success());
+    let mut served = false;
+    for _ in 0..50 {
+        if c.get(url("added")).send().await.unwrap().status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the new space is served after SIGHUP");
+    assert_eq!(c.get(url("assets")).send().await.unwrap().status(), 200);
+
+    // A broken file is refused and the running config stays.
+    std::fs::write(&pop.config, "[listen\n").unwrap();
+    assert!(kill("-HUP").success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.get(url("added")).send().await.unwrap().status(), 200);
+}
+
+#[test]
+fn example_fleet_configs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
+    for name in ["origin", "shield", "edge-a", "edge-b"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+            .args(["check-config", "--config", &format!("{dir}/{name}.toml")])
+            .env("FLEET_PURGE_TOKEN", "fleet-purge-token")
+            .env("FLEET_ORIGIN_SECRET", "fleet-origin-secret")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("fleet-purge-token"),
+            "secrets are masked"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["check-config", "--config", &format!("{dir}/shield.toml")])
+        .env_remove("FLEET_PURGE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("purge.token_env") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
