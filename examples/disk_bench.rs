@@ -140,18 +140,24 @@ async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<(u64, bool
 
 /// Requests random objects of `size` for `secs` seconds from `concurrency` clients.
 async fn hit_throughput(
+    running: &edge::Running,
     client: &reqwest::Client,
     base: &str,
     size: u64,
     count: u64,
     args: &Args,
 ) -> anyhow::Result<()> {
+    let before = running.edge.cache.disk_usage().1;
     let urls: Arc<Vec<String>> =
         Arc::new((0..count).map(|i| format!("{base}/{size}/o{i}")).collect());
     for url in urls.iter() {
         fetch(client, url).await?;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // small entries are written behind
+    // Small entries are written behind the responses: wait until the tier holds them all.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running.edge.cache.disk_usage().1 < before + count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (requests, bytes, disk) = (
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
@@ -267,8 +273,8 @@ async fn main() -> anyhow::Result<()> {
         dir.display()
     );
 
-    hit_throughput(&client, &base, 16 << 10, 8192, &args).await?;
-    hit_throughput(&client, &base, 4 << 20, 64, &args).await?;
+    hit_throughput(&running, &client, &base, 16 << 10, 8192, &args).await?;
+    hit_throughput(&running, &client, &base, 4 << 20, 64, &args).await?;
 
     let huge = args.huge_gib << 30;
     let url = format!("{base}/{huge}/huge");

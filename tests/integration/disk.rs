@@ -592,7 +592,9 @@ async fn eviction_keeps_the_size_bound_and_the_working_set() {
     let mut peak = 0;
     for i in 8..104 {
         get(i).await;
-        peak = peak.max(du(dir.path()));
+        // Entry files; bodies still being written (in tmp/, before their fsync and rename)
+        // come on top of the bound until they land.
+        peak = peak.max(du(&dir.path().join("entries")));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let settled = du(dir.path());
@@ -604,8 +606,8 @@ async fn eviction_keeps_the_size_bound_and_the_working_set() {
         settled <= capacity,
         "settled at {settled} B over {capacity} B"
     );
-    // In flight beyond the bound: the body being spooled and an evicted file being unlinked.
-    assert!(peak <= capacity + 3 * len, "peaked at {peak} B");
+    // Beyond the bound for a moment: an entry just renamed in before its eviction ran.
+    assert!(peak <= capacity + 2 * len, "peaked at {peak} B");
     assert!(indexed <= capacity);
 
     // The working set survived the scan (frequency-aware admission).

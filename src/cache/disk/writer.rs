@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -33,9 +33,11 @@ pub struct WriteJob {
     pub queued: u64,
 }
 
-/// The writer thread: writes queued entries until the tier shuts down.
-pub fn run(weak: &Weak<Inner>, jobs: &Receiver<WriteJob>) {
-    while let Ok(job) = jobs.recv() {
+/// A writer thread: writes queued entries until the tier shuts down.
+pub fn run(weak: &Weak<Inner>, jobs: &Mutex<Receiver<WriteJob>>) {
+    loop {
+        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = next else { return };
         let Some(inner) = weak.upgrade() else { return };
         inner.queued_bytes.fetch_sub(job.queued, Ordering::AcqRel);
         if !inner.health.usable() {
