@@ -89,6 +89,21 @@ pub struct Metrics {
     memory_bytes: Gauge,
     memory_entries: Gauge,
     memory_evictions: Counter,
+    disk_bytes: Gauge,
+    disk_entries: Gauge,
+    disk_errors: Counter,
+    disk_corrupt: Counter,
+}
+
+/// Tier figures read at scrape time.
+pub struct TierFigures {
+    pub memory_bytes: u64,
+    pub memory_entries: u64,
+    pub memory_evictions: u64,
+    pub disk_bytes: u64,
+    pub disk_entries: u64,
+    pub disk_errors: u64,
+    pub disk_corrupt: u64,
 }
 
 impl Metrics {
@@ -151,6 +166,10 @@ impl Metrics {
             memory_bytes: gauge("edge_cache_memory_bytes"),
             memory_entries: gauge("edge_cache_memory_entries"),
             memory_evictions: counter("edge_cache_memory_evictions_total", vec![]),
+            disk_bytes: gauge("edge_cache_disk_bytes"),
+            disk_entries: gauge("edge_cache_disk_entries"),
+            disk_errors: counter("edge_cache_disk_errors_total", vec![]),
+            disk_corrupt: counter("edge_cache_disk_corrupt_entries_total", vec![]),
             recorder,
             handle,
         }
@@ -207,10 +226,14 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text, after refreshing the gauges read at scrape time.
-    pub fn render(&self, memory_bytes: u64, memory_entries: u64, memory_evictions: u64) -> String {
-        self.memory_bytes.set(memory_bytes as f64);
-        self.memory_entries.set(memory_entries as f64);
-        self.memory_evictions.absolute(memory_evictions);
+    pub fn render(&self, tiers: &TierFigures) -> String {
+        self.memory_bytes.set(tiers.memory_bytes as f64);
+        self.memory_entries.set(tiers.memory_entries as f64);
+        self.memory_evictions.absolute(tiers.memory_evictions);
+        self.disk_bytes.set(tiers.disk_bytes as f64);
+        self.disk_entries.set(tiers.disk_entries as f64);
+        self.disk_errors.absolute(tiers.disk_errors);
+        self.disk_corrupt.absolute(tiers.disk_corrupt);
         let lookups = self.lookups.load(Ordering::Relaxed);
         if lookups > 0 {
             self.hit_ratio
@@ -249,7 +272,15 @@ mod tests {
         let m = Metrics::new("pop-a");
         m.request(Outcome::Hit, 200, 10);
         m.request(Outcome::Miss, 200, 10);
-        let text = m.render(5, 1, 0);
+        let text = m.render(&TierFigures {
+            memory_bytes: 5,
+            memory_entries: 1,
+            memory_evictions: 0,
+            disk_bytes: 0,
+            disk_entries: 0,
+            disk_errors: 0,
+            disk_corrupt: 0,
+        });
         assert!(
             text.contains("edge_requests_total{pop=\"pop-a\",cache=\"hit\",status=\"200\"} 1"),
             "{text}"

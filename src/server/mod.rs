@@ -151,8 +151,16 @@ impl Edge {
     /// The Prometheus text of this PoP.
     pub fn render_metrics(&self) -> String {
         let (bytes, entries) = self.cache.memory_usage();
-        self.metrics
-            .render(bytes, entries, self.cache.memory_evictions())
+        let (disk_bytes, disk_entries) = self.cache.disk_usage();
+        self.metrics.render(&crate::metrics::TierFigures {
+            memory_bytes: bytes,
+            memory_entries: entries,
+            memory_evictions: self.cache.memory_evictions(),
+            disk_bytes,
+            disk_entries,
+            disk_errors: self.cache.disk_errors(),
+            disk_corrupt: self.cache.disk().corrupt_entries(),
+        })
     }
 }
 

@@ -30,7 +30,7 @@ url = "{origin}"
 [purge]
 token = "{TOKEN}"
 peers = [{peers}]
-timeout = "500ms"
+timeout = "5s"
 state_dir = "state"
 {parent}
 [[space]]
