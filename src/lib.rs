@@ -91,6 +91,8 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     pub origin_addr: Option<SocketAddr>,
     pub edge: Arc<Edge>,
+    /// Certificates and ACME (with an HTTPS listener or `[acme]`).
+    pub tls: Option<Arc<tls::Tls>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -110,6 +112,18 @@ impl Running {
     /// A handle that triggers a graceful stop.
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
+    }
+
+    /// Reloads the uploaded certificates `config` names (what SIGHUP does); open connections
+    /// are not touched, and a file that does not load keeps its previous certificate.
+    pub fn reload_certificates(&self, config: &Config) -> Option<tls::ReloadReport> {
+        self.tls.as_ref().map(|t| t.reload_certificates(config))
+    }
+
+    /// The ACME manager, with `[acme]`: `reconcile(domains)` after a config change,
+    /// `status()`, `metrics()`.
+    pub fn acme(&self) -> Option<&tls::acme::AcmeManager> {
+        self.tls.as_ref().and_then(|t| t.acme())
     }
 }
 
@@ -172,22 +186,22 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
     let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
 
-    let tls_acceptor = match &listeners.https {
-        Some(_) => {
-            let store = tls::cert_store(&config)?;
-            let resolver = Arc::new(tls::SniResolver::new(store));
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-                tls::server_config(resolver)?,
-            )))
-        }
-        None => None,
+    let tls = if listeners.https.is_some() || config.acme.is_some() {
+        Some(Arc::new(tls::Tls::new(&config, origin_addr)?))
+    } else {
+        None
+    };
+    let tls_acceptor = match (&listeners.https, &tls) {
+        (Some(_), Some(tls)) => Some(tls.acceptor()),
+        _ => None,
     };
 
-    let edge = Arc::new(Edge::new(
-        config,
-        origin_addr,
-        https_addr.map(|a| a.port()),
-    )?);
+    let mut edge = Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?;
+    edge.acme_challenges = tls.as_ref().and_then(|t| t.challenges().cloned());
+    let edge = Arc::new(edge);
+    if let Some(tls) = &tls {
+        tls.spawn(&edge.config, &shutdown_rx, &mut tasks);
+    }
     if let Some(listener) = listeners.http {
         tasks.spawn(server::listener::serve_edge(
             edge.clone(),
@@ -218,6 +232,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         admin_addr,
         origin_addr,
         edge,
+        tls,
         shutdown,
         tasks,
     })
@@ -246,11 +261,54 @@ async fn termination() {
     }
 }
 
-/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully.
+/// Resolves on each SIGHUP (never on platforms without it).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully. SIGHUP
+/// reloads the uploaded certificates.
 pub async fn run(config: Config) -> Result<(), EdgeError> {
     let listeners = Listeners::bind(&config).await?;
-    let running = start(config, listeners).await?;
-    termination().await;
+    let running = start(config.clone(), listeners).await?;
+    let mut hangups = Hangups::new();
+    let stop = termination();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hangups.next() => {
+                tracing::info!("SIGHUP: reloading certificates");
+                running.reload_certificates(&config);
+            }
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())

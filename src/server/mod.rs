@@ -27,6 +27,8 @@ pub struct Edge {
     pub pop_name: Arc<str>,
     /// The port HTTPS is served on, for redirects.
     pub https_port: Option<u16>,
+    /// ACME HTTP-01 answers (with `[acme]`), served on plain HTTP for any host.
+    pub acme_challenges: Option<Arc<crate::tls::acme::challenge::Challenges>>,
 }
 
 impl Edge {
@@ -43,6 +45,7 @@ impl Edge {
             origin,
             pop_name: config.pop.name.as_str().into(),
             https_port,
+            acme_challenges: None,
             config: Arc::new(config),
         })
     }
