@@ -1,6 +1,7 @@
 //! Shared helpers: real servers on 127.0.0.1:0 and real clients.
 
 pub mod origin;
+pub mod pebble;
 
 use std::net::SocketAddr;
 use std::time::Duration;
