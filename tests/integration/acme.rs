@@ -2,7 +2,7 @@
 //! over TLS-ALPN-01 without a failed handshake, two PoPs sharing one certificate through the
 //! origin store, and a failing domain that does not hold back the others.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::common::origin::{Route, ScriptedOrigin};
@@ -193,8 +193,18 @@ const ACCESS: &str = "AKIDFLEET";
 const SECRET: &str = "fleet-secret-key";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_pops_share_one_certificate_through_the_origin() {
-    let (ip_a, ip_b) = (loopback(0, 5, 3), loopback(0, 5, 4));
+async fn two_pops_share_one_certificate_through_the_origin_http01() {
+    two_pops_share_one_certificate("http-01", loopback(0, 5, 3), loopback(0, 5, 4)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pops_share_one_certificate_through_the_origin_tls_alpn01() {
+    two_pops_share_one_certificate("tls-alpn-01", loopback(0, 5, 6), loopback(0, 5, 7)).await;
+}
+
+/// PoP A holds the lease and orders; the CA's DNS points at PoP B, which answers the challenge
+/// from the shared store; both then serve the one certificate.
+async fn two_pops_share_one_certificate(challenge: &str, ip_a: Ipv4Addr, ip_b: Ipv4Addr) {
     let (http_port, mut http) = same_port(&[ip_a, ip_b]).await;
     let (tls_port, mut https) = same_port(&[ip_a, ip_b]).await;
     let pebble = Pebble::start(PebbleOptions {
@@ -206,7 +216,7 @@ async fn two_pops_share_one_certificate_through_the_origin() {
     let domain = "shared.acme.test";
     // The CA reaches PoP B; PoP A orders.
     pebble.add_a(domain, IpAddr::V4(ip_b)).await;
-    let acme = acme_section(&pebble, "http-01", "store = \"origin\"");
+    let acme = acme_section(&pebble, challenge, "store = \"origin\"");
     let spaces = space("shared", domain, "");
 
     let config_a = format!(
@@ -281,9 +291,46 @@ secret_key = "{SECRET}"
     assert_eq!(manager_b.metrics().certificates_loaded, 1, "B read A's");
     assert_eq!(pebble.orders(), 1, "{}", pebble.log_text());
     assert_eq!(pebble.issued(), 1, "{}", pebble.log_text());
-    // The challenge answer and the lease are gone from the shared store.
-    let store = pebble.dir.path().join("origin");
-    assert!(store.exists());
+    // In the shared bucket: the account and the certificate; the lease was released and the
+    // challenge answer withdrawn.
+    use edge::tls::acme::store::{BUCKET, CertStateStore, OriginStore};
+    let store = OriginStore::new(
+        &format!("http://{}", pop_a.origin_addr.unwrap())
+            .parse()
+            .unwrap(),
+        BUCKET,
+        "us-east-1",
+        edge::origin::Signer::new(ACCESS, SECRET, "us-east-1"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let keys = |prefix: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .list(prefix)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys("certs/").await, [format!("certs/{domain}.pem")]);
+    assert_eq!(keys("accounts/").await.len(), 1);
+    // (A releases right after storing; B may have read the certificate a moment before.)
+    let released = async {
+        for _ in 0..50 {
+            if keys("leases/").await.is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(released.await, "the lease was released");
+    assert!(keys("challenges/http-01/").await.is_empty());
+    assert!(keys("challenges/tls-alpn-01/").await.is_empty());
     pop_b.stop().await;
     pop_a.stop().await;
 }

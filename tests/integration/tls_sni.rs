@@ -417,3 +417,47 @@ async fn http01_answers_are_served_on_plain_http_for_any_host() {
     assert_eq!(response.status(), 308);
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn sighup_reloads_uploaded_certificates_in_edge_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_cert(dir.path(), "assets", &["assets.local.cdn.test"]);
+    let https_port = crate::large_object::free_port();
+    let edge = crate::large_object::spawn_edge(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{{http}}\"\nhttps = \"127.0.0.1:{https_port}\"\n[cdn]\ndomain = \"cdn.test\"\n[tls]\nwatch_interval = \"0s\"\n{}[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[[space]]\nname = \"assets\"\n",
+        cert_entry(&["assets.local.cdn.test"], &files, false)
+    ));
+    let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
+    let first = peek(addr, "assets.local.cdn.test", &[])
+        .await
+        .unwrap()
+        .serial;
+    write_cert(dir.path(), "assets", &["assets.local.cdn.test"]);
+    // Without the signal (and with the watcher off) nothing changes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        peek(addr, "assets.local.cdn.test", &[])
+            .await
+            .unwrap()
+            .serial,
+        first
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &edge.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while peek(addr, "assets.local.cdn.test", &[])
+        .await
+        .unwrap()
+        .serial
+        == first
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
