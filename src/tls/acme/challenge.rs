@@ -1,7 +1,11 @@
 //! Answers to ACME challenges, read from the shared store so that whichever PoP the CA reaches
 //! can answer for the PoP that ordered: HTTP-01 key authorizations (plain HTTP, any host) and
-//! TLS-ALPN-01 certificates generated from the stored key authorization. Answers are cached
-//! briefly in memory; a missing answer is looked up again after half a second.
+//! TLS-ALPN-01 certificates generated from the stored key authorization.
+//!
+//! Which answers are pending comes from a listing of the store, refreshed at most every half
+//! second and only when asked: requests for made-up tokens or names cost the origin nothing
+//! more, and an answer another PoP published is seen within a second. Answers are read once
+//! per version.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,13 +19,10 @@ use rustls::sign::CertifiedKey;
 
 use super::store::{CertStateStore, StoreError, Write, keys};
 
-/// How long a found HTTP-01 answer is reused (tokens are unique, answers never change).
-const HTTP01_HIT_TTL: Duration = Duration::from_secs(5);
-/// How long a TLS-ALPN-01 key authorization (one per domain, replaced by each order) or a
-/// missing answer is reused before asking the store again.
-const SHORT_TTL: Duration = Duration::from_millis(500);
-/// Bound on cached lookups (a flood of made-up tokens cannot grow memory).
-const MAX_CACHED: usize = 4096;
+/// How old a listing of pending answers may be.
+const LISTING_TTL: Duration = Duration::from_millis(500);
+/// Bound on remembered answers and configs.
+const MAX_CACHED: usize = 1024;
 
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -41,6 +42,13 @@ impl Pending {
         }
     }
 
+    fn prefix(&self) -> &'static str {
+        match self {
+            Pending::Http01 { .. } => keys::HTTP01,
+            Pending::TlsAlpn01 { .. } => keys::TLS_ALPN01,
+        }
+    }
+
     fn value(&self) -> &str {
         match self {
             Pending::Http01 { key_auth, .. } | Pending::TlsAlpn01 { key_auth, .. } => key_auth,
@@ -48,17 +56,21 @@ impl Pending {
     }
 }
 
+/// The pending answers under one prefix: key to version.
 #[derive(Debug)]
-struct Cached {
+struct Listing {
     at: Instant,
-    value: Option<Bytes>,
+    versions: HashMap<String, String>,
 }
 
 /// Challenge answers of the fleet, as this PoP sees them.
 #[derive(Debug)]
 pub struct Challenges {
     store: Arc<dyn CertStateStore>,
-    cache: Mutex<HashMap<String, Cached>>,
+    /// By prefix; the async lock makes concurrent requests share one refresh.
+    listings: tokio::sync::Mutex<HashMap<&'static str, Listing>>,
+    /// Answers read, by key, with their version.
+    values: Mutex<HashMap<String, (String, Bytes)>>,
     /// TLS-ALPN-01 configs by domain, with the key authorization they were made for.
     alpn: Mutex<HashMap<String, (Bytes, Arc<ServerConfig>)>>,
 }
@@ -71,12 +83,20 @@ fn valid_token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+fn bounded_insert<V>(map: &mut HashMap<String, V>, key: String, value: V) {
+    if map.len() >= MAX_CACHED && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 impl Challenges {
     /// Answers from `store`.
     pub fn new(store: Arc<dyn CertStateStore>) -> Challenges {
         Challenges {
             store,
-            cache: Mutex::new(HashMap::new()),
+            listings: tokio::sync::Mutex::new(HashMap::new()),
+            values: Mutex::new(HashMap::new()),
             alpn: Mutex::new(HashMap::new()),
         }
     }
@@ -86,14 +106,16 @@ impl Challenges {
         if !valid_token(token) {
             return None;
         }
-        self.lookup(&keys::http01(token), HTTP01_HIT_TTL).await
+        self.lookup(keys::HTTP01, &keys::http01(token)).await
     }
 
     /// A server config answering the TLS-ALPN-01 challenge of `domain`, if one is pending.
     pub async fn tls_alpn01(&self, domain: &str) -> Option<Arc<ServerConfig>> {
         let domain = crate::config::normalize_host(domain)?;
-        let key_auth = self.lookup(&keys::tls_alpn01(&domain), SHORT_TTL).await?;
-        if let Some((made_for, config)) = self.lock_alpn().get(&domain)
+        let key_auth = self
+            .lookup(keys::TLS_ALPN01, &keys::tls_alpn01(&domain))
+            .await?;
+        if let Some((made_for, config)) = lock(&self.alpn).get(&domain)
             && made_for == &key_auth
         {
             return Some(config.clone());
@@ -101,11 +123,7 @@ impl Challenges {
         match alpn_config(&domain, &key_auth) {
             Ok(config) => {
                 let config = Arc::new(config);
-                let mut alpn = self.lock_alpn();
-                if alpn.len() >= MAX_CACHED {
-                    alpn.clear();
-                }
-                alpn.insert(domain, (key_auth, config.clone()));
+                bounded_insert(&mut lock(&self.alpn), domain, (key_auth, config.clone()));
                 Some(config)
             }
             Err(e) => {
@@ -119,37 +137,48 @@ impl Challenges {
     pub async fn publish(&self, pending: &Pending) -> Result<(), StoreError> {
         let value = Bytes::copy_from_slice(pending.value().as_bytes());
         let key = pending.key();
-        self.store.put(&key, value.clone(), Write::Always).await?;
-        self.remember(key, Some(value));
+        let etag = self
+            .store
+            .put(&key, value.clone(), Write::Always)
+            .await?
+            .unwrap_or_default();
+        if let Some(listing) = self.listings.lock().await.get_mut(pending.prefix()) {
+            listing.versions.insert(key.clone(), etag.clone());
+        }
+        bounded_insert(&mut lock(&self.values), key, (etag, value));
         Ok(())
     }
 
     /// Removes a published answer (the order is over).
     pub async fn withdraw(&self, pending: &Pending) {
         let key = pending.key();
-        self.lock_cache().remove(&key);
+        if let Some(listing) = self.listings.lock().await.get_mut(pending.prefix()) {
+            listing.versions.remove(&key);
+        }
+        lock(&self.values).remove(&key);
         if let Err(e) = self.store.delete(&key).await {
             tracing::debug!(%key, error = %e, "cannot remove a challenge answer");
         }
     }
 
-    async fn lookup(&self, key: &str, hit_ttl: Duration) -> Option<Bytes> {
-        if let Some(cached) = self.lock_cache().get(key) {
-            let ttl = if cached.value.is_some() {
-                hit_ttl
-            } else {
-                SHORT_TTL
-            };
-            if cached.at.elapsed() < ttl {
-                return cached.value.clone();
-            }
+    /// The answer under `key` if the (fresh enough) listing of `prefix` has it.
+    async fn lookup(&self, prefix: &'static str, key: &str) -> Option<Bytes> {
+        let version = self.version(prefix, key).await?;
+        if let Some((known, value)) = lock(&self.values).get(key)
+            && known == &version
+        {
+            return Some(value.clone());
         }
         match self.store.get(key).await {
-            Ok(found) => {
-                let value = found.map(|stored| stored.body);
-                self.remember(key.to_owned(), value.clone());
-                value
+            Ok(Some(stored)) => {
+                bounded_insert(
+                    &mut lock(&self.values),
+                    key.to_owned(),
+                    (stored.etag, stored.body.clone()),
+                );
+                Some(stored.body)
             }
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(%key, error = %e, "cannot read a challenge answer");
                 None
@@ -157,30 +186,36 @@ impl Challenges {
         }
     }
 
-    fn remember(&self, key: String, value: Option<Bytes>) {
-        let mut cache = self.lock_cache();
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, c| c.at.elapsed() < SHORT_TTL);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
+    /// The version of `key` in the listing of `prefix`, refreshing a stale listing first.
+    async fn version(&self, prefix: &'static str, key: &str) -> Option<String> {
+        let mut listings = self.listings.lock().await;
+        let fresh = listings
+            .get(prefix)
+            .is_some_and(|l| l.at.elapsed() < LISTING_TTL);
+        if !fresh {
+            match self.store.list(prefix).await {
+                Ok(listed) => {
+                    let versions = listed.into_iter().map(|l| (l.key, l.etag)).collect();
+                    listings.insert(
+                        prefix,
+                        Listing {
+                            at: Instant::now(),
+                            versions,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(%prefix, error = %e, "cannot list challenge answers");
+                    return None;
+                }
             }
         }
-        cache.insert(
-            key,
-            Cached {
-                at: Instant::now(),
-                value,
-            },
-        );
+        listings.get(prefix)?.versions.get(key).cloned()
     }
+}
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_alpn(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Bytes, Arc<ServerConfig>)>> {
-        self.alpn.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A TLS config for `acme-tls/1` handshakes naming `domain`: a self-signed certificate with
@@ -237,7 +272,7 @@ mod tests {
             key_auth: "tok-1.thumb".into(),
         };
         there.publish(&pending).await.unwrap();
-        tokio::time::sleep(SHORT_TTL + Duration::from_millis(50)).await;
+        tokio::time::sleep(LISTING_TTL + Duration::from_millis(50)).await;
         assert_eq!(
             here.http01("tok-1").await.as_deref(),
             Some(&b"tok-1.thumb"[..])

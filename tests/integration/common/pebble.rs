@@ -34,7 +34,7 @@ pub struct Pebble {
     management: u16,
     dns_management: u16,
     log: PathBuf,
-    _children: Vec<Killed>,
+    children: Vec<Killed>,
 }
 
 /// A port free on 127.0.0.1 right now (pebble binds it itself a moment later).
@@ -83,6 +83,17 @@ pub struct PebbleOptions {
 impl Pebble {
     /// Starts challtestsrv and pebble and waits until the directory answers.
     pub async fn start(options: PebbleOptions) -> Pebble {
+        // The ports are picked free and bound by pebble a moment later: another process may
+        // take one in between, so a start whose process exits is tried again.
+        for _ in 0..3 {
+            if let Some(pebble) = Self::try_start(&options).await {
+                return pebble;
+            }
+        }
+        panic!("pebble exited three times at start (see the logs above)");
+    }
+
+    async fn try_start(options: &PebbleOptions) -> Option<Pebble> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("pebble.log");
         let generated =
@@ -151,17 +162,18 @@ impl Pebble {
             ],
             &log,
         );
-        let pebble = Pebble {
+        let mut pebble = Pebble {
             directory: format!("https://127.0.0.1:{acme_port}/dir"),
             listener_cert,
             management,
             dns_management,
             log,
-            _children: vec![challtestsrv, pebble],
+            children: vec![challtestsrv, pebble],
             dir,
         };
         let client = pebble.https_client();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // Generous: pebble makes its RSA issuers at start, slow on a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let dir_ok = client
                 .get(&pebble.directory)
@@ -178,16 +190,29 @@ impl Pebble {
                 .await
                 .is_ok();
             if dir_ok && dns_ok {
-                break;
+                return Some(pebble);
+            }
+            if pebble
+                .children
+                .iter_mut()
+                .any(|c| c.0.try_wait().ok().flatten().is_some())
+            {
+                eprintln!("pebble or challtestsrv exited:\n{}", pebble.all_logs());
+                return None;
             }
             assert!(
                 Instant::now() < deadline,
                 "pebble did not start:\n{}",
-                pebble.log_text()
+                pebble.all_logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        pebble
+    }
+
+    fn all_logs(&self) -> String {
+        let challtestsrv =
+            std::fs::read_to_string(self.dir.path().join("challtestsrv.log")).unwrap_or_default();
+        format!("{}\n--- challtestsrv ---\n{challtestsrv}", self.log_text())
     }
 
     /// A client trusting pebble's listener certificate.

@@ -147,14 +147,19 @@ pub mod keys {
         format!("leases/{}", file_name(domain))
     }
 
+    /// Where pending HTTP-01 answers are kept.
+    pub const HTTP01: &str = "challenges/http-01/";
+    /// Where pending TLS-ALPN-01 key authorizations are kept.
+    pub const TLS_ALPN01: &str = "challenges/tls-alpn-01/";
+
     /// A pending HTTP-01 answer.
     pub fn http01(token: &str) -> String {
-        format!("challenges/http-01/{token}")
+        format!("{HTTP01}{token}")
     }
 
     /// A pending TLS-ALPN-01 key authorization.
     pub fn tls_alpn01(domain: &str) -> String {
-        format!("challenges/tls-alpn-01/{}", file_name(domain))
+        format!("{TLS_ALPN01}{}", file_name(domain))
     }
 
     /// A domain as one key segment (`*` of a wildcard becomes `_wildcard_`).
