@@ -418,16 +418,79 @@ async fn http01_answers_are_served_on_plain_http_for_any_host() {
     edge.stop().await;
 }
 
+/// An `edge serve` child process, killed on drop.
+struct EdgeProcess {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `edge serve` with `config` (HTTPS on port 0) and reads the bound address from its
+/// start-up log line.
+fn spawn_edge(config: &str) -> (EdgeProcess, SocketAddr) {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let addr = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!(
+                "edge serve did not log its HTTPS address ({:?}):\n{}",
+                child.try_wait(),
+                seen.join("\n")
+            );
+        };
+        if let Some(rest) = line.split("https_addr=Some(").nth(1)
+            && let Some(addr) = rest.split(')').next().and_then(|a| a.parse().ok())
+        {
+            break addr;
+        }
+        seen.push(line);
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in rx {});
+    (EdgeProcess { child, _dir: dir }, addr)
+}
+
 #[tokio::test]
 async fn sighup_reloads_uploaded_certificates_in_edge_serve() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_cert(dir.path(), "assets", &["assets.local.cdn.test"]);
-    let https_port = crate::large_object::free_port();
-    let edge = crate::large_object::spawn_edge(&format!(
-        "[listen]\nhttp = \"127.0.0.1:{{http}}\"\nhttps = \"127.0.0.1:{https_port}\"\n[cdn]\ndomain = \"cdn.test\"\n[tls]\nwatch_interval = \"0s\"\n{}[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[[space]]\nname = \"assets\"\n",
+    let (edge, addr) = spawn_edge(&format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\n[cdn]\ndomain = \"cdn.test\"\n[tls]\nwatch_interval = \"0s\"\n{}[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[[space]]\nname = \"assets\"\n",
         cert_entry(&["assets.local.cdn.test"], &files, false)
     ));
-    let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
     let first = peek(addr, "assets.local.cdn.test", &[])
         .await
         .unwrap()

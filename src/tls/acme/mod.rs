@@ -14,7 +14,7 @@ pub mod lease;
 pub mod order;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -273,20 +273,29 @@ impl AcmeManager {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let inner = self.inner;
         let mut orders: JoinSet<(String, Outcome)> = JoinSet::new();
+        // Domains with an order task (also across a reconcile that removed and re-added one).
+        let mut in_flight: HashSet<String> = HashSet::new();
         let mut next_sync = Instant::now();
         loop {
             if Instant::now() >= next_sync {
                 inner.sync().await;
                 next_sync = Instant::now() + inner.acme.poll_interval;
             }
-            let next_order = inner.start_due_orders(&mut orders);
+            let next_order = inner.start_due_orders(&mut orders, &mut in_flight);
             let wake_at = next_order.map_or(next_sync, |t| t.min(next_sync));
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 () = inner.wake.notified() => next_sync = Instant::now(),
                 Some(done) = orders.join_next() => match done {
-                    Ok((domain, outcome)) => inner.finish(&domain, outcome),
-                    Err(e) => tracing::error!(error = %e, "ACME order task failed"),
+                    Ok((domain, outcome)) => {
+                        in_flight.remove(&domain);
+                        inner.finish(&domain, outcome);
+                    }
+                    Err(e) => {
+                        // A panic: the domain stays marked in flight, so it is not retried
+                        // in a loop; its status shows it.
+                        tracing::error!(error = %e, "ACME order task failed");
+                    }
                 },
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
@@ -304,18 +313,20 @@ impl Inner {
     fn start_due_orders(
         self: &Arc<Self>,
         orders: &mut JoinSet<(String, Outcome)>,
+        in_flight: &mut HashSet<String>,
     ) -> Option<Instant> {
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut next: Option<Instant> = None;
         let mut due = Vec::new();
         for (domain, state) in self.lock().iter_mut() {
-            if state.ordering {
+            if state.ordering || in_flight.contains(domain) {
                 continue;
             }
             let wait = state.due_in(now, wall);
             if wait.is_zero() {
                 state.ordering = true;
+                in_flight.insert(domain.clone());
                 due.push(domain.clone());
             } else {
                 let at = now + wait;
@@ -347,7 +358,8 @@ impl Inner {
             Outcome::Deployed => {
                 state.failures = 0;
                 state.last_error = None;
-                state.not_before = None;
+                // Even a certificate already due for renewal waits this long for the next order.
+                state.not_before = Some(Instant::now() + self.acme.retry_min);
             }
             Outcome::Busy { holder, expires } => {
                 tracing::debug!(%domain, %holder, ?expires, "another PoP is ordering");
@@ -565,37 +577,4 @@ pub fn domains_of(config: &crate::config::Config) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let min = Duration::from_secs(10);
-        let max = Duration::from_secs(3600);
-        assert_eq!(backoff(1, min, max), Duration::from_secs(10));
-        assert_eq!(backoff(2, min, max), Duration::from_secs(20));
-        assert_eq!(backoff(5, min, max), Duration::from_secs(160));
-        assert_eq!(backoff(12, min, max), max);
-        assert_eq!(backoff(u32::MAX, min, max), max);
-    }
-
-    #[test]
-    fn a_domain_is_due_without_a_certificate_or_after_two_thirds() {
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let mut state = DomainState::default();
-        assert_eq!(state.due_in(now, wall), Duration::ZERO);
-        state.cert = Some(LeafInfo {
-            not_before: wall - Duration::from_secs(10),
-            not_after: wall + Duration::from_secs(20),
-            serial: "01".into(),
-            dns_names: vec!["a.example".into()],
-        });
-        assert_eq!(state.due_in(now, wall), Duration::from_secs(10));
-        state.not_before = Some(now + Duration::from_secs(15));
-        assert_eq!(state.due_in(now, wall), Duration::from_secs(15));
-        let later = wall + Duration::from_secs(11);
-        state.not_before = None;
-        assert_eq!(state.due_in(now, later), Duration::ZERO);
-    }
-}
+mod tests;
