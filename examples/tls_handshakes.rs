@@ -8,7 +8,11 @@
 //!         --sni assets.local.cdn.localhost --server-pid "$(pgrep -n edge)" -n 20000 -c 8
 //!
 //! Without `--connect` it starts an edge in this process (a self-signed ECDSA P-256
-//! certificate), so client and server share the CPU.
+//! certificate), so client and server share the CPU. `--serve ADDR` only runs that edge, to
+//! measure it from a second process:
+//!
+//!     tls_handshakes --serve 127.0.0.1:18443 &
+//!     tls_handshakes --connect 127.0.0.1:18443 --server-pid $! -n 20000 -c 8
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +47,9 @@ struct Args {
     /// The edge's process id, to report its CPU time per handshake (Linux).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Only run an edge with a self-signed certificate on this address, until interrupted.
+    #[arg(long)]
+    serve: Option<SocketAddr>,
 }
 
 /// The benchmark measures the server; the client does not verify the chain.
@@ -91,7 +98,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-async fn start_in_process() -> anyhow::Result<(edge::Running, SocketAddr)> {
+async fn start_in_process(on: SocketAddr) -> anyhow::Result<(edge::Running, SocketAddr)> {
     let config = edge::config::Config::parse(
         r#"
 [listen]
@@ -106,7 +113,7 @@ name = "assets"
 "#,
     )?;
     let listeners = edge::Listeners {
-        https: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+        https: Some(tokio::net::TcpListener::bind(on).await?),
         ..Default::default()
     };
     let running = edge::start(config, listeners).await?;
@@ -117,10 +124,17 @@ name = "assets"
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(on) = args.serve {
+        let (running, addr) = start_in_process(on).await?;
+        println!("serving TLS on {addr}, pid {}", std::process::id());
+        tokio::signal::ctrl_c().await?;
+        running.stop().await;
+        return Ok(());
+    }
     let (running, addr) = match args.connect {
         Some(addr) => (None, addr),
         None => {
-            let (running, addr) = start_in_process().await?;
+            let (running, addr) = start_in_process(([127, 0, 0, 1], 0).into()).await?;
             (Some(running), addr)
         }
     };
