@@ -94,6 +94,8 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     pub origin_addr: Option<SocketAddr>,
     pub edge: Arc<Edge>,
+    /// Certificates and ACME (with an HTTPS listener or `[acme]`).
+    pub tls: Option<Arc<tls::Tls>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -115,6 +117,18 @@ impl Running {
     /// A handle that triggers a graceful stop.
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
+    }
+
+    /// Reloads the uploaded certificates `config` names (what SIGHUP does); open connections
+    /// are not touched, and a file that does not load keeps its previous certificate.
+    pub fn reload_certificates(&self, config: &Config) -> Option<tls::ReloadReport> {
+        self.tls.as_ref().map(|t| t.reload_certificates(config))
+    }
+
+    /// The ACME manager, with `[acme]`: `reconcile(domains)` after a config change,
+    /// `status()`, `metrics()`.
+    pub fn acme(&self) -> Option<&tls::acme::AcmeManager> {
+        self.tls.as_ref().and_then(|t| t.acme())
     }
 }
 
@@ -177,22 +191,22 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
     let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
 
-    let tls_acceptor = match &listeners.https {
-        Some(_) => {
-            let store = tls::cert_store(&config)?;
-            let resolver = Arc::new(tls::SniResolver::new(store));
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-                tls::server_config(resolver)?,
-            )))
-        }
-        None => None,
+    let tls = if listeners.https.is_some() || config.acme.is_some() {
+        Some(Arc::new(tls::Tls::new(&config, origin_addr)?))
+    } else {
+        None
+    };
+    let tls_acceptor = match (&listeners.https, &tls) {
+        (Some(_), Some(tls)) => Some(tls.acceptor()),
+        _ => None,
     };
 
-    let edge = Arc::new(Edge::new(
-        config,
-        origin_addr,
-        https_addr.map(|a| a.port()),
-    )?);
+    let mut edge = Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?;
+    edge.acme_challenges = tls.as_ref().and_then(|t| t.challenges().cloned());
+    let edge = Arc::new(edge);
+    if let Some(tls) = &tls {
+        tls.spawn(&edge.config, &shutdown_rx, &mut tasks);
+    }
     catch_up_purges(&edge).await;
     tasks.spawn(edge.fanout.clone().retry_loop_until(shutdown_rx.clone()));
     if let Some(dir) = edge.config.purge.state_dir.clone() {
@@ -228,6 +242,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         admin_addr,
         origin_addr,
         edge,
+        tls,
         shutdown,
         tasks,
     })
@@ -281,38 +296,6 @@ async fn keep_alive_mark(dir: std::path::PathBuf, mut shutdown: watch::Receiver<
     }
 }
 
-/// Reloads the config on every SIGHUP; a bad file keeps the running config and says why.
-async fn reload_on_sighup(edge: Arc<Edge>, path: std::path::PathBuf) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            match Config::load(&path) {
-                Ok(config) => {
-                    let needs_restart = edge.reload(config);
-                    tracing::info!(config = %path.display(), "config reloaded");
-                    if !needs_restart.is_empty() {
-                        tracing::warn!(
-                            ?needs_restart,
-                            "these settings changed but apply only after a restart"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(config = %path.display(), error = %e, "reload refused; keeping the running config")
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (edge, path);
-    }
-}
-
 /// Resolves when the process gets SIGTERM or SIGINT.
 async fn termination() {
     #[cfg(unix)]
@@ -336,14 +319,66 @@ async fn termination() {
     }
 }
 
-/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully; SIGHUP
-/// reloads the config file at `config_path`.
+/// Resolves on each SIGHUP (never on platforms without it).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `edge serve`: binds, serves until SIGTERM/SIGINT, then shuts down gracefully. SIGHUP
+/// reloads the config file at `config_path` (spaces, TTLs, tokens, log format) and the
+/// certificates; a file that does not load keeps the running config.
 pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), EdgeError> {
     let listeners = Listeners::bind(&config).await?;
-    let running = start(config, listeners).await?;
-    let reloader = tokio::spawn(reload_on_sighup(running.edge.clone(), config_path));
-    termination().await;
-    reloader.abort();
+    let running = start(config.clone(), listeners).await?;
+    let mut config = config;
+    let mut hangups = Hangups::new();
+    let stop = termination();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hangups.next() => {
+                match Config::load(&config_path) {
+                    Ok(new) => {
+                        let needs_restart = running.edge.reload(new.clone());
+                        tracing::info!(config = %config_path.display(), "SIGHUP: config reloaded");
+                        if !needs_restart.is_empty() {
+                            tracing::warn!(?needs_restart, "these settings changed but apply only after a restart");
+                        }
+                        config = new;
+                    }
+                    Err(e) => tracing::error!(config = %config_path.display(), error = %e, "SIGHUP: reload refused; keeping the running config"),
+                }
+                running.reload_certificates(&config);
+            }
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())

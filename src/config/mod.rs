@@ -88,6 +88,9 @@ pub struct Tls {
     pub self_signed: bool,
     #[serde(rename = "cert")]
     pub certs: Vec<CertFiles>,
+    /// How often uploaded certificate files are checked for changes (zero: only on SIGHUP).
+    #[serde(serialize_with = "ser_duration")]
+    pub watch_interval: Duration,
 }
 
 /// One certificate chain and key on disk, and the names it serves.
@@ -125,6 +128,17 @@ pub struct Acme {
     pub ca_roots: Option<PathBuf>,
     pub store: AcmeStore,
     pub challenge: AcmeChallenge,
+    /// How often the store is checked for certificates other PoPs obtained or renewed.
+    #[serde(serialize_with = "ser_duration")]
+    pub poll_interval: Duration,
+    /// The first retry delay after a failed order; doubled on each failure up to `retry_max`.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_min: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_max: Duration,
+    /// How long an order lease is held before another PoP may take it over.
+    #[serde(serialize_with = "ser_duration")]
+    pub lease: Duration,
 }
 
 /// `[cache]`: the tiers and the default freshness.
@@ -579,6 +593,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let tls = Tls {
         self_signed: raw.tls.self_signed,
         certs,
+        watch_interval: duration(
+            "tls.watch_interval",
+            raw.tls.watch_interval.as_deref(),
+            Duration::from_secs(10),
+        )?,
     };
 
     let acme = raw.acme.map(validate_acme).transpose()?;
@@ -625,6 +644,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let origin = validate_origin(raw.origin)?;
+    if let Some(Acme {
+        store: AcmeStore::Origin,
+        ..
+    }) = &acme
+    {
+        match &origin.kind {
+            OriginKind::Embedded(_) => {}
+            OriginKind::S3(s3) if s3.credentials.is_some() => {}
+            _ => {
+                return Err(invalid(
+                    "acme.store",
+                    "\"origin\" needs origin.kind = \"embedded\", or \"s3\" with access_key and secret_key",
+                ));
+            }
+        }
+    }
 
     let mut spaces = Vec::new();
     let mut names = HashSet::new();
@@ -764,12 +799,44 @@ fn validate_acme(raw: raw::RawAcme) -> Result<Acme, ConfigError> {
             ));
         }
     };
+    let poll_interval = duration(
+        "acme.poll_interval",
+        raw.poll_interval.as_deref(),
+        Duration::from_secs(10),
+    )?;
+    if poll_interval.is_zero() {
+        return Err(invalid("acme.poll_interval", "must be more than 0s"));
+    }
+    let retry_min = duration(
+        "acme.retry_min",
+        raw.retry_min.as_deref(),
+        Duration::from_secs(10),
+    )?;
+    let retry_max = duration(
+        "acme.retry_max",
+        raw.retry_max.as_deref(),
+        Duration::from_secs(6 * 3600),
+    )?;
+    if retry_min.is_zero() || retry_max < retry_min {
+        return Err(invalid(
+            "acme.retry_max",
+            "retry_min must be more than 0s and at most retry_max",
+        ));
+    }
+    let lease = duration("acme.lease", raw.lease.as_deref(), Duration::from_secs(300))?;
+    if lease < Duration::from_secs(10) {
+        return Err(invalid("acme.lease", "must be at least 10s"));
+    }
     Ok(Acme {
         directory,
         contact: raw.contact,
         ca_roots: raw.ca_roots.map(PathBuf::from),
         store,
         challenge,
+        poll_interval,
+        retry_min,
+        retry_max,
+        lease,
     })
 }
 

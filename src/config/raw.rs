@@ -59,6 +59,7 @@ pub struct RawTls {
     pub self_signed: bool,
     #[serde(default)]
     pub cert: Vec<RawCert>,
+    pub watch_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +82,10 @@ pub struct RawAcme {
     pub cache_dir: Option<String>,
     pub store: Option<String>,
     pub challenge: Option<String>,
+    pub poll_interval: Option<String>,
+    pub retry_min: Option<String>,
+    pub retry_max: Option<String>,
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -135,3 +135,47 @@ fn toml_syntax_error_names_a_line() {
     let e = err("[listen\nhttp = 1");
     assert!(e.starts_with("line 1:"), "{e}");
 }
+
+#[test]
+fn acme_defaults_and_timing_keys() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[acme]\ndirectory = \"https://acme.example/dir\"\n"
+    ))
+    .unwrap();
+    let acme = c.acme.unwrap();
+    assert_eq!(acme.challenge, AcmeChallenge::Http01);
+    assert!(matches!(acme.store, AcmeStore::Dir(ref d) if d == Path::new("data/acme")));
+    assert_eq!(acme.poll_interval, Duration::from_secs(10));
+    assert_eq!(acme.retry_min, Duration::from_secs(10));
+    assert_eq!(acme.retry_max, Duration::from_secs(6 * 3600));
+    assert_eq!(acme.lease, Duration::from_secs(300));
+    assert_eq!(c.tls.watch_interval, Duration::from_secs(10));
+
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[acme]\nstore = \"origin\"\nchallenge = \"tls-alpn-01\"\npoll_interval = \"2s\"\nretry_min = \"1s\"\nretry_max = \"1m\"\nlease = \"30s\"\n"
+    ))
+    .unwrap();
+    let acme = c.acme.unwrap();
+    assert!(matches!(acme.store, AcmeStore::Origin));
+    assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+    assert_eq!(acme.poll_interval, Duration::from_secs(2));
+    assert_eq!(acme.lease, Duration::from_secs(30));
+}
+
+#[test]
+fn acme_bad_values_name_the_key() {
+    let with = |acme: &str| err(&format!("{MINIMAL}\n[acme]\n{acme}\n"));
+    assert!(with("retry_min = \"1m\"\nretry_max = \"1s\"").starts_with("acme.retry_max:"));
+    assert!(with("lease = \"1s\"").starts_with("acme.lease:"));
+    assert!(with("poll_interval = \"0s\"").starts_with("acme.poll_interval:"));
+    assert!(with("store = \"redis\"").starts_with("acme.store:"));
+    assert!(with("challenge = \"dns-01\"").starts_with("acme.challenge:"));
+    let e = err(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[acme]\nstore = \"origin\"\n",
+    );
+    assert!(e.starts_with("acme.store:") && e.contains("s3"), "{e}");
+    let e = err(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\n[acme]\nstore = \"origin\"\n",
+    );
+    assert!(e.starts_with("acme.store:"), "{e}");
+}

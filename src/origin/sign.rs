@@ -35,6 +35,16 @@ impl Signer {
         request: &mut http::Request<B>,
         now: SystemTime,
     ) -> Result<(), OriginError> {
+        self.sign_with_body(request, &[], now)
+    }
+
+    /// Like [`Signer::sign`], for a request whose body is `body` (its SHA-256 is signed).
+    pub fn sign_with_body<B>(
+        &self,
+        request: &mut http::Request<B>,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), OriginError> {
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
@@ -58,7 +68,7 @@ impl Signer {
             request.method().as_str(),
             uri,
             headers.into_iter(),
-            SignableBody::Bytes(&[]),
+            SignableBody::Bytes(body),
         )
         .map_err(|e| OriginError::Request(e.to_string()))?;
         let (instructions, _signature) = sign(signable, &params)

@@ -116,6 +116,11 @@ impl Edge {
             return response;
         }
 
+        // Phase: ACME HTTP-01 answers, for any host (the CA may reach any PoP).
+        if let Some(response) = self.acme_challenge(&request).await {
+            return response;
+        }
+
         // Phase: route.
         let Some(host) = request_host(&request) else {
             return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
@@ -535,6 +540,32 @@ impl Edge {
             .map_err(|e| FillError::Body(e.to_string().into()))
             .boxed();
         Response::from_parts(head, EdgeBody::Stream(body))
+    }
+
+    /// The key authorization for `/.well-known/acme-challenge/<token>`, if one is published.
+    async fn acme_challenge(&self, request: &Request<Incoming>) -> Option<Response<EdgeBody>> {
+        let challenges = self.acme_challenges.as_ref()?;
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        let token = request
+            .uri()
+            .path()
+            .strip_prefix("/.well-known/acme-challenge/")?;
+        let answer = challenges.http01(token).await?;
+        let mut response = Response::new(if request.method() == Method::HEAD {
+            EdgeBody::Empty
+        } else {
+            EdgeBody::full(answer.clone())
+        });
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(answer.len()));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(response)
     }
 
     fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Response<EdgeBody> {

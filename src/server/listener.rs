@@ -11,11 +11,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use super::{ConnInfo, Edge};
 use crate::config::Limits;
+use crate::tls::{Accepted, EdgeAcceptor};
 
 /// hyper's connection builder with the edge's limits.
 pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -48,7 +48,7 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 pub async fn serve_edge(
     edge: Arc<Edge>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<EdgeAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = edge.config.limits.clone();
@@ -104,10 +104,11 @@ pub async fn serve_edge(
                             match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
                                 .await
                             {
-                                Ok(Ok(stream)) => {
+                                Ok(Ok(Accepted::Serve(stream))) => {
                                     edge.metrics.tls_handshake(true);
                                     stream
                                 }
+                                Ok(Ok(Accepted::Challenge)) => return,
                                 Ok(Err(e)) => {
                                     edge.metrics.tls_handshake(false);
                                     tracing::debug!(error = %e, "TLS handshake failed");

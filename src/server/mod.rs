@@ -50,6 +50,8 @@ pub struct Edge {
     pub fanout: Arc<Fanout>,
     /// Purges applied here, for peers catching up.
     pub journal: Journal,
+    /// ACME HTTP-01 answers (with `[acme]`), served on plain HTTP for any host.
+    pub acme_challenges: Option<Arc<crate::tls::acme::challenge::Challenges>>,
 }
 
 impl Edge {
@@ -85,6 +87,7 @@ impl Edge {
             pop_name: config.pop.name.as_str().into(),
             metrics: Metrics::new(&config.pop.name),
             https_port,
+            acme_challenges: None,
             config: Arc::new(config),
         })
     }

@@ -1,4 +1,5 @@
-//! Picking a certificate by SNI: exact name, then the wildcard one label up, then the default.
+//! Picking a certificate by SNI: an ACME certificate for the exact name, then an uploaded or
+//! generated one for the exact name, then the wildcard one label up, then the default.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,12 +62,31 @@ impl CertStore {
     pub fn has_default(&self) -> bool {
         self.default.is_some()
     }
+
+    /// The default certificate, if any.
+    pub fn default_cert(&self) -> Option<Arc<CertifiedKey>> {
+        self.default.clone()
+    }
+
+    /// The entry stored under exactly `name` (`*.example.com` for a wildcard), without
+    /// falling back to wildcards or the default: what a reload keeps when a file is bad.
+    pub fn entry(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match name.strip_prefix("*.") {
+            Some(suffix) => self.wildcard.get(suffix).cloned(),
+            None => self.exact.get(&name).cloned(),
+        }
+    }
 }
 
-/// The rustls resolver; its store can be swapped at run time (reloads) without locking.
+/// The rustls resolver; its stores can be swapped at run time (reloads, new ACME
+/// certificates) without locking.
 #[derive(Default)]
 pub struct SniResolver {
+    /// Uploaded and generated certificates (`[tls]`, spaces with cert files).
     store: ArcSwap<CertStore>,
+    /// ACME certificates by exact (lower-case) name.
+    acme: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl SniResolver {
@@ -74,6 +94,7 @@ impl SniResolver {
     pub fn new(store: CertStore) -> SniResolver {
         SniResolver {
             store: ArcSwap::from_pointee(store),
+            acme: ArcSwap::default(),
         }
     }
 
@@ -86,6 +107,40 @@ impl SniResolver {
     pub fn store(&self) -> Arc<CertStore> {
         self.store.load_full()
     }
+
+    /// Serves `key` for `name` (an ACME certificate), or stops serving one with `None`.
+    pub fn set_acme(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.acme.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            match &key {
+                Some(key) => next.insert(name.clone(), key.clone()),
+                None => next.remove(&name),
+            };
+            next
+        });
+    }
+
+    /// The ACME certificate served for `name`, if any.
+    pub fn acme(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.acme
+            .load()
+            .get(&name.trim_end_matches('.').to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// The certificate a handshake naming `server_name` gets, if any.
+    pub fn find(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = server_name {
+            let acme = self.acme.load();
+            if !acme.is_empty()
+                && let Some(key) = acme.get(&name.trim_end_matches('.').to_ascii_lowercase())
+            {
+                return Some(key.clone());
+            }
+        }
+        self.store.load().find(server_name)
+    }
 }
 
 impl fmt::Debug for SniResolver {
@@ -96,6 +151,6 @@ impl fmt::Debug for SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.store.load().find(hello.server_name())
+        self.find(hello.server_name())
     }
 }

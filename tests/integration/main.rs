@@ -6,6 +6,7 @@
 
 mod common;
 
+mod acme;
 mod cache_flows;
 mod coalescing;
 mod disk;
@@ -20,3 +21,4 @@ mod origin_down;
 mod range_conditional;
 mod routing;
 mod tls;
+mod tls_sni;

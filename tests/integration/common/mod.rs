@@ -1,6 +1,7 @@
 //! Shared helpers: real servers on 127.0.0.1:0 and real clients.
 
 pub mod origin;
+pub mod pebble;
 pub mod process;
 
 use std::net::SocketAddr;

@@ -1,0 +1,487 @@
+//! The ACME state in the origin's private `edge-acme` bucket, over SigV4-signed S3 requests:
+//! what every PoP of a fleet reads and writes. Conditional PUTs (`If-None-Match: *`,
+//! `If-Match`) make the order lease safe between PoPs.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::ConfigBuilderExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::sync::OnceCell;
+
+use super::{BoxFuture, CertStateStore, Listed, StoreError, Stored, Write, valid_key};
+use crate::origin::Signer;
+
+/// Characters kept as they are in a path or query value (RFC 3986 unreserved).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Largest object or listing page read back.
+const MAX_BODY: usize = 4 << 20;
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An S3 bucket reached with signed requests.
+#[derive(Debug)]
+pub struct OriginStore {
+    endpoint: String,
+    bucket: String,
+    region: String,
+    signer: Signer,
+    client: HttpClient,
+    timeout: Duration,
+    bucket_ready: OnceCell<()>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl OriginStore {
+    /// A store in `bucket` of the S3 endpoint `endpoint` (e.g. `http://127.0.0.1:9000`); the
+    /// bucket is created (private) on first use if missing.
+    pub fn new(
+        endpoint: &Uri,
+        bucket: &str,
+        region: &str,
+        signer: Signer,
+        timeout: Duration,
+    ) -> Result<OriginStore, StoreError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
+        http.set_nodelay(true);
+        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Transport {
+                op: "setup",
+                key: String::new(),
+                reason: e.to_string(),
+            })?
+            .with_webpki_roots()
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(OriginStore {
+            endpoint: endpoint.to_string().trim_end_matches('/').to_owned(),
+            bucket: bucket.to_owned(),
+            region: region.to_owned(),
+            signer,
+            client,
+            timeout,
+            bucket_ready: OnceCell::new(),
+        })
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        let path: String = key
+            .split('/')
+            .map(|segment| utf8_percent_encode(segment, UNRESERVED).to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        format!("{}/{}/{path}", self.endpoint, self.bucket)
+    }
+
+    async fn send(
+        &self,
+        op: &'static str,
+        key: &str,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, StoreError> {
+        let transport = |reason: String| StoreError::Transport {
+            op,
+            key: key.to_owned(),
+            reason,
+        };
+        let uri: Uri = url.parse().map_err(|e| transport(format!("{url}: {e}")))?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .map_err(|e| transport(e.to_string()))?;
+        for (name, value) in headers {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+        if !body.is_empty() {
+            request
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        self.signer
+            .sign_with_body(&mut request, &body, SystemTime::now())
+            .map_err(|e| transport(e.to_string()))?;
+        let request = request.map(|()| Full::new(body));
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| transport(error_chain(&e)))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| transport(e.to_string()))?
+                .to_bytes();
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| transport(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    fn unexpected(op: &'static str, key: &str, reply: &Reply) -> StoreError {
+        StoreError::Status {
+            op,
+            key: key.to_owned(),
+            status: reply.status.as_u16(),
+            message: s3_error_code(&reply.body).unwrap_or_else(|| {
+                String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)]).into_owned()
+            }),
+        }
+    }
+
+    /// Creates the bucket unless it exists (once per process).
+    async fn ensure_bucket(&self) -> Result<(), StoreError> {
+        self.bucket_ready
+            .get_or_try_init(|| async {
+                let url = format!("{}/{}", self.endpoint, self.bucket);
+                let head = self
+                    .send("HeadBucket", "", Method::HEAD, &url, &[], Bytes::new())
+                    .await?;
+                if head.status.is_success() {
+                    return Ok(());
+                }
+                let body = if self.region == "us-east-1" {
+                    Bytes::new()
+                } else {
+                    Bytes::from(format!(
+                        "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                        self.region
+                    ))
+                };
+                let created = self
+                    .send("CreateBucket", "", Method::PUT, &url, &[], body)
+                    .await?;
+                if created.status.is_success()
+                    || s3_error_code(&created.body).as_deref() == Some("BucketAlreadyOwnedByYou")
+                {
+                    tracing::info!(bucket = %self.bucket, "ACME state bucket ready");
+                    Ok(())
+                } else {
+                    Err(Self::unexpected("CreateBucket", &self.bucket, &created))
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_object(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        check(key)?;
+        self.ensure_bucket().await?;
+        let reply = self
+            .send(
+                "GetObject",
+                key,
+                Method::GET,
+                &self.object_url(key),
+                &[],
+                Bytes::new(),
+            )
+            .await?;
+        match reply.status {
+            StatusCode::OK => Ok(Some(Stored {
+                etag: reply
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(unquote)
+                    .unwrap_or_default(),
+                body: reply.body,
+            })),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(Self::unexpected("GetObject", key, &reply)),
+        }
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        when: Write,
+    ) -> Result<Option<String>, StoreError> {
+        check(key)?;
+        self.ensure_bucket().await?;
+        let mut headers = vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )];
+        match &when {
+            Write::Always => {}
+            Write::IfAbsent => headers.push((header::IF_NONE_MATCH, HeaderValue::from_static("*"))),
+            Write::IfMatch(etag) => headers.push((
+                header::IF_MATCH,
+                HeaderValue::from_str(&format!("\"{etag}\"")).map_err(|_| {
+                    StoreError::Key(format!("{key} (etag `{etag}` is not a header value)"))
+                })?,
+            )),
+        }
+        let reply = self
+            .send(
+                "PutObject",
+                key,
+                Method::PUT,
+                &self.object_url(key),
+                &headers,
+                body,
+            )
+            .await?;
+        match reply.status {
+            status if status.is_success() => Ok(Some(
+                reply
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(unquote)
+                    .unwrap_or_default(),
+            )),
+            // 409: a concurrent conditional write won (what AWS answers to such a race).
+            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if when != Write::Always => {
+                Ok(None)
+            }
+            // If-Match on a key that is gone.
+            StatusCode::NOT_FOUND if matches!(when, Write::IfMatch(_)) => Ok(None),
+            _ => Err(Self::unexpected("PutObject", key, &reply)),
+        }
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        check(key)?;
+        self.ensure_bucket().await?;
+        let reply = self
+            .send(
+                "DeleteObject",
+                key,
+                Method::DELETE,
+                &self.object_url(key),
+                &[],
+                Bytes::new(),
+            )
+            .await?;
+        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(Self::unexpected("DeleteObject", key, &reply))
+        }
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.ensure_bucket().await?;
+        let mut listed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/{}?list-type=2&prefix={}",
+                self.endpoint,
+                self.bucket,
+                utf8_percent_encode(prefix, UNRESERVED)
+            );
+            if let Some(token) = &token {
+                url.push_str("&continuation-token=");
+                url.extend(utf8_percent_encode(token, UNRESERVED));
+            }
+            let reply = self
+                .send(
+                    "ListObjectsV2",
+                    prefix,
+                    Method::GET,
+                    &url,
+                    &[],
+                    Bytes::new(),
+                )
+                .await?;
+            if reply.status != StatusCode::OK {
+                return Err(Self::unexpected("ListObjectsV2", prefix, &reply));
+            }
+            let text = String::from_utf8_lossy(&reply.body);
+            let page = parse_list(&text);
+            listed.extend(page.entries);
+            match page.next {
+                Some(next) if page.truncated => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(listed)
+    }
+}
+
+fn check(key: &str) -> Result<(), StoreError> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(StoreError::Key(key.to_owned()))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        message = format!("{message}: {inner}");
+        source = inner.source();
+    }
+    message
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The `<Code>` of an S3 error body.
+fn s3_error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    elements(text, "Code").next().map(|c| unescape(c.trim()))
+}
+
+/// One page of a ListObjectsV2 answer.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ListPage {
+    entries: Vec<Listed>,
+    truncated: bool,
+    next: Option<String>,
+}
+
+/// Reads the keys and ETags of a ListObjectsV2 answer (the few elements we need; the XML is
+/// the origin's, so no general parser is needed).
+fn parse_list(xml: &str) -> ListPage {
+    let entries = elements(xml, "Contents")
+        .filter_map(|contents| {
+            let key = elements(contents, "Key").next()?;
+            let etag = elements(contents, "ETag").next().unwrap_or_default();
+            Some(Listed {
+                key: unescape(key),
+                etag: unquote(&unescape(etag)),
+            })
+        })
+        .collect();
+    ListPage {
+        entries,
+        truncated: elements(xml, "IsTruncated").next() == Some("true"),
+        next: elements(xml, "NextContinuationToken").next().map(unescape),
+    }
+}
+
+/// The text inside each `<name>...</name>` of `xml`, in order (no nesting of the same name).
+fn elements<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let mut rest = xml;
+    std::iter::from_fn(move || {
+        let start = rest.find(&open)? + open.len();
+        let end = rest[start..].find(&close)? + start;
+        let inner = &rest[start..end];
+        rest = &rest[end + close.len()..];
+        Some(inner)
+    })
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl CertStateStore for OriginStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        Box::pin(self.get_object(key))
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        when: Write,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(self.put_object(key, body, when))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.delete_object(key))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, StoreError>> {
+        Box::pin(self.list_objects(prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_page_is_parsed() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult><Name>edge-acme</Name><Prefix>certs/</Prefix><KeyCount>2</KeyCount>
+<IsTruncated>true</IsTruncated><NextContinuationToken>abc&amp;d</NextContinuationToken>
+<Contents><Key>certs/a.example.pem</Key><ETag>&quot;e1&quot;</ETag><Size>3</Size></Contents>
+<Contents><Key>certs/b&amp;c.pem</Key><ETag>"e2"</ETag></Contents>
+</ListBucketResult>"#;
+        let page = parse_list(xml);
+        assert_eq!(
+            page.entries,
+            vec![
+                Listed {
+                    key: "certs/a.example.pem".into(),
+                    etag: "e1".into()
+                },
+                Listed {
+                    key: "certs/b&c.pem".into(),
+                    etag: "e2".into()
+                },
+            ]
+        );
+        assert!(page.truncated);
+        assert_eq!(page.next.as_deref(), Some("abc&d"));
+        assert_eq!(parse_list("<ListBucketResult/>"), ListPage::default());
+    }
+
+    #[test]
+    fn error_codes_and_etags() {
+        assert_eq!(
+            s3_error_code(b"<Error><Code>NoSuchKey</Code><Message>m</Message></Error>").as_deref(),
+            Some("NoSuchKey")
+        );
+        assert_eq!(s3_error_code(b"\xff"), None);
+        assert_eq!(unquote("\"abc\""), "abc");
+        assert_eq!(unquote("W/\"abc\""), "abc");
+    }
+}
