@@ -96,9 +96,10 @@ impl MemoryTier {
         match self.slots.get(&primary)? {
             Slot::Entry(entry) => Some(entry),
             Slot::Vary(names) => {
-                let variant = VaryValues::of(&names, request);
-                match self.slots.get(&(key.clone(), variant.variant_id()))? {
-                    Slot::Entry(entry) if entry.vary == variant => Some(entry),
+                // Hashed and compared in place: a varied hit allocates nothing.
+                let variant = VaryValues::id_of(names.iter(), request);
+                match self.slots.get(&(key.clone(), variant))? {
+                    Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
                     _ => None,
                 }
             }

@@ -4,6 +4,7 @@
 //! purges reach every tier and every fill in flight.
 
 pub mod cache_control;
+pub mod cors;
 pub mod entry;
 pub mod fill;
 pub mod freshness;

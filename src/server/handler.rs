@@ -220,9 +220,7 @@ impl Edge {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if !head.vary.is_empty()
-            && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers)
-        {
+        if !head.vary.matches(&parts.headers) {
             // Joined a fill for another variant: this request needs its own fetch.
             let fill = crate::cache::Fill::new();
             let spec = self.fetch_spec(
