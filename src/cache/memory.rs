@@ -187,3 +187,72 @@ impl MemoryTier {
         self.slots.run_pending_tasks();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::{HeaderValue, StatusCode};
+
+    use super::*;
+    use crate::cache::Freshness;
+    use crate::cache::cors::S3_VARY;
+    use crate::cache::entry::Validators;
+
+    fn request(origin: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(origin) = origin {
+            headers.insert(http::header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    fn entry(key: &CacheKey, origin: Option<&str>) -> Arc<Entry> {
+        Arc::new(Entry {
+            key: key.clone(),
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(origin.unwrap_or("none").to_owned()),
+            freshness: Freshness {
+                response_time: SystemTime::now(),
+                initial_age: Duration::ZERO,
+                ttl_at_store: Duration::from_secs(3600),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                hard_expiry: None,
+            },
+            validators: Validators::default(),
+            vary: VaryValues::of(&S3_VARY, &request(origin)),
+        })
+    }
+
+    #[test]
+    fn each_origin_finds_its_own_variant() {
+        let tier = MemoryTier::new(1 << 20);
+        let key = CacheKey::new("fonts", "f.woff2", "");
+        let origins = [None, Some("https://a.example"), Some("https://b.example")];
+        for origin in origins {
+            assert!(tier.get(&key, &request(origin)).is_none());
+            tier.insert(entry(&key, origin));
+        }
+        for origin in origins {
+            let found = tier.get(&key, &request(origin)).unwrap();
+            assert_eq!(found.body, origin.unwrap_or("none"));
+        }
+        assert!(
+            tier.get(&key, &request(Some("https://c.example")))
+                .is_none()
+        );
+        assert!(tier.get(&key, &request(Some(""))).is_none());
+        let purged = tier.purge(
+            &PurgeSelector::Path {
+                space: "fonts".into(),
+                key: "f.woff2".into(),
+            },
+            None,
+        );
+        assert_eq!(purged, 3);
+        assert!(tier.get(&key, &request(None)).is_none());
+    }
+}

@@ -8,6 +8,7 @@ mod common;
 
 mod cache_flows;
 mod coalescing;
+mod cors;
 mod embedded;
 mod fleet;
 mod h2_abuse;

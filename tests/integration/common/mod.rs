@@ -2,6 +2,7 @@
 
 pub mod origin;
 pub mod process;
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::time::Duration;
