@@ -6,6 +6,7 @@
 
 mod common;
 
+mod browser;
 mod cache_flows;
 mod coalescing;
 mod cors;
