@@ -56,6 +56,17 @@ impl Cache {
         self.memory.get(key, request)
     }
 
+    /// Like [`Cache::lookup`] when every response under `key` varies on `names` (S3 origins:
+    /// `Origin`, see [`cors`]): the variant is found without reading the primary slot.
+    pub fn lookup_variant(
+        &self,
+        key: &CacheKey,
+        names: &[http::HeaderName],
+        request: &HeaderMap,
+    ) -> Option<Arc<Entry>> {
+        self.memory.get_variant(key, names, request)
+    }
+
     /// Largest body the memory tier stores.
     pub fn max_memory_object(&self) -> u64 {
         self.max_memory_object

@@ -172,7 +172,13 @@ impl Edge {
 
         // Phase: lookup.
         let now = SystemTime::now();
-        let stored = self.cache.lookup(&key, &parts.headers);
+        let stored = if self.origin.is_s3() {
+            // Every S3 response is stored as its `Origin` variant (`cache::cors`).
+            self.cache
+                .lookup_variant(&key, &crate::cache::cors::S3_VARY, &parts.headers)
+        } else {
+            self.cache.lookup(&key, &parts.headers)
+        };
         if let Some(entry) = &stored {
             match entry.freshness.state(now) {
                 FreshnessState::Fresh => {
