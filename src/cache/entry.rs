@@ -175,8 +175,8 @@ impl VaryValues {
                 };
                 rest = after;
             }
-            // An empty stored value also needs at least one (empty) request value: `values`
-            // was non-empty when it was stored, and `get_all` had at least one entry.
+            // A stored value came from at least one request value: an absent one never
+            // matches it, not even when it is empty.
             rest.is_empty() && request.contains_key(name)
         })
     }

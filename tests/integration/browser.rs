@@ -33,8 +33,9 @@ const FONTS: &[&str] = &[
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
 
-/// Seconds of audio in the WAV (the page checks the element's `duration`).
-const AUDIO_SECONDS: u32 = 3;
+/// Seconds of audio in the WAV (640 KB; the page checks the element's `duration` and seeks
+/// near its end).
+const AUDIO_SECONDS: u32 = 20;
 
 /// One object of the site: bucket (= space), key, content type, body.
 struct Object {
@@ -103,6 +104,12 @@ async fn chromium_loads_a_site_through_the_edge_then_from_its_cache() {
         "the audio was read with Range requests (206): {first:?}"
     );
     assert_eq!(first.errors(), 0, "no request failed: {first:?}");
+    // html, css, js, svg, png, wav, and the font and JSON as their `Origin` variants: the
+    // answers cached for the client without `Origin` above are not theirs.
+    assert!(
+        first.count(Some("miss"), None) >= 8,
+        "the first load filled the cache: {first:?}"
+    );
 
     // Second load, new profile (empty browser cache): every read is an edge cache hit.
     let before = requests(&metrics_url).await;
@@ -119,8 +126,9 @@ async fn chromium_loads_a_site_through_the_edge_then_from_its_cache() {
         reads,
         "the second load is served from the edge cache: {second:?}"
     );
-    // html, css, js, svg, png, font, json (twice), wav (at least once).
-    assert!(reads >= 9, "every asset was requested again: {second:?}");
+    // html, css, js, svg, png, font, json, wav (the second fetch of the JSON, and the audio
+    // seek, may be answered by Chromium's own cache or revalidated: 304 hits).
+    assert!(reads >= 8, "every asset was requested again: {second:?}");
     assert_eq!(second.errors(), 0, "no request failed: {second:?}");
     assert!(
         second.count(None, Some("206")) >= 1,
@@ -424,7 +432,10 @@ fn site(assets_origin: &str, reports: &str) -> Vec<Object> {
             "site",
             "js/app.js",
             "text/javascript",
-            APP.replace("{assets}", assets_origin).into(),
+            APP.replace("{assets}", assets_origin)
+                .replace("{seconds}", &AUDIO_SECONDS.to_string())
+                .replace("{seek}", &(AUDIO_SECONDS - 2).to_string())
+                .into(),
         ),
         object("site", "img/logo.svg", "image/svg+xml", LOGO.into()),
         object("site", "img/dot.png", "image/png", png(4, 3)),
@@ -456,7 +467,7 @@ const INDEX: &str = r#"<!doctype html>
 <h1 id="title">Served by the edge</h1>
 <img id="svg" src="/img/logo.svg" alt="logo">
 <img id="png" src="/img/dot.png" alt="dot">
-<audio id="media" preload="auto" src="/media/tone.wav"></audio>
+<audio id="media" preload="metadata" src="/media/tone.wav"></audio>
 <div id="verdict">pending</div>
 <script>
   // Reports even when the checking script itself fails to load or run.
@@ -531,8 +542,14 @@ async function run() {
   waiting("the audio metadata");
   try {
     if (media.readyState < HTMLMediaElement.HAVE_METADATA) await once(media, "loadedmetadata", "error");
-    check(media.readyState >= HTMLMediaElement.HAVE_METADATA && Math.abs(media.duration - 3) < 0.05,
+    check(media.readyState >= HTMLMediaElement.HAVE_METADATA && Math.abs(media.duration - {seconds}) < 0.05,
       `audio metadata (readyState ${media.readyState}, duration ${media.duration})`);
+    // Near the end: the media stack reads from there with another range request.
+    waiting("the audio seek");
+    media.currentTime = {seek};
+    await once(media, "seeked", "error");
+    check(Math.abs(media.currentTime - {seek}) < 0.1 && media.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA,
+      `audio seek (currentTime ${media.currentTime}, readyState ${media.readyState})`);
   } catch (e) {
     check(false, `audio: ${e} ${media.error ? media.error.message : ""}`);
   }
