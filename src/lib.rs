@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod cache;
 pub mod config;
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
@@ -102,6 +103,8 @@ impl Running {
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Pending disk writes land, and the disk directory is free for the next process.
+        self.edge.cache.shutdown().await;
     }
 
     /// Waits until every listener has stopped.

@@ -1,24 +1,55 @@
 //! A stored response: head, body and freshness, shared by every request it serves.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::LazyLock;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{ETAG, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use super::disk::DiskBody;
 use super::freshness::Freshness;
 use super::key::CacheKey;
 
-/// One cached response. Cheap to share: the body is a `Bytes` and the entry sits in an `Arc`.
+/// Where a stored response's body is: in memory, or in a disk-tier entry file read block by
+/// block (bodies larger than the memory tier takes).
+#[derive(Debug, Clone)]
+pub enum EntryBody {
+    Memory(Bytes),
+    Disk(Arc<DiskBody>),
+}
+
+impl EntryBody {
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            EntryBody::Memory(bytes) => bytes.len() as u64,
+            EntryBody::Disk(disk) => disk.len(),
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Bytes> for EntryBody {
+    fn from(bytes: Bytes) -> EntryBody {
+        EntryBody::Memory(bytes)
+    }
+}
+
+/// One cached response. Cheap to share: the body is a `Bytes` (or a disk file) and the entry
+/// sits in an `Arc`.
 #[derive(Debug)]
 pub struct Entry {
     pub key: CacheKey,
     pub status: StatusCode,
     /// Response headers as stored (hop-by-hop fields and `Age` removed).
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: EntryBody,
     pub freshness: Freshness,
     pub validators: Validators,
     /// The request header values this variant was selected by (`Vary`).
@@ -33,7 +64,9 @@ impl Entry {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 32)
             .sum();
-        u32::try_from(self.body.len() + headers + self.key.as_str().len() + 256).unwrap_or(u32::MAX)
+        let body = usize::try_from(self.body.len()).unwrap_or(usize::MAX);
+        u32::try_from(body.saturating_add(headers + self.key.as_str().len() + 256))
+            .unwrap_or(u32::MAX)
     }
 }
 
@@ -90,8 +123,40 @@ pub fn ensure_vary(headers: &mut HeaderMap, name: &HeaderName) {
     }
 }
 
-/// Keys of the variant ids: random per process, so nobody can aim collisions at a variant.
-static VARIANT_HASH: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+/// The seed of variant ids: random per process, so nobody can aim collisions at a variant
+/// (ids live in memory only; disk files are named by their own stable hash).
+static VARIANT_SEED: LazyLock<u64> =
+    LazyLock::new(|| RandomState::new().hash_one(0xcbf2_9ce4_8422_2325_u64));
+
+/// FNV-1a over a byte stream, seeded, with a final mix. Byte-wise, so the same bytes give the
+/// same id however they are split: a request's values one by one, or joined as stored.
+struct VariantHasher(u64);
+
+impl VariantHasher {
+    fn new() -> VariantHasher {
+        VariantHasher(*VARIANT_SEED)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn name(&mut self, name: &HeaderName) {
+        self.bytes(name.as_str().as_bytes());
+        self.bytes(&[0xff]);
+    }
+
+    /// An id for the variant: never 0, which names the primary slot.
+    fn finish(self) -> u64 {
+        // splitmix64's finalizer.
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (x ^ (x >> 31)).max(1)
+    }
+}
 
 /// The values a request has for the `Vary` header names of a response, and the variant id
 /// they hash to.
@@ -123,36 +188,55 @@ impl VaryValues {
                 (name.clone(), joined)
             })
             .collect();
-        VaryValues {
-            values,
-            id: Self::id_of(names.iter(), request),
-        }
+        VaryValues::from_pairs(values)
     }
 
-    /// The variant id `request` selects among responses varying on `names`, without
-    /// allocating: 0 (the primary slot) when there are no names, never 0 otherwise.
+    /// Rebuilds values from their pairs (as stored on disk).
+    pub fn from_pairs(values: Vec<(HeaderName, Option<Vec<u8>>)>) -> VaryValues {
+        let id = if values.is_empty() {
+            0
+        } else {
+            let mut hasher = VariantHasher::new();
+            for (name, value) in &values {
+                hasher.name(name);
+                match value {
+                    None => hasher.bytes(&[0]),
+                    Some(joined) => {
+                        hasher.bytes(&[1]);
+                        hasher.bytes(joined);
+                        hasher.bytes(&[0xff]);
+                    }
+                }
+            }
+            hasher.finish()
+        };
+        VaryValues { values, id }
+    }
+
+    /// The variant id `request` selects among responses varying on `names` (the id of
+    /// `VaryValues::of(names, request)`), without allocating: 0 (the primary slot) when there
+    /// are no names.
     pub fn id_of<'a>(names: impl IntoIterator<Item = &'a HeaderName>, request: &HeaderMap) -> u64 {
-        let mut hasher = VARIANT_HASH.build_hasher();
+        let mut hasher = VariantHasher::new();
         let mut any = false;
         for name in names {
             any = true;
-            hasher.write(name.as_str().as_bytes());
-            hasher.write_u8(0xff);
+            hasher.name(name);
             let mut values = request.get_all(name).iter();
             match values.next() {
-                None => hasher.write_u8(0),
+                None => hasher.bytes(&[0]),
                 Some(first) => {
-                    hasher.write_u8(1);
-                    hasher.write(first.as_bytes().trim_ascii());
+                    hasher.bytes(&[1]);
+                    hasher.bytes(first.as_bytes().trim_ascii());
                     for value in values {
-                        hasher.write(b", ");
-                        hasher.write(value.as_bytes().trim_ascii());
+                        hasher.bytes(b", ");
+                        hasher.bytes(value.as_bytes().trim_ascii());
                     }
-                    hasher.write_u8(0xff);
+                    hasher.bytes(&[0xff]);
                 }
             }
         }
-        if any { hasher.finish().max(1) } else { 0 }
+        if any { hasher.finish() } else { 0 }
     }
 
     /// Whether `request` has exactly these values (compared in place, no allocation).
@@ -194,6 +278,11 @@ impl VaryValues {
     /// The header names.
     pub fn names(&self) -> Vec<HeaderName> {
         self.values.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The (name, joined value) pairs, for serializing.
+    pub fn pairs(&self) -> &[(HeaderName, Option<Vec<u8>>)] {
+        &self.values
     }
 }
 
@@ -242,6 +331,17 @@ mod tests {
         assert!(VaryValues::of(&names, &cases[5]).matches(&cases[6]));
         // A missing header and an empty one are different variants.
         assert!(!VaryValues::of(&names, &cases[0]).matches(&cases[4]));
+    }
+
+    #[test]
+    fn pairs_round_trip_with_the_same_id() {
+        let names = [http::header::ACCEPT_ENCODING, http::header::ORIGIN];
+        let request = request(&[("accept-encoding", "gzip"), ("accept-encoding", "br")]);
+        let values = VaryValues::of(&names, &request);
+        let back = VaryValues::from_pairs(values.pairs().to_vec());
+        assert_eq!(back, values);
+        assert_eq!(back.variant_id(), VaryValues::id_of(&names, &request));
+        assert!(back.matches(&request));
     }
 
     #[test]

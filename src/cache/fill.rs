@@ -1,8 +1,13 @@
 //! Request coalescing: one origin fetch (a *fill*) per key, read by any number of requests
-//! while the body arrives. Memory is bounded: a fill that will not be stored keeps only a
-//! window of the body, and the fetch waits for the slowest reader instead of buffering more.
+//! while the body arrives. Memory is bounded whatever the size: a body for the memory tier is
+//! retained whole; a large body for the disk tier is *spooled* to a file as it arrives and
+//! readers read what was written from the file at their own pace (the fetch never waits for
+//! them, and late joiners start from byte 0); a body that will not be stored keeps only a
+//! window, and the fetch waits for the slowest reader instead of buffering more.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -14,6 +19,21 @@ use super::freshness::{Freshness, NotStored};
 
 /// How far (in bytes) a fill that is not being stored may run ahead of its slowest reader.
 pub const STREAM_WINDOW: u64 = 4 << 20;
+
+/// Largest piece a reader reads from a spool file at once.
+const SPOOL_READ: u64 = 512 << 10;
+
+/// What a fill keeps of its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Every chunk, for a memory entry.
+    #[default]
+    Retained,
+    /// A window behind the slowest reader; the writer waits for readers.
+    Windowed,
+    /// Chunks until they are written to the spool file; readers behind read the file.
+    Spooled,
+}
 
 /// Why a fill failed; readers get it as their body error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +70,9 @@ pub struct FillHead {
     pub kind: FillKind,
     /// Whether the fill's body is retained whole (it will become a memory entry).
     pub retained: bool,
+    /// A stored disk body this response has (revalidated or served stale): readers stream it
+    /// from its file rather than from the fill.
+    pub disk_body: Option<Arc<super::DiskBody>>,
 }
 
 #[derive(Default)]
@@ -59,7 +82,10 @@ struct FillState {
     chunks: VecDeque<(u64, Bytes)>,
     received: u64,
     finished: Option<Result<(), FillError>>,
-    retain_all: bool,
+    mode: Mode,
+    /// The file the body is spooled to: bytes before `flushed` are in it.
+    spool: Option<Arc<File>>,
+    flushed: u64,
     /// Reader id -> next offset it needs.
     readers: HashMap<u64, u64>,
     next_reader: u64,
@@ -78,20 +104,31 @@ impl FillState {
         self.readers.values().copied().min()
     }
 
-    /// Drops chunks every reader is past (only when the body is not retained).
+    /// Drops chunks no reader needs from memory: those every reader is past (windowed), or
+    /// those in the spool file (spooled).
     fn trim(&mut self) {
-        if self.retain_all {
-            return;
-        }
-        let keep_from = self.min_reader_offset().unwrap_or(self.received);
+        let keep_from = match self.mode {
+            Mode::Retained => return,
+            Mode::Windowed => self.min_reader_offset().unwrap_or(self.received),
+            Mode::Spooled => self.flushed,
+        };
         while let Some((start, chunk)) = self.chunks.front() {
-            if start + chunk.len() as u64 <= keep_from {
+            let end = start + chunk.len() as u64;
+            if end <= keep_from {
+                if end > self.flushed {
+                    // Gone from memory and not in a file: late joiners cannot start at 0.
+                    self.closed = true;
+                }
                 self.chunks.pop_front();
-                self.closed = true;
             } else {
                 break;
             }
         }
+    }
+
+    /// Whether bytes at `offset` can be read from the spool file.
+    fn in_spool(&self, offset: u64) -> bool {
+        self.spool.is_some() && offset < self.flushed
     }
 }
 
@@ -108,7 +145,7 @@ impl Default for Fill {
     fn default() -> Self {
         Fill {
             state: Mutex::new(FillState {
-                retain_all: true,
+                mode: Mode::Retained,
                 ..FillState::default()
             }),
             changed: watch::Sender::new(0),
@@ -135,7 +172,7 @@ impl Fill {
     /// Adds a reader starting at byte `offset`; `None` if that part of the body is gone.
     pub fn reader(self: &Arc<Self>, offset: u64) -> Option<FillReader> {
         let mut state = self.lock();
-        if state.closed && offset < state.base_offset() {
+        if state.closed && offset < state.base_offset() && !state.in_spool(offset) {
             return None;
         }
         if matches!(state.finished, Some(Err(_))) {
@@ -172,7 +209,13 @@ impl Fill {
     /// Writer: publishes the response head.
     pub fn set_head(&self, head: FillHead) {
         let mut state = self.lock();
-        state.retain_all = head.retained;
+        if state.mode != Mode::Spooled {
+            state.mode = if head.retained {
+                Mode::Retained
+            } else {
+                Mode::Windowed
+            };
+        }
         state.head = Some(Arc::new(head));
         drop(state);
         self.wake_readers();
@@ -181,8 +224,54 @@ impl Fill {
     /// Writer: stops retaining the whole body (it outgrew what will be stored).
     pub fn stop_retaining(&self) {
         let mut state = self.lock();
-        state.retain_all = false;
+        state.mode = Mode::Windowed;
         state.trim();
+        drop(state);
+        self.reader_moved.notify_one();
+    }
+
+    /// Writer: the body goes to `file` from now on (what is retained so far too, once
+    /// `flushed` says so); the writer no longer waits for readers.
+    pub fn start_spooling(&self, file: Arc<File>) {
+        let mut state = self.lock();
+        state.mode = Mode::Spooled;
+        state.spool = Some(file);
+        state.flushed = 0;
+        drop(state);
+        self.reader_moved.notify_one();
+    }
+
+    /// Writer: the spool file holds the body up to `offset`; memory before it is released.
+    pub fn set_flushed(&self, offset: u64) {
+        let mut state = self.lock();
+        state.flushed = offset;
+        state.trim();
+    }
+
+    /// Writer: the spool failed; keep what it holds for readers behind, window the rest.
+    pub fn stop_spooling(&self) {
+        let mut state = self.lock();
+        state.mode = Mode::Windowed;
+        state.closed = true;
+        state.trim();
+        drop(state);
+        self.reader_moved.notify_one();
+    }
+
+    /// Writer: chunks received but not yet in the spool file.
+    pub fn unflushed(&self) -> Vec<Bytes> {
+        let state = self.lock();
+        state
+            .chunks
+            .iter()
+            .filter(|(start, _)| *start >= state.flushed)
+            .map(|(_, chunk)| chunk.clone())
+            .collect()
+    }
+
+    /// Whether the body is being spooled to disk.
+    pub fn spooling(&self) -> bool {
+        self.lock().mode == Mode::Spooled
     }
 
     /// Writer: appends a body chunk; waits while the slowest reader is a window behind.
@@ -197,7 +286,7 @@ impl Fill {
                 let behind = state
                     .min_reader_offset()
                     .map_or(0, |min| state.received.saturating_sub(min));
-                if state.retain_all || behind < STREAM_WINDOW {
+                if state.mode != Mode::Windowed || behind < STREAM_WINDOW {
                     let start = state.received;
                     state.received += chunk.len() as u64;
                     state.chunks.push_back((start, chunk));
@@ -223,7 +312,9 @@ impl Fill {
     /// The whole body, when retained and complete (for storing); concatenated once.
     pub fn retained_body(&self) -> Option<Bytes> {
         let state = self.lock();
-        if !state.retain_all || !matches!(state.finished, Some(Ok(()))) || state.base_offset() != 0
+        if state.mode != Mode::Retained
+            || !matches!(state.finished, Some(Ok(())))
+            || state.base_offset() != 0
         {
             return None;
         }
@@ -290,7 +381,7 @@ impl FillReader {
         }
         loop {
             self.changes.borrow_and_update();
-            {
+            let spooled = {
                 let mut state = self.fill.lock();
                 if let Some(piece) = Self::piece_at(&state, self.offset, end) {
                     self.offset += piece.len() as u64;
@@ -301,17 +392,54 @@ impl FillReader {
                     return Some(Ok(piece));
                 }
                 if self.offset < state.base_offset() {
-                    return Some(Err(FillError::Abandoned));
+                    match (&state.spool, state.in_spool(self.offset)) {
+                        (Some(file), true) => {
+                            let to = end
+                                .unwrap_or(u64::MAX)
+                                .min(state.flushed)
+                                .min(self.offset + SPOOL_READ);
+                            Some((file.clone(), to))
+                        }
+                        _ => return Some(Err(FillError::Abandoned)),
+                    }
+                } else {
+                    match &state.finished {
+                        Some(Ok(())) => return None,
+                        Some(Err(e)) => return Some(Err(e.clone())),
+                        None => None,
+                    }
                 }
-                match &state.finished {
-                    Some(Ok(())) => return None,
-                    Some(Err(e)) => return Some(Err(e.clone())),
-                    None => {}
-                }
+            };
+            if let Some((file, to)) = spooled {
+                return Some(self.read_spool(file, to).await);
             }
             if self.changes.changed().await.is_err() {
                 return Some(Err(FillError::Abandoned));
             }
+        }
+    }
+
+    /// Reads `[offset, to)` from the spool file.
+    async fn read_spool(&mut self, file: Arc<File>, to: u64) -> Result<Bytes, FillError> {
+        let from = self.offset;
+        let len = usize::try_from(to.saturating_sub(from)).unwrap_or(0);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = bytes::BytesMut::zeroed(len);
+            file.read_exact_at(&mut buf, from).map(|()| buf.freeze())
+        })
+        .await;
+        match read {
+            Ok(Ok(piece)) => {
+                self.offset += piece.len() as u64;
+                let mut state = self.fill.lock();
+                state.readers.insert(self.id, self.offset);
+                drop(state);
+                Ok(piece)
+            }
+            Ok(Err(e)) => Err(FillError::Body(
+                format!("reading the spool file: {e}").into(),
+            )),
+            Err(e) => Err(FillError::Body(e.to_string().into())),
         }
     }
 
@@ -355,6 +483,7 @@ mod tests {
             vary: VaryValues::default(),
             kind: FillKind::Miss,
             retained,
+            disk_body: None,
         }
     }
 

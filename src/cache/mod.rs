@@ -1,10 +1,11 @@
 //! The cache: keys, freshness rules, the storage tiers and request coalescing.
 //!
-//! `Cache` is the one door: lookups go to the memory tier, misses join or start a fill, and
-//! purges reach every tier and every fill in flight.
+//! `Cache` is the one door: lookups go to the memory tier, then the disk tier, misses join or
+//! start a fill, and purges reach every tier and every fill in flight.
 
 pub mod cache_control;
 pub mod cors;
+pub mod disk;
 pub mod entry;
 pub mod fill;
 pub mod freshness;
@@ -12,11 +13,13 @@ pub mod key;
 pub mod memory;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http::HeaderMap;
 
-pub use entry::{Entry, Validators, VaryValues};
+pub use disk::{DiskBody, DiskTier, Spool, SpoolHead};
+pub use entry::{Entry, EntryBody, Validators, VaryValues};
 pub use fill::{Fill, FillError, FillHead, FillKind, FillReader};
 pub use freshness::{Freshness, FreshnessState, NotStored, TtlRules};
 pub use key::{CacheKey, PurgeSelector};
@@ -30,20 +33,31 @@ pub enum Join {
     Follower(Arc<Fill>),
 }
 
-/// The PoP's cache: the memory tier and the fills in flight.
+/// The PoP's cache: the memory tier, the disk tier and the fills in flight.
 pub struct Cache {
     memory: MemoryTier,
+    disk: DiskTier,
     fills: Mutex<HashMap<CacheKey, Arc<Fill>>>,
     max_memory_object: u64,
 }
 
 impl Cache {
-    /// A cache whose memory tier holds `memory` bytes, objects up to `max_memory_object`.
+    /// A cache whose memory tier holds `memory` bytes, objects up to `max_memory_object`,
+    /// without a disk tier.
     pub fn new(memory: u64, max_memory_object: u64) -> Cache {
         Cache {
             memory: MemoryTier::new(memory),
+            disk: DiskTier::disabled(),
             fills: Mutex::default(),
             max_memory_object,
+        }
+    }
+
+    /// A cache with a disk tier of `disk` bytes under `disk_path` (none when `disk` is 0).
+    pub fn with_disk(memory: u64, max_memory_object: u64, disk_path: &Path, disk: u64) -> Cache {
+        Cache {
+            disk: DiskTier::open(disk_path, disk),
+            ..Cache::new(memory, max_memory_object)
         }
     }
 
@@ -51,7 +65,7 @@ impl Cache {
         self.fills.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The stored response for `key` matching the request's varied headers.
+    /// The stored response for `key` matching the request's varied headers, from memory.
     pub fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
         self.memory.get(key, request)
     }
@@ -65,6 +79,45 @@ impl Cache {
         request: &HeaderMap,
     ) -> Option<Arc<Entry>> {
         self.memory.get_variant(key, names, request)
+    }
+
+    /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit
+    /// the memory tier are read whole and promoted to it; larger ones stream from the file.
+    pub async fn lookup_disk(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
+        let entry = self
+            .disk
+            .lookup(key, request, self.max_memory_object)
+            .await?;
+        if matches!(entry.body, EntryBody::Memory(_)) {
+            self.memory.insert(entry.clone());
+        }
+        Some(entry)
+    }
+
+    /// The disk tier.
+    pub fn disk(&self) -> &DiskTier {
+        &self.disk
+    }
+
+    /// A spool file streaming a large body of `length` (if known) to the disk tier, when the
+    /// tier takes it.
+    pub fn spool(&self, length: Option<u64>) -> Option<Spool> {
+        self.disk.spool(length)
+    }
+
+    /// Disk errors seen (each turns the disk tier pass-through for a while).
+    pub fn disk_errors(&self) -> u64 {
+        self.disk.errors()
+    }
+
+    /// Bytes and entries in the disk tier.
+    pub fn disk_usage(&self) -> (u64, u64) {
+        self.disk.usage()
+    }
+
+    /// Finishes pending disk writes and releases the disk directory.
+    pub async fn shutdown(&self) {
+        self.disk.shutdown().await;
     }
 
     /// Largest body the memory tier stores.
@@ -92,12 +145,19 @@ impl Cache {
         if registered {
             fills.remove(key);
             if let Some(entry) = entry {
-                self.memory.insert(Arc::new(entry));
+                let entry = Arc::new(entry);
+                let fits = matches!(&entry.body, EntryBody::Memory(body) if body.len() as u64 <= self.max_memory_object);
+                if fits {
+                    self.memory.insert(entry.clone());
+                }
+                // Under the fills lock, so a purge either detached this fill or comes later.
+                self.disk.store(entry, self.disk.generation());
             }
         }
     }
 
-    /// Removes one stored response (e.g. after an unsafe method invalidated it).
+    /// Removes one stored response from memory (e.g. after an unsafe method invalidated it);
+    /// purges reach the disk tier.
     pub fn remove(&self, entry: &Entry) {
         self.memory.remove(entry);
     }
@@ -113,7 +173,9 @@ impl Cache {
             }
             keep
         });
-        self.memory.purge(selector, None)
+        let memory = self.memory.purge(selector, None);
+        let disk = self.disk.purge(selector, None);
+        memory.max(disk)
     }
 
     /// Replays a purge applied elsewhere at `at`: drops only what was stored before then.
@@ -122,7 +184,9 @@ impl Cache {
         selector: &PurgeSelector,
         at: std::time::SystemTime,
     ) -> usize {
-        self.memory.purge(selector, Some(at))
+        let memory = self.memory.purge(selector, Some(at));
+        let disk = self.disk.purge(selector, Some(at));
+        memory.max(disk)
     }
 
     /// Memory-tier evictions for room so far.

@@ -87,18 +87,25 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 .unwrap_or(0);
             json(StatusCode::OK, &edge.journal.since(since))
         }
-        (method, _) if path.starts_with("/v1/spaces/") && path.ends_with("/cache") => {
+        (method, _) if purge_space(&path).is_some() => {
             if method != Method::DELETE {
                 return json_error(StatusCode::METHOD_NOT_ALLOWED, "use DELETE");
             }
-            let space = &path["/v1/spaces/".len()..path.len() - "/cache".len()];
-            match purge_local(edge, space.to_owned(), request).await {
+            let space = purge_space(&path).unwrap_or_default().to_owned();
+            match purge_local(edge, space, request).await {
                 Ok(reply) => json(StatusCode::OK, &reply),
                 Err(e) => json_error(e.status(), &e.to_string()),
             }
         }
         _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
+}
+
+/// The space of a purge path `/v1/spaces/{space}/cache`.
+fn purge_space(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/spaces/")?
+        .strip_suffix("/cache")
+        .filter(|space| !space.is_empty() && !space.contains('/'))
 }
 
 async fn purge_local(
@@ -165,4 +172,17 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<EdgeBody
 
 fn json_error(status: StatusCode, reason: &str) -> Response<EdgeBody> {
     json(status, &serde_json::json!({ "error": reason }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::purge_space;
+
+    #[test]
+    fn purge_paths() {
+        assert_eq!(purge_space("/v1/spaces/assets/cache"), Some("assets"));
+        assert_eq!(purge_space("/v1/spaces/cache"), None);
+        assert_eq!(purge_space("/v1/spaces//cache"), None);
+        assert_eq!(purge_space("/v1/spaces/a/b/cache"), None);
+    }
 }

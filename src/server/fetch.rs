@@ -15,7 +15,10 @@ use super::Edge;
 use crate::cache::cors::{S3_VARY, s3_response_vary};
 use crate::cache::entry::vary_names;
 use crate::cache::freshness::admit;
-use crate::cache::{CacheKey, Entry, Fill, FillError, FillHead, FillKind, Validators, VaryValues};
+use crate::cache::{
+    CacheKey, DiskBody, Entry, EntryBody, Fill, FillError, FillHead, FillKind, Freshness, Spool,
+    SpoolHead, Validators, VaryValues,
+};
 use crate::config::Space;
 use crate::origin::{OriginError, OriginRequest};
 
@@ -169,6 +172,12 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
     let vary = spec.vary_values(&headers);
     let retained =
         admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
+    // A large body that will be stored streams to the disk tier as it arrives.
+    let spool = if admission.is_ok() && !retained {
+        edge.cache.spool(content_length)
+    } else {
+        None
+    };
     let kind = match &stale {
         Some(_) => FillKind::Revalidation(parts.status),
         None => FillKind::Miss,
@@ -181,23 +190,51 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         vary,
         kind,
         retained,
+        disk_body: None,
     };
     let stored_meta = head
         .admission
         .ok()
         .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
     fill.set_head(head);
+    if let Some(spool) = &spool {
+        fill.start_spooling(spool.file());
+    }
 
-    match pump(&edge, &fill, body, retained).await {
-        Ok(()) => {
+    let stored_as = |status, headers: HeaderMap, freshness, vary| SpoolHead {
+        key: spec.key.clone(),
+        status,
+        headers,
+        freshness,
+        vary,
+    };
+    match pump(
+        &edge,
+        &fill,
+        body,
+        retained,
+        spool,
+        admission_ok(&stored_meta),
+    )
+    .await
+    {
+        Ok(spool) => {
             fill.finish(Ok(()));
+            if let (Some(spool), Some((status, headers, freshness, vary))) =
+                (spool, stored_meta.clone())
+                && let Err(e) = spool
+                    .commit(stored_as(status, headers, freshness, vary))
+                    .await
+            {
+                tracing::warn!(space = %spec.space.name, key = %spec.object_key, error = %e, "large body not stored on disk");
+            }
             let entry = match (stored_meta, fill.retained_body()) {
                 (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry {
                     key: spec.key.clone(),
                     status,
                     validators: Validators::from_headers(&headers),
                     headers,
-                    body,
+                    body: EntryBody::Memory(body),
                     freshness,
                     vary,
                 }),
@@ -213,19 +250,30 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
     }
 }
 
-/// Copies the origin body into the fill; stops early when nobody reads and nothing is stored.
+fn admission_ok(meta: &Option<(StatusCode, HeaderMap, Freshness, VaryValues)>) -> bool {
+    meta.is_some()
+}
+
+/// Bytes a spooling fill gathers before writing them to its file.
+const SPOOL_FLUSH: u64 = 1 << 20;
+
+/// Copies the origin body into the fill, and into the spool file when the body goes to disk.
+/// A body outgrowing the memory tier switches to spooling (or to a window, without a disk
+/// tier). Stops early when nobody reads and nothing is stored. Returns the spool to commit.
 async fn pump(
     edge: &Edge,
     fill: &Fill,
     mut body: Incoming,
     mut retained: bool,
-) -> Result<(), FillError> {
+    mut spool: Option<Spool>,
+    storable: bool,
+) -> Result<Option<Spool>, FillError> {
     let limit = edge.cache.max_memory_object();
     let timeout = edge.origin.body_timeout();
     loop {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
             Err(_) => return Err(FillError::Body("origin body timed out".into())),
-            Ok(None) => return Ok(()),
+            Ok(None) => break,
             Ok(Some(Err(e))) => return Err(FillError::Body(e.to_string().into())),
             Ok(Some(Ok(frame))) => frame,
         };
@@ -235,10 +283,43 @@ async fn pump(
         fill.push(data).await;
         if retained && fill.received() > limit {
             retained = false;
-            fill.stop_retaining();
+            spool = if storable {
+                edge.cache.spool(None)
+            } else {
+                None
+            };
+            match &spool {
+                Some(spool) => fill.start_spooling(spool.file()),
+                None => fill.stop_retaining(),
+            }
         }
-        if !retained && fill.reader_count() == 0 {
+        if let Some(writer) = &mut spool
+            && fill.received() - writer.written() >= SPOOL_FLUSH
+        {
+            spool = flush(fill, spool.take()).await;
+        }
+        if !retained && spool.is_none() && fill.reader_count() == 0 {
             return Err(FillError::Abandoned);
+        }
+    }
+    if spool.is_some() {
+        spool = flush(fill, spool.take()).await;
+    }
+    Ok(spool)
+}
+
+/// Writes what the fill holds beyond the spool file's end; on a disk error the fill falls
+/// back to a window (the body is then not stored).
+async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
+    let mut spool = spool?;
+    match spool.write(fill.unflushed()).await {
+        Ok(written) => {
+            fill.set_flushed(written);
+            Some(spool)
+        }
+        Err(_) => {
+            fill.stop_spooling();
+            None
         }
     }
 }
@@ -294,14 +375,15 @@ async fn refresh(
     let head = FillHead {
         status: stale.status,
         headers: headers.clone(),
-        content_length: Some(stale.body.len() as u64),
+        content_length: Some(stale.body.len()),
         admission,
         vary: stale.vary.clone(),
         kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
         retained: true,
+        disk_body: disk_body(&stale.body),
     };
     fill.set_head(head);
-    fill.push(stale.body.clone()).await;
+    push_stored(fill, &stale.body).await;
     fill.finish(Ok(()));
     let entry = admission.ok().map(|freshness| Entry {
         key: stale.key.clone(),
@@ -326,15 +408,31 @@ async fn serve_stale(
     let head = FillHead {
         status: stale.status,
         headers: stale.headers.clone(),
-        content_length: Some(stale.body.len() as u64),
+        content_length: Some(stale.body.len()),
         admission: Ok(stale.freshness),
         vary: stale.vary.clone(),
         kind: FillKind::StaleOnError(status),
         retained: true,
+        disk_body: disk_body(&stale.body),
     };
     fill.set_head(head);
-    fill.push(stale.body.clone()).await;
+    push_stored(fill, &stale.body).await;
     fill.finish(Ok(()));
     // The stale entry stays as it is; the next request tries the origin again.
     edge.cache.complete(&spec.key, fill, None);
+}
+
+/// Publishes a stored body to a fill: a memory body whole; a disk body is not copied, the
+/// head names it and readers stream it from its file (`FillHead::disk_body`).
+async fn push_stored(fill: &Fill, body: &EntryBody) {
+    if let EntryBody::Memory(bytes) = body {
+        fill.push(bytes.clone()).await;
+    }
+}
+
+fn disk_body(body: &EntryBody) -> Option<Arc<DiskBody>> {
+    match body {
+        EntryBody::Disk(disk) => Some(disk.clone()),
+        EntryBody::Memory(_) => None,
+    }
 }

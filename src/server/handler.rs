@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -16,7 +17,8 @@ use super::fetch::{self, FetchSpec};
 use super::respond::{self, Decision};
 use crate::cache::key::{key_query, object_key};
 use crate::cache::{
-    CacheKey, Entry, FillError, FillHead, FillKind, FreshnessState, Join, Validators,
+    CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
+    Validators,
 };
 use crate::config::{PlainHttp, Space};
 use crate::routing::host_name;
@@ -33,8 +35,10 @@ pub struct ConnInfo {
 /// How a response came about, rendered as `Cache-Status` (RFC 9211).
 #[derive(Debug, Clone, Copy)]
 pub enum CacheOutcome {
+    /// Served from a stored entry (`disk`: from the disk tier).
     Hit {
         ttl: i64,
+        disk: bool,
     },
     Miss {
         stored: bool,
@@ -55,7 +59,8 @@ pub enum CacheOutcome {
 impl CacheOutcome {
     fn header(self, pop: &str) -> HeaderValue {
         let text = match self {
-            CacheOutcome::Hit { ttl } => format!("{pop}; hit; ttl={ttl}"),
+            CacheOutcome::Hit { ttl, disk: false } => format!("{pop}; hit; ttl={ttl}"),
+            CacheOutcome::Hit { ttl, disk: true } => format!("{pop}; hit; ttl={ttl}; detail=disk"),
             CacheOutcome::Miss {
                 collapsed: true, ..
             } => format!("{pop}; fwd=miss; collapsed"),
@@ -170,38 +175,68 @@ impl Edge {
         let key = CacheKey::new(&space.name, &object_key, &key_query(query, &space.query));
         let (parts, _body) = request.into_parts();
 
-        // Phase: lookup.
+        // Phase: lookup (memory, then disk).
         let now = SystemTime::now();
-        let stored = if self.origin.is_s3() {
+        let mut stored = if self.origin.is_s3() {
             // Every S3 response is stored as its `Origin` variant (`cache::cors`).
             self.cache
                 .lookup_variant(&key, &crate::cache::cors::S3_VARY, &parts.headers)
         } else {
             self.cache.lookup(&key, &parts.headers)
         };
+        let from_disk = stored.is_none();
+        if from_disk {
+            stored = self.cache.lookup_disk(&key, &parts.headers).await;
+        }
+        let mut unreadable = false;
         if let Some(entry) = &stored {
+            let ttl = entry.freshness.ttl_seconds(now);
+            let outcome = CacheOutcome::Hit {
+                ttl,
+                disk: from_disk,
+            };
             match entry.freshness.state(now) {
                 FreshnessState::Fresh => {
-                    let ttl = entry.freshness.ttl_seconds(now);
-                    return self.respond_from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    if let EntryBody::Memory(body) = &entry.body {
+                        return self.respond_from_entry(entry, body, &parts, outcome, now);
+                    }
+                    match self
+                        .respond_from_disk_entry(entry, &parts, outcome, now)
+                        .await
+                    {
+                        Some(response) => return response,
+                        None => unreadable = true,
+                    }
                 }
                 FreshnessState::StaleWhileRevalidate => {
                     if let Join::Leader(fill) = self.cache.join(&key) {
                         let spec = self.fetch_spec(
                             &space,
                             key.clone(),
-                            object_key,
+                            object_key.clone(),
                             &parts,
                             conn,
                             hard_expiry,
                         );
                         tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
                     }
-                    let ttl = entry.freshness.ttl_seconds(now);
-                    return self.respond_from_entry(entry, &parts, CacheOutcome::Hit { ttl }, now);
+                    if let EntryBody::Memory(body) = &entry.body {
+                        return self.respond_from_entry(entry, body, &parts, outcome, now);
+                    }
+                    match self
+                        .respond_from_disk_entry(entry, &parts, outcome, now)
+                        .await
+                    {
+                        Some(response) => return response,
+                        None => unreadable = true,
+                    }
                 }
                 FreshnessState::Stale => {}
             }
+        }
+        if unreadable {
+            // The disk entry failed its checksums (and is gone): a miss.
+            stored = None;
         }
 
         // Phase: coalesce and fetch (a miss, or a revalidation of a stale entry).
@@ -245,9 +280,10 @@ impl Edge {
                 Ok(head) => head,
                 Err(e) => return self.fill_error(&e),
             };
-            return self.respond_from_fill(head, own, &parts, false);
+            return self.respond_from_fill(head, own, &parts, false).await;
         }
         self.respond_from_fill(head, reader, &parts, collapsed)
+            .await
     }
 
     fn fetch_spec(
@@ -287,6 +323,7 @@ impl Edge {
     fn respond_from_entry(
         &self,
         entry: &Entry,
+        body: &Bytes,
         parts: &http::request::Parts,
         outcome: CacheOutcome,
         now: SystemTime,
@@ -296,7 +333,7 @@ impl Edge {
             &parts.headers,
             entry.status,
             &entry.validators,
-            Some(entry.body.len() as u64),
+            Some(body.len() as u64),
         );
         let extra = [
             (
@@ -313,12 +350,44 @@ impl Edge {
             &parts.method,
             entry.status,
             &entry.headers,
-            &entry.body,
+            body,
             &extra,
         )
     }
 
-    fn respond_from_fill(
+    /// Answers from an entry whose body is a disk file; `None` when the file is bad.
+    async fn respond_from_disk_entry(
+        &self,
+        entry: &Entry,
+        parts: &http::request::Parts,
+        outcome: CacheOutcome,
+        now: SystemTime,
+    ) -> Option<Response<EdgeBody>> {
+        let EntryBody::Disk(disk) = &entry.body else {
+            return None;
+        };
+        let extra = [
+            (
+                header::AGE,
+                HeaderValue::from(entry.freshness.age(now).as_secs()),
+            ),
+            (
+                HeaderName::from_static("cache-status"),
+                outcome.header(&self.pop_name),
+            ),
+        ];
+        from_disk_body(
+            disk,
+            entry.status,
+            &entry.headers,
+            &entry.validators,
+            parts,
+            &extra,
+        )
+        .await
+    }
+
+    async fn respond_from_fill(
         &self,
         head: Arc<FillHead>,
         reader: crate::cache::FillReader,
@@ -347,6 +416,24 @@ impl Edge {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
         let validators = Validators::from_headers(&head.headers);
+        if let Some(disk) = &head.disk_body {
+            return match from_disk_body(
+                disk,
+                head.status,
+                &head.headers,
+                &validators,
+                parts,
+                &extra,
+            )
+            .await
+            {
+                Some(response) => response,
+                None => self.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stored copy unreadable, retry",
+                ),
+            };
+        }
         let mut decision = respond::decide(
             &parts.method,
             &parts.headers,
@@ -551,6 +638,48 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()?;
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// Answers from a disk body: the first block sent is read and verified before the head is
+/// (so a bad entry becomes a miss, `None`); later blocks are verified as they stream, and a
+/// bad one cuts the response. Several ranges get the whole body (allowed by RFC 9110 14.2).
+async fn from_disk_body(
+    disk: &Arc<DiskBody>,
+    status: StatusCode,
+    stored: &http::HeaderMap,
+    validators: &Validators,
+    parts: &http::request::Parts,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Option<Response<EdgeBody>> {
+    let len = disk.len();
+    let mut decision =
+        respond::decide(&parts.method, &parts.headers, status, validators, Some(len));
+    if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
+        decision = Decision::Full;
+    }
+    let (start, end) = match &decision {
+        Decision::NotModified => return Some(respond::not_modified(stored, extra)),
+        Decision::Unsatisfiable => return Some(respond::unsatisfiable(len, extra)),
+        Decision::Partial(ranges) => (*ranges[0].start(), ranges[0].end() + 1),
+        Decision::Full => (0, len),
+    };
+    let (status, headers) = respond::streaming_head(&decision, status, stored, Some(len), extra);
+    let body = if parts.method == Method::HEAD || start >= end {
+        EdgeBody::Empty
+    } else {
+        let first = disk.block(disk.block_of(start)).await.ok()?;
+        let stream =
+            futures::StreamExt::map(disk.clone().stream(start, end, Some(first)), |piece| {
+                piece
+                    .map(http_body::Frame::data)
+                    .map_err(|e| FillError::Body(e.to_string().into()))
+            });
+        EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Some(response)
 }
 
 fn stream_body(reader: crate::cache::FillReader, end: Option<u64>) -> EdgeBody {

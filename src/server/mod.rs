@@ -75,7 +75,12 @@ impl Edge {
                 config: Arc::new(config.clone()),
                 router: Router::new(&config),
             }),
-            cache: Cache::new(config.cache.memory, config.cache.max_memory_object),
+            cache: Cache::with_disk(
+                config.cache.memory,
+                config.cache.max_memory_object,
+                &config.cache.disk_path,
+                config.cache.disk,
+            ),
             origin,
             pop_name: config.pop.name.as_str().into(),
             metrics: Metrics::new(&config.pop.name),

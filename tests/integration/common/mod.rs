@@ -44,9 +44,46 @@ pub fn space(name: &str, extra: &str) -> String {
     format!("\n[[space]]\nname = \"{name}\"\nregion = \"local\"\n{extra}\n")
 }
 
-/// Starts a PoP on port 0 for every listener the config has.
-pub async fn start_edge(config_text: &str) -> Running {
-    let config = Config::parse(config_text).expect("test config is valid");
+/// A PoP started by a test, with the temporary disk-tier directory it owns (if the config
+/// named none). Derefs to `Running`.
+pub struct TestEdge {
+    running: Running,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestEdge {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.running
+    }
+}
+
+impl TestEdge {
+    /// Stops the PoP gracefully (pending disk writes land), then removes its temporary dir.
+    pub async fn stop(self) {
+        let TestEdge { running, dir } = self;
+        running.stop().await;
+        drop(dir);
+    }
+}
+
+/// Starts a PoP on port 0 for every listener the config has. Unless the config names a
+/// `disk_path`, the disk tier lives in a temporary directory of its own.
+pub async fn start_edge(config_text: &str) -> TestEdge {
+    let mut config = Config::parse(config_text).expect("test config is valid");
+    let dir = if config_text.contains("disk_path") {
+        None
+    } else {
+        let dir = tempfile::tempdir().expect("temporary dir");
+        config.cache.disk_path = dir.path().to_owned();
+        Some(dir)
+    };
+    let running = start_on(config).await;
+    TestEdge { running, dir }
+}
+
+/// Starts a PoP from a parsed config on port 0 for every listener it has.
+pub async fn start_on(config: Config) -> Running {
     let bind = |on: bool| async move {
         if on {
             Some(TcpListener::bind("127.0.0.1:0").await.unwrap())

@@ -23,6 +23,13 @@ pub enum Body {
     Fixed(Bytes),
     /// `len` bytes of a repeating pattern, generated in 64 KiB chunks.
     Generated(u64),
+    /// `len` bytes that differ per `seed` (see `seeded_bytes`), in 64 KiB chunks sent `pace`
+    /// apart (a slow origin).
+    Seeded {
+        len: u64,
+        seed: u64,
+        pace: Duration,
+    },
 }
 
 /// One path's scripted response.
@@ -63,6 +70,40 @@ impl Route {
             delay: Duration::ZERO,
         }
     }
+}
+
+impl Route {
+    /// A body of `len` bytes unique to `seed`.
+    pub fn seeded(len: u64, seed: u64) -> Route {
+        Route {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Seeded {
+                len,
+                seed,
+                pace: Duration::ZERO,
+            },
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Sends a seeded body's 64 KiB chunks `pace` apart.
+    pub fn pace(mut self, pace: Duration) -> Route {
+        if let Body::Seeded { pace: p, .. } = &mut self.body {
+            *p = pace;
+        }
+        self
+    }
+}
+
+/// Bytes `[from, to)` of the body `Route::seeded(_, seed)` sends.
+pub fn seeded_bytes(seed: u64, from: u64, to: u64) -> Vec<u8> {
+    (from..to)
+        .map(|offset| {
+            let x = (offset ^ (seed << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (x >> 56) as u8
+        })
+        .collect()
 }
 
 /// The pattern byte at `offset` of a generated body.
@@ -234,6 +275,21 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
                     let chunk = pattern.slice(start..start + n as usize);
                     Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
                 }
+            });
+            StreamBody::new(stream).boxed()
+        }
+        Body::Seeded { len, seed, pace } => {
+            builder = builder.header("content-length", len.to_string());
+            let stream = futures::stream::unfold(0u64, move |offset| async move {
+                if offset >= len {
+                    return None;
+                }
+                if !pace.is_zero() && offset > 0 {
+                    tokio::time::sleep(pace).await;
+                }
+                let n = (len - offset).min(64 << 10);
+                let chunk = Bytes::from(seeded_bytes(seed, offset, offset + n));
+                Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
             });
             StreamBody::new(stream).boxed()
         }
