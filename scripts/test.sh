@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+# The browser end-to-end test drives Debian's Chromium at this path.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test dependencies: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -106,8 +106,11 @@ pub fn purge_body(data: &[u8]) {
     }
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("routing", routing),
     ("range", range),
     ("cache_control", cache_control),

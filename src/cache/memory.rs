@@ -96,12 +96,28 @@ impl MemoryTier {
         match self.slots.get(&primary)? {
             Slot::Entry(entry) => Some(entry),
             Slot::Vary(names) => {
-                let variant = VaryValues::of(&names, request);
-                match self.slots.get(&(key.clone(), variant.variant_id()))? {
-                    Slot::Entry(entry) if entry.vary == variant => Some(entry),
+                // Hashed and compared in place: a varied hit allocates nothing.
+                let variant = VaryValues::id_of(names.iter(), request);
+                match self.slots.get(&(key.clone(), variant))? {
+                    Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
                     _ => None,
                 }
             }
+        }
+    }
+
+    /// The stored response for `key` when every response stored under it varies on
+    /// `names` (known in advance, as for S3 origins): one lookup, straight to the variant.
+    pub fn get_variant(
+        &self,
+        key: &CacheKey,
+        names: &[HeaderName],
+        request: &HeaderMap,
+    ) -> Option<Arc<Entry>> {
+        let variant = VaryValues::id_of(names, request);
+        match self.slots.get(&(key.clone(), variant))? {
+            Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
+            _ => None,
         }
     }
 
@@ -184,5 +200,75 @@ impl MemoryTier {
     /// Runs moka's pending housekeeping (tests and metrics).
     pub fn sync(&self) {
         self.slots.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::{HeaderValue, StatusCode};
+
+    use super::*;
+    use crate::cache::Freshness;
+    use crate::cache::cors::S3_VARY;
+    use crate::cache::entry::{EntryBody, Validators};
+
+    fn request(origin: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(origin) = origin {
+            headers.insert(http::header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    fn entry(key: &CacheKey, origin: Option<&str>) -> Arc<Entry> {
+        Arc::new(Entry {
+            key: key.clone(),
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(origin.unwrap_or("none").to_owned()).into(),
+            freshness: Freshness {
+                response_time: SystemTime::now(),
+                initial_age: Duration::ZERO,
+                ttl_at_store: Duration::from_secs(3600),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                hard_expiry: None,
+            },
+            validators: Validators::default(),
+            vary: VaryValues::of(&S3_VARY, &request(origin)),
+        })
+    }
+
+    #[test]
+    fn each_origin_finds_its_own_variant() {
+        let tier = MemoryTier::new(1 << 20);
+        let key = CacheKey::new("fonts", "f.woff2", "");
+        let origins = [None, Some("https://a.example"), Some("https://b.example")];
+        for origin in origins {
+            assert!(tier.get(&key, &request(origin)).is_none());
+            tier.insert(entry(&key, origin));
+        }
+        for origin in origins {
+            let found = tier.get(&key, &request(origin)).unwrap();
+            assert!(matches!(&found.body, EntryBody::Memory(b) if b == origin.unwrap_or("none")));
+            let direct = tier.get_variant(&key, &S3_VARY, &request(origin)).unwrap();
+            assert!(Arc::ptr_eq(&found, &direct));
+        }
+        for other in [Some("https://c.example"), Some("")] {
+            assert!(tier.get(&key, &request(other)).is_none());
+            assert!(tier.get_variant(&key, &S3_VARY, &request(other)).is_none());
+        }
+        let purged = tier.purge(
+            &PurgeSelector::Path {
+                space: "fonts".into(),
+                key: "f.woff2".into(),
+            },
+            None,
+        );
+        assert_eq!(purged, 3);
+        assert!(tier.get(&key, &request(None)).is_none());
     }
 }

@@ -4,6 +4,7 @@
 //! start a fill, and purges reach every tier and every fill in flight.
 
 pub mod cache_control;
+pub mod cors;
 pub mod disk;
 pub mod entry;
 pub mod fill;
@@ -67,6 +68,17 @@ impl Cache {
     /// The stored response for `key` matching the request's varied headers, from memory.
     pub fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
         self.memory.get(key, request)
+    }
+
+    /// Like [`Cache::lookup`] when every response under `key` varies on `names` (S3 origins:
+    /// `Origin`, see [`cors`]): the variant is found without reading the primary slot.
+    pub fn lookup_variant(
+        &self,
+        key: &CacheKey,
+        names: &[http::HeaderName],
+        request: &HeaderMap,
+    ) -> Option<Arc<Entry>> {
+        self.memory.get_variant(key, names, request)
     }
 
     /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit

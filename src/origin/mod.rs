@@ -77,7 +77,7 @@ const UNKEYED_OVERRIDES: &[&str] = &[
 /// The body sent to the origin: none for cache fills, the client's for pass-through.
 pub type OriginBody = Either<Empty<Bytes>, Incoming>;
 
-/// Request headers an S3 origin needs for CORS.
+/// Request headers an S3 origin needs for CORS (`Origin` first: fills send only it).
 const CORS_REQUEST_HEADERS: &[&str] = &[
     "origin",
     "access-control-request-method",
@@ -293,8 +293,15 @@ impl OriginClient {
             }
         }
         if !forward_client_headers {
-            // S3 origins see only what CORS needs, never the client's credentials.
-            for name in CORS_REQUEST_HEADERS {
+            // S3 origins see only what CORS needs, never the client's credentials. A cache
+            // fill passes `Origin` alone: the stored variant is selected by it and nothing
+            // else (`cache::cors`); the preflight headers go with uncached preflights only.
+            let cors = if request.pass_through {
+                CORS_REQUEST_HEADERS
+            } else {
+                &CORS_REQUEST_HEADERS[..1]
+            };
+            for name in cors {
                 if let Some(value) = request.client_headers.get(*name) {
                     headers.insert(*name, value.clone());
                 }

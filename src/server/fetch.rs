@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::Edge;
+use crate::cache::cors::{S3_VARY, s3_response_vary};
 use crate::cache::entry::vary_names;
 use crate::cache::freshness::admit;
 use crate::cache::{
@@ -51,6 +52,30 @@ pub struct FetchSpec {
 }
 
 impl FetchSpec {
+    /// Whether the response is selected by the request's `Origin` whatever the origin's
+    /// `Vary` says: S3 origins answer CORS by it (see [`crate::cache::cors`]).
+    pub fn varies_by_origin(&self) -> bool {
+        !self.forwards_client_headers
+    }
+
+    /// The origin's response headers as the edge stores and sends them.
+    fn response_headers(&self, origin: HeaderMap) -> HeaderMap {
+        let mut headers = end_to_end(origin);
+        if self.varies_by_origin() {
+            s3_response_vary(&mut headers);
+        }
+        headers
+    }
+
+    /// The values of the request headers that select this response among its variants.
+    fn vary_values(&self, headers: &HeaderMap) -> VaryValues {
+        if self.varies_by_origin() {
+            VaryValues::of(&S3_VARY, &self.client_headers)
+        } else {
+            VaryValues::of(&vary_names(headers), &self.client_headers)
+        }
+    }
+
     /// The origin request for this fetch with `method`, revalidating `revalidate` if given.
     pub fn origin_request(&self, method: Method, revalidate: Option<&Entry>) -> OriginRequest<'_> {
         let pass_through = method != Method::GET;
@@ -126,7 +151,7 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         }
     }
 
-    let headers = end_to_end(parts.headers);
+    let headers = spec.response_headers(parts.headers);
     let content_length = body_length(&body);
     let origin_request_headers = edge_request_headers(&spec);
     let admission = admit(
@@ -144,7 +169,7 @@ pub async fn drive(edge: Arc<Edge>, fill: Arc<Fill>, spec: FetchSpec, stale: Opt
         },
         None => f,
     });
-    let vary = VaryValues::of(&vary_names(&headers), &spec.client_headers);
+    let vary = spec.vary_values(&headers);
     let retained =
         admission.is_ok() && content_length.is_none_or(|len| len <= edge.cache.max_memory_object());
     // A large body that will be stored streams to the disk tier as it arrives.
@@ -337,6 +362,7 @@ async fn refresh(
             headers.append(name.clone(), value.clone());
         }
     }
+    let headers = spec.response_headers(headers);
     let admission = admit(
         &uri_of(spec),
         &HeaderMap::new(),

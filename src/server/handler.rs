@@ -182,7 +182,13 @@ impl Edge {
 
         // Phase: lookup (memory, then disk).
         let now = SystemTime::now();
-        let mut stored = self.cache.lookup(&key, &parts.headers);
+        let mut stored = if self.origin.is_s3() {
+            // Every S3 response is stored as its `Origin` variant (`cache::cors`).
+            self.cache
+                .lookup_variant(&key, &crate::cache::cors::S3_VARY, &parts.headers)
+        } else {
+            self.cache.lookup(&key, &parts.headers)
+        };
         let from_disk = stored.is_none();
         if from_disk {
             stored = self.cache.lookup_disk(&key, &parts.headers).await;
@@ -260,9 +266,7 @@ impl Edge {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if !head.vary.is_empty()
-            && head.vary != crate::cache::VaryValues::of(&head.vary.names(), &parts.headers)
-        {
+        if !head.vary.matches(&parts.headers) {
             // Joined a fill for another variant: this request needs its own fetch.
             let fill = crate::cache::Fill::new();
             let spec = self.fetch_spec(

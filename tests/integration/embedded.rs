@@ -1,12 +1,9 @@
 //! The edge in front of the embedded S3 store, driven by a real S3 client (s3cmd).
 
 use std::path::Path;
-use std::process::Command;
 
+use crate::common::s3::{ACCESS, S3cmd, SECRET};
 use crate::common::{cache_status, client, start_edge};
-
-const ACCESS: &str = "EDGETESTADMIN";
-const SECRET: &str = "edge-test-secret-key";
 
 fn config(data: &Path) -> String {
     format!(
@@ -32,39 +29,6 @@ origin_auth = "signed"
 "#,
         data = data.join("origin").display()
     )
-}
-
-struct S3cmd {
-    config: std::path::PathBuf,
-}
-
-impl S3cmd {
-    fn new(dir: &Path, origin: std::net::SocketAddr) -> S3cmd {
-        let config = dir.join("s3cfg");
-        std::fs::write(
-            &config,
-            format!(
-                "[default]\naccess_key = {ACCESS}\nsecret_key = {SECRET}\nhost_base = {origin}\nhost_bucket = {origin}\nuse_https = False\nsignature_v2 = False\n"
-            ),
-        )
-        .unwrap();
-        S3cmd { config }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("s3cmd")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("s3cmd is installed");
-        assert!(
-            out.status.success(),
-            "s3cmd {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

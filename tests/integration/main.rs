@@ -7,8 +7,10 @@
 mod common;
 
 mod acme;
+mod browser;
 mod cache_flows;
 mod coalescing;
+mod cors;
 mod disk;
 mod embedded;
 mod fleet;

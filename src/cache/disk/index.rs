@@ -183,9 +183,9 @@ impl Index {
         match self.slots.get(&(key.clone(), 0))? {
             DiskSlot::Entry(entry) => Some(entry),
             DiskSlot::Vary(names) => {
-                let variant = VaryValues::of(&names, request);
-                match self.slots.get(&(key.clone(), variant.variant_id()))? {
-                    DiskSlot::Entry(entry) if entry.vary == variant => Some(entry),
+                let variant = VaryValues::id_of(names.iter(), request);
+                match self.slots.get(&(key.clone(), variant))? {
+                    DiskSlot::Entry(entry) if entry.vary.matches(request) => Some(entry),
                     _ => None,
                 }
             }

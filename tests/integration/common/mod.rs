@@ -3,6 +3,7 @@
 pub mod origin;
 pub mod pebble;
 pub mod process;
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::time::Duration;
