@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
+use super::idle::IdleTimeout;
 use super::{ConnInfo, Edge};
 use crate::config::Limits;
 use crate::tls::{Accepted, EdgeAcceptor};
@@ -78,6 +79,7 @@ pub async fn serve_edge(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = limits.header_read_timeout;
+        let idle = limits.idle_timeout;
         let span = tracing::debug_span!("conn", %client_addr);
         tokio::spawn(
             async move {
@@ -94,7 +96,7 @@ pub async fn serve_edge(
                             let conn = conn.clone();
                             async move { Ok::<_, Infallible>(edge.serve_request(request, &conn).await) }
                         });
-                        let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                        let connection = builder.serve_connection(TokioIo::new(IdleTimeout::new(tcp, idle)), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(error = %e, "connection ended");
                         }
@@ -130,7 +132,7 @@ pub async fn serve_edge(
                             let conn = conn.clone();
                             async move { Ok::<_, Infallible>(edge.serve_request(request, &conn).await) }
                         });
-                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        let connection = builder.serve_connection(TokioIo::new(IdleTimeout::new(stream, idle)), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(error = %e, "connection ended");
                         }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod body;
 pub mod fetch;
 pub mod handler;
+pub mod idle;
 pub mod listener;
 pub mod respond;
 

@@ -105,3 +105,57 @@ async fn sigterm_finishes_in_flight_responses() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(std::net::TcpStream::connect(("127.0.0.1", edge.http_port)).is_err());
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_others_are_served() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/big.bin", Route::generated(64 << 20));
+    origin.route("/ok", Route::ok("ok"));
+    let config = format!(
+        "{}\n[limits]\nidle_timeout = \"1s\"\n",
+        http_origin_config(&origin.url(), &space("assets", ""))
+    );
+    let edge = start_edge(&config).await;
+    let addr = edge.http_addr.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Asks for 64 MiB and never reads.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // An idle keep-alive connection.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let fine = raw_request(
+        addr,
+        b"GET /ok HTTP/1.1\r\nHost: assets.local.cdn.localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both were closed by the edge: reading drains what was buffered, then hits the end.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut drained = 0usize;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "the stalled reader was cut off");
+    assert!(
+        drained < 64 << 20,
+        "it did not get the whole body ({drained} bytes)"
+    );
+    let n = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection was closed"
+    );
+    edge.stop().await;
+}
