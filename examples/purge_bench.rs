@@ -1,0 +1,137 @@
+//! Purge fan-out latency: three PoPs (in one process, each with its own listeners) hold
+//! 100,000 cached entries each; a `dir/*` purge of 1,000 of them is sent to one PoP, which
+//! forwards it to the two others. Prints the time from request to the reply that all three
+//! are done.
+//!
+//! `cargo run --release --example purge_bench [-- --entries 100000 --prefix 1000 --rounds 20]`
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use bytes::Bytes;
+use edge::cache::{CacheKey, Entry, EntryBody, Freshness, Join, Validators, VaryValues};
+use edge::config::Config;
+use edge::{Listeners, Running};
+use http::{HeaderMap, StatusCode};
+use tokio::net::TcpListener;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
+    let cache = &running.edge.cache;
+    let now = SystemTime::now();
+    for i in 0..entries {
+        let dir = if i < prefix {
+            format!("dir{round}")
+        } else {
+            format!("other{}", i % 97)
+        };
+        let key = CacheKey::new("assets", &format!("{dir}/object-{i}.png"), "");
+        let Join::Leader(fill) = cache.join(&key) else {
+            continue;
+        };
+        let entry = Entry {
+            key: key.clone(),
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: EntryBody::Memory(Bytes::from_static(b"x")),
+            freshness: Freshness {
+                response_time: now,
+                initial_age: Duration::ZERO,
+                ttl_at_store: Duration::from_secs(3600),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                hard_expiry: None,
+            },
+            validators: Validators::default(),
+            vary: VaryValues::default(),
+        };
+        cache.complete(&key, &fill, Some(entry));
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let entries = arg("--entries", 100_000);
+    let prefix = arg("--prefix", 1_000);
+    let rounds = arg("--rounds", 20);
+    let mut admins = Vec::new();
+    for _ in 0..3 {
+        admins.push(TcpListener::bind("127.0.0.1:0").await?);
+    }
+    let ports: Vec<u16> = admins
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?;
+    let mut pops = Vec::new();
+    for (i, admin) in admins.into_iter().enumerate() {
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| format!("\"http://127.0.0.1:{p}\""))
+            .collect();
+        let config = Config::parse(&format!(
+            "[pop]\nname = \"pop-{i}\"\n[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+             [cache]\nmemory = \"2GiB\"\ndisk = \"0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n\
+             [purge]\ntoken = \"bench-purge-token\"\npeers = [{}]\n[[space]]\nname = \"assets\"\n",
+            peers.join(", ")
+        ))
+        .context("bench config")?;
+        let listeners = Listeners {
+            http: Some(TcpListener::bind("127.0.0.1:0").await?),
+            admin: Some(admin),
+            ..Listeners::default()
+        };
+        pops.push(edge::start(config, listeners).await?);
+    }
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/v1/spaces/assets/cache", ports[0]);
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        for pop in &pops {
+            fill(pop, entries, prefix, round);
+        }
+        let started = Instant::now();
+        let reply: serde_json::Value = client
+            .delete(&url)
+            .bearer_auth("bench-purge-token")
+            .json(&serde_json::json!({ "files": [format!("dir{round}/*")] }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let elapsed = started.elapsed();
+        let pops_done = reply["pops"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter(|p| p["status"] == "done").count());
+        let dropped: u64 = reply["pops"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter_map(|p| p["dropped"].as_u64()).sum());
+        anyhow::ensure!(
+            pops_done == 3 && dropped == 3 * prefix as u64,
+            "unexpected reply: {reply}"
+        );
+        times.push(elapsed);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "3 PoPs x {entries} entries, purge of a {prefix}-entry prefix through one PoP, {rounds} rounds: \
+         p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        ms(times[times.len() / 2]),
+        ms(times[times.len() * 9 / 10]),
+        ms(times[times.len() - 1])
+    );
+    for pop in pops {
+        pop.stop().await;
+    }
+    Ok(())
+}
