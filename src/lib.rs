@@ -203,6 +203,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
 
     let mut edge = Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?;
     edge.acme_challenges = tls.as_ref().and_then(|t| t.challenges().cloned());
+    edge.tls = tls.clone();
     let edge = Arc::new(edge);
     if let Some(tls) = &tls {
         tls.spawn(&edge.config, &shutdown_rx, &mut tasks);

@@ -53,6 +53,8 @@ pub struct Edge {
     pub journal: Journal,
     /// ACME HTTP-01 answers (with `[acme]`), served on plain HTTP for any host.
     pub acme_challenges: Option<Arc<crate::tls::acme::challenge::Challenges>>,
+    /// The PoP's TLS state (certificates by SNI, ACME), for metrics.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Edge {
@@ -89,6 +91,7 @@ impl Edge {
             metrics: Metrics::new(&config.pop.name),
             https_port,
             acme_challenges: None,
+            tls: None,
             config: Arc::new(config),
         })
     }
@@ -156,6 +159,7 @@ impl Edge {
     pub fn render_metrics(&self) -> String {
         let (bytes, entries) = self.cache.memory_usage();
         let (disk_bytes, disk_entries) = self.cache.disk_usage();
+        self.record_certificate_expiry();
         self.metrics.render(&crate::metrics::TierFigures {
             memory_bytes: bytes,
             memory_entries: entries,
@@ -201,5 +205,39 @@ impl Edge {
             router,
         }));
         needs_restart
+    }
+}
+
+impl Edge {
+    /// Sets `edge_certificate_expiry_seconds{name}` for every certificate served.
+    fn record_certificate_expiry(&self) {
+        let Some(tls) = &self.tls else { return };
+        let now = std::time::SystemTime::now();
+        let seconds_left = |not_after: std::time::SystemTime| match not_after.duration_since(now) {
+            Ok(left) => left.as_secs_f64(),
+            Err(past) => -past.duration().as_secs_f64(),
+        };
+        let mut expiries: Vec<(String, std::time::SystemTime)> = tls
+            .resolver()
+            .store()
+            .names()
+            .into_iter()
+            .filter_map(|(name, key)| Some((name, crate::tls::LeafInfo::of(&key).ok()?.not_after)))
+            .collect();
+        if let Some(acme) = tls.acme() {
+            expiries.extend(
+                acme.status()
+                    .into_iter()
+                    .filter_map(|d| Some((d.domain, d.not_after?))),
+            );
+        }
+        for (name, not_after) in expiries {
+            self.metrics
+                .gauge(
+                    "edge_certificate_expiry_seconds",
+                    vec![metrics::Label::new("name", name)],
+                )
+                .set(seconds_left(not_after));
+        }
     }
 }

@@ -27,6 +27,19 @@ impl CertStore {
         };
     }
 
+    /// Every name with its certificate (wildcards as `*.suffix`), for expiry metrics.
+    pub fn names(&self) -> Vec<(String, Arc<CertifiedKey>)> {
+        self.exact
+            .iter()
+            .map(|(name, key)| (name.clone(), key.clone()))
+            .chain(
+                self.wildcard
+                    .iter()
+                    .map(|(suffix, key)| (format!("*.{suffix}"), key.clone())),
+            )
+            .collect()
+    }
+
     /// Served for a missing or unknown SNI.
     pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
         self.default = Some(key);

@@ -282,6 +282,12 @@ async fn metrics_are_prometheus_text_with_real_values() {
     assert!((value("edge_cache_hit_ratio", &[]) - 2.0 / 3.0).abs() < 1e-9);
     assert!(value("edge_cache_memory_bytes", &[]) > 0.0);
     assert!(value("edge_response_bytes_total", &[]) >= 21.0);
+    // The generated certificate for the region wildcard: valid for a while yet.
+    let expiry = value(
+        "edge_certificate_expiry_seconds",
+        &[("name", "*.local.cdn.localhost")],
+    );
+    assert!(expiry > 3600.0, "certificate expiry gauge: {expiry}");
 
     // Purge without a valid token changes nothing; errors are JSON.
     let r = c
