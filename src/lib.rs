@@ -191,7 +191,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
     let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
 
-    let tls = if listeners.https.is_some() || config.acme.is_some() {
+    let tls = if listeners.https.is_some() || config.acme.is_some() || config.listen.admin_tls {
         Some(Arc::new(tls::Tls::new(&config, origin_addr)?))
     } else {
         None
@@ -201,6 +201,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         _ => None,
     };
 
+    let config_admin_tls = config.listen.admin_tls;
     let mut edge = Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?;
     edge.acme_challenges = tls.as_ref().and_then(|t| t.challenges().cloned());
     edge.tls = tls.clone();
@@ -230,9 +231,14 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         ));
     }
     if let Some(listener) = listeners.admin {
+        let admin_tls = match (&tls, config_admin_tls) {
+            (Some(tls), true) => Some(tls.acceptor()),
+            _ => None,
+        };
         tasks.spawn(server::admin::serve_admin(
             edge.clone(),
             listener,
+            admin_tls,
             shutdown_rx.clone(),
         ));
     }

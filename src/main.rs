@@ -38,6 +38,9 @@ enum Command {
         /// Bearer token (or set EDGE_PURGE_TOKEN).
         #[arg(long, env = "EDGE_PURGE_TOKEN", hide_env_values = true)]
         token: String,
+        /// Extra CA certificates (PEM) to trust for an admin listener with `admin_tls`.
+        #[arg(long)]
+        ca: Option<PathBuf>,
         /// The space to purge in.
         space: String,
         /// Paths: `img/a.png`, `css/*` or `*`.
@@ -97,9 +100,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
             space,
             paths,
+            ca,
         } => {
-            let outcome =
-                runtime()?.block_on(edge::purge::client::purge(&admin, &token, &space, &paths))?;
+            let outcome = runtime()?.block_on(edge::purge::client::purge(
+                &admin,
+                &token,
+                &space,
+                &paths,
+                ca.as_deref(),
+            ))?;
             println!("{}", outcome.reply);
             Ok(if outcome.all_done {
                 ExitCode::SUCCESS

@@ -294,6 +294,8 @@ pub struct Purge {
     pub timeout: Duration,
     /// Where pending purges and the purge journal are kept (memory only when unset).
     pub state_dir: Option<PathBuf>,
+    /// Extra roots (PEM) trusted for peers' and the parent's admin TLS.
+    pub ca_roots: Option<PathBuf>,
 }
 
 /// `[parent]`: a shield PoP that misses are fetched through.
@@ -588,6 +590,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(invalid(
             "tls.cert",
             "only one certificate may be the default",
+        ));
+    }
+    if listen.admin_tls && !raw.tls.self_signed && !certs.iter().any(|c| c.default) {
+        return Err(invalid(
+            "listen.admin_tls",
+            "needs a default certificate: tls.self_signed = true or a [[tls.cert]] with default = true",
         ));
     }
     let tls = Tls {
@@ -1201,6 +1209,7 @@ fn validate_purge(raw: raw::RawPurge) -> Result<Purge, ConfigError> {
             Duration::from_secs(2),
         )?,
         state_dir: raw.state_dir.map(PathBuf::from),
+        ca_roots: raw.ca_roots.map(PathBuf::from),
     })
 }
 

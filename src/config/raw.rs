@@ -177,6 +177,7 @@ pub struct RawPurge {
     pub peers: Vec<String>,
     pub timeout: Option<String>,
     pub state_dir: Option<String>,
+    pub ca_roots: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

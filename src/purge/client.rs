@@ -33,6 +33,7 @@ pub async fn purge(
     token: &str,
     space: &str,
     paths: &[String],
+    ca_roots: Option<&std::path::Path>,
 ) -> Result<PurgeOutcome, ClientError> {
     let url = format!("{}/v1/spaces/{space}/cache", admin.trim_end_matches('/'));
     let uri: http::Uri = url
@@ -45,7 +46,7 @@ pub async fn purge(
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| ClientError::Url(e.to_string()))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::client_config())
+        .with_tls_config(crate::tls::client_config_with_roots(ca_roots))
         .https_or_http()
         .enable_http1()
         .build();

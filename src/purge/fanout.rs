@@ -51,9 +51,10 @@ impl Fanout {
         token: Option<Secret>,
         timeout: Duration,
         state_dir: Option<PathBuf>,
+        ca_roots: Option<PathBuf>,
     ) -> Fanout {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config())
+            .with_tls_config(crate::tls::client_config_with_roots(ca_roots.as_deref()))
             .https_or_http()
             .enable_http1()
             .build();

@@ -21,6 +21,9 @@ use super::listener::http_builder;
 use crate::purge::fanout::FORWARDED_HEADER;
 use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 
+/// How long a client has to finish the TLS handshake on the admin listener.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest purge request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
@@ -28,6 +31,7 @@ const MAX_BODY: usize = 1 << 20;
 pub async fn serve_admin(
     edge: Arc<Edge>,
     listener: TcpListener,
+    tls: Option<Arc<crate::tls::EdgeAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = Arc::new(http_builder(&edge.config.limits));
@@ -46,13 +50,27 @@ pub async fn serve_admin(
         let edge = edge.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let edge = edge.clone();
                 async move { Ok::<_, Infallible>(admin(&edge, request).await) }
             });
-            let connection = builder.serve_connection(TokioIo::new(tcp), service);
-            let _ = watcher.watch(connection.into_owned()).await;
+            match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                    let Ok(Ok(crate::tls::Accepted::Serve(stream))) = handshake else {
+                        return;
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+            }
         });
     }
     let _ = tokio::time::timeout(edge.config.limits.shutdown_grace, graceful.shutdown()).await;

@@ -72,6 +72,7 @@ impl Edge {
             purge.peer_token.clone(),
             purge.timeout,
             purge.state_dir.clone(),
+            purge.ca_roots.clone(),
         ));
         Ok(Edge {
             fanout,

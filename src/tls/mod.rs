@@ -12,7 +12,7 @@ mod resolver;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use client::client_config;
+pub use client::{client_config, client_config_with_roots};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

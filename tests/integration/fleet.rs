@@ -466,3 +466,109 @@ fn example_fleet_configs_are_valid() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_cross_an_untrusted_network_over_admin_tls() {
+    // A private CA for the fleet's admin listeners; the leaf names the loopback address.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_pem = write("ca.pem", ca.pem());
+    let cert_pem = write("admin.pem", format!("{}{}", leaf.pem(), ca.pem()));
+    let key_pem = write("admin.key", leaf_key.serialize_pem());
+
+    let origin = ScriptedOrigin::start().await;
+    origin.route(
+        "/t.txt",
+        Route::ok("tls purge").header("cache-control", "max-age=600"),
+    );
+    let admins = [
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    ];
+    let ports: Vec<u16> = admins
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let mut pops = Vec::new();
+    for (i, admin) in admins.into_iter().enumerate() {
+        let peer = ports[1 - i];
+        let config = format!(
+            "[pop]\nname = \"tls-{i}\"\n[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nadmin_tls = true\n\
+             [[tls.cert]]\nnames = []\ncert = \"{cert_pem}\"\nkey = \"{key_pem}\"\ndefault = true\n\
+             [cache]\ndisk = \"0\"\n[origin]\nkind = \"http\"\nurl = \"{}\"\n\
+             [purge]\ntoken = \"{TOKEN}\"\npeers = [\"https://127.0.0.1:{peer}\"]\nca_roots = \"{ca_pem}\"\n\
+             [[space]]\nname = \"assets\"\n",
+            origin.url()
+        );
+        let config = edge::config::Config::parse(&config).unwrap();
+        let listeners = edge::Listeners {
+            http: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            admin: Some(admin),
+            ..edge::Listeners::default()
+        };
+        pops.push(edge::start(config, listeners).await.unwrap());
+    }
+    let c = client(&["assets"], &[]);
+    for pop in &pops {
+        let url = format!(
+            "http://assets.local.cdn.localhost:{}/t.txt",
+            pop.http_addr.unwrap().port()
+        );
+        c.get(&url).send().await.unwrap().bytes().await.unwrap();
+        assert!(cache_status(&c.get(&url).send().await.unwrap()).contains("hit"));
+    }
+    let admin_client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let reply: serde_json::Value = admin_client
+        .delete(format!(
+            "https://127.0.0.1:{}/v1/spaces/assets/cache",
+            ports[0]
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "files": ["t.txt"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = reply["pops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done"], "{reply}");
+    for pop in &pops {
+        let url = format!(
+            "http://assets.local.cdn.localhost:{}/t.txt",
+            pop.http_addr.unwrap().port()
+        );
+        assert!(cache_status(&c.get(&url).send().await.unwrap()).contains("fwd=miss"));
+    }
+    // Plain HTTP is not spoken on a TLS admin listener.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", ports[0]))
+            .await
+            .is_err()
+    );
+    for pop in pops {
+        pop.stop().await;
+    }
+}
