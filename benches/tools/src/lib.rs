@@ -16,8 +16,14 @@ use tokio::net::TcpListener;
 /// The address given as `--listen ADDR` (the only argument these programs take).
 pub fn listen_arg() -> SocketAddr {
     let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--listen").and_then(|i| args.get(i + 1)) {
-        Some(addr) => addr.parse().unwrap_or_else(|e| die(&format!("--listen {addr}: {e}"))),
+    match args
+        .iter()
+        .position(|a| a == "--listen")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(addr) => addr
+            .parse()
+            .unwrap_or_else(|e| die(&format!("--listen {addr}: {e}"))),
         None => die("usage: --listen 127.0.0.1:PORT"),
     }
 }
@@ -41,12 +47,16 @@ where
         .build()
         .unwrap_or_else(|e| die(&format!("runtime: {e}")));
     runtime.block_on(async move {
-        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| die(&format!("bind {addr}: {e}")));
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| die(&format!("bind {addr}: {e}")));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let builder = builder.clone();
             let handle = handle.clone();

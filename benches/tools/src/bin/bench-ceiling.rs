@@ -14,12 +14,24 @@ fn main() {
     edge_bench::serve(addr, move |_request: Request<Incoming>| {
         let mut response = Response::new(Full::new(body.clone()));
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-        headers.insert(LAST_MODIFIED, HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        headers.insert(
+            LAST_MODIFIED,
+            HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
+        );
         headers.insert(ETAG, HeaderValue::from_static("\"400-65920000\""));
         headers.insert(AGE, HeaderValue::from_static("12"));
-        headers.insert(HeaderName::from_static("cache-status"), HeaderValue::from_static("bench; hit; ttl=3588"));
+        headers.insert(
+            HeaderName::from_static("cache-status"),
+            HeaderValue::from_static("bench; hit; ttl=3588"),
+        );
         headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         async move { response }
     })

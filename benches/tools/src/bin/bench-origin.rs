@@ -20,7 +20,11 @@ const MAX_BODY: usize = 16 << 20;
 
 fn main() {
     let addr = edge_bench::listen_arg();
-    let body = Bytes::from((0..MAX_BODY).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let body = Bytes::from(
+        (0..MAX_BODY)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    );
     let count = Arc::new(AtomicU64::new(0));
     edge_bench::serve(addr, move |request: Request<Incoming>| {
         let body = body.clone();
@@ -29,17 +33,27 @@ fn main() {
     })
 }
 
-async fn answer(request: &Request<Incoming>, body: &Bytes, count: &AtomicU64) -> Response<Full<Bytes>> {
+async fn answer(
+    request: &Request<Incoming>,
+    body: &Bytes,
+    count: &AtomicU64,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if path == "/__count" {
-        return Response::new(Full::new(Bytes::from(count.load(Ordering::SeqCst).to_string())));
+        return Response::new(Full::new(Bytes::from(
+            count.load(Ordering::SeqCst).to_string(),
+        )));
     }
     count.fetch_add(1, Ordering::SeqCst);
     let size = if let Some(rest) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let _ = rest;
         1024
-    } else if let Some(size) = path.strip_prefix("/size/").and_then(|r| r.split('/').next()).and_then(|s| s.parse::<usize>().ok()) {
+    } else if let Some(size) = path
+        .strip_prefix("/size/")
+        .and_then(|r| r.split('/').next())
+        .and_then(|s| s.parse::<usize>().ok())
+    {
         size.min(MAX_BODY)
     } else {
         let mut response = Response::new(Full::new(Bytes::from_static(b"not found\n")));
@@ -48,9 +62,18 @@ async fn answer(request: &Request<Incoming>, body: &Bytes, count: &AtomicU64) ->
     };
     let mut response = Response::new(Full::new(body.slice(..size)));
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    headers.insert(LAST_MODIFIED, HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        LAST_MODIFIED,
+        HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
+    );
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{size:x}-65920000\"")) {
         headers.insert(ETAG, etag);
     }
