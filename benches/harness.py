@@ -26,6 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "bench.local.cdn.localhost"
 LOADGEN_CORE = "0"
 SERVER_CORE = "1"
+# Prepended to every server and load generator command (see --nice).
+PRIORITY = []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOT_1K = "/size/1024/hot"
 HOT_1M = "/size/1048576/big"
@@ -34,7 +36,7 @@ KEYS = 10_000
 
 PORT_NAMES = [
     "ORIGIN", "EDGE_HTTP", "EDGE_HTTPS", "EDGE_ADMIN", "NGINX_HTTP", "NGINX_HTTPS",
-    "VARNISH_HTTP", "VARNISH_PROXY", "HITCH_HTTPS", "CEILING",
+    "VARNISH_HTTP", "VARNISH_PROXY", "HITCH_HTTPS", "CEILING", "BASE_HTTP", "BASE_HTTPS", "BASE_ADMIN",
 ]
 
 
@@ -84,6 +86,30 @@ def cpu_seconds(pids):
     return ticks / CLK_TCK
 
 
+def threads(pids):
+    tids = []
+    for pid in pids:
+        try:
+            tids.extend(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass
+    return tids
+
+
+def pin(pids, core):
+    """Pins every thread of `pids` to `core`; returns the names of those that had left it."""
+    moved = set()
+    for tid in threads(pids):
+        try:
+            if os.sched_getaffinity(tid) != {int(core)}:
+                with open(f"/proc/{tid}/comm") as f:
+                    moved.add(f.read().strip())
+                os.sched_setaffinity(tid, {int(core)})
+        except OSError:
+            pass
+    return moved
+
+
 def memory_kib(pids, field):
     """Sum of `field` (Pss or Rss) from smaps_rollup, in KiB."""
     total = 0
@@ -115,7 +141,7 @@ class Server:
             out = open(os.path.join(workdir, f"{self.name}.{i}.log"), "w")
             env = dict(os.environ, **(self.env or {}))
             self.procs.append(subprocess.Popen(
-                ["taskset", "-c", SERVER_CORE] + argv, stdout=out, stderr=subprocess.STDOUT,
+                PRIORITY + ["taskset", "-c", SERVER_CORE] + argv, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, env=env, cwd=workdir))
 
     def pids(self):
@@ -207,7 +233,7 @@ def fill_keys(port, keys):
 def run_loadgen(argv, timeout):
     """Runs a load generator pinned to the load core; returns (stdout, its CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(["taskset", "-c", LOADGEN_CORE] + argv, capture_output=True, text=True,
+    p = subprocess.run(PRIORITY + ["taskset", "-c", LOADGEN_CORE] + argv, capture_output=True, text=True,
                        timeout=timeout)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
@@ -298,8 +324,8 @@ def workloads(ports, args):
         return lambda s, d, w: h2load(f"https://{HOST}{path}", s.https_port, d, args.h2_conns, args.h2_streams, w)
 
     keys_env = {"BENCH_PATH": KEYS_PATH, "BENCH_KEYS": str(KEYS)}
-    plain_peers = ["edge", "nginx", "varnish"]
-    tls_peers = ["edge", "nginx"] + (["hitch"] if not args.no_hitch else [])
+    plain_peers = ["edge", "baseline", "nginx", "varnish"]
+    tls_peers = ["edge", "baseline", "nginx"] + (["hitch"] if not args.no_hitch else [])
     return [
         Workload("h1-1k", "hot 1 KiB hits, HTTP/1.1 keep-alive, 64 conns", plain_peers + ["ceiling"],
                  "req/s", plain(HOT_1K)),
@@ -318,6 +344,9 @@ def workloads(ports, args):
 
 def measure(server, workload, duration, workdir):
     pids = server.pids()
+    moved = pin(pids, SERVER_CORE)  # threads started since (thread pools) must stay on it too
+    if moved:
+        log(f"{server.name}: re-pinned {', '.join(sorted(moved))} to core {SERVER_CORE}")
     cpu0, t0 = cpu_seconds(pids), time.time()
     r = workload.run(server, duration, workdir)
     cpu1, t1 = cpu_seconds(pids), time.time()
@@ -380,11 +409,18 @@ def ratio(ours, theirs):
     return f"{ours / theirs:.2f}x"
 
 
-def table(results, memory, herd, wls, args, servers_by_name):
-    cols = ["edge", "nginx", "varnish", "ceiling"]
-    head = ["workload", "metric", "edge", "nginx", "Varnish", "hyper ceiling",
-            "edge/nginx", "edge/Varnish", "edge/ceiling"]
+def table(results, memory, herd, wls, baseline):
+    """One Markdown table: medians per server, and the edge's ratio to each peer."""
+    cols = [("edge", "edge")] + ([("baseline", "edge before")] if baseline else []) + [
+        ("nginx", "nginx"), ("varnish", "Varnish"), ("ceiling", "hyper ceiling")]
+    peers = [("nginx", "edge/nginx"), ("varnish", "edge/Varnish"), ("ceiling", "edge/ceiling")] + (
+        [("baseline", "edge/before")] if baseline else [])
+    head = ["workload", "metric"] + [c[1] for c in cols] + [p[1] for p in peers]
     rows = []
+
+    def row(title, metric, vals, show=fmt_num):
+        rows.append([title, metric] + [show(vals.get(c)) for c, _ in cols] +
+                    [ratio(vals.get("edge"), vals.get(p)) for p, _ in peers])
 
     def med(wl, name, field):
         runs = results.get(wl.key, {}).get(name)
@@ -392,31 +428,23 @@ def table(results, memory, herd, wls, args, servers_by_name):
 
     for wl in wls:
         vcol = "hitch" if "hitch" in wl.servers else "varnish"
-        names = {"edge": "edge", "nginx": "nginx", "varnish": vcol, "ceiling": "ceiling"}
+        names = {"edge": "edge", "baseline": "baseline", "nginx": "nginx", "varnish": vcol, "ceiling": "ceiling"}
         title = wl.title + (" (Varnish behind hitch: it has no TLS)" if vcol == "hitch" else "")
         if wl.key.startswith("tls") and "hitch" not in wl.servers:
             title += " (Varnish has no TLS)"
         main = "mbps" if wl.unit == "MB/s" else "rps"
-        for metric, field, better in ((wl.unit, main, "high"), ("p50 ms", "p50_ms", "low"),
-                                      ("p99 ms", "p99_ms", "low"), ("CPU µs/req", "cpu_us_per_req", "low")):
-            vals = {c: med(wl, names[c], field) if names[c] in wl.servers else None for c in cols}
-            rows.append([title if metric == wl.unit else "", metric] + [fmt_num(vals[c]) for c in cols] +
-                        [ratio(vals["edge"], vals["nginx"]), ratio(vals["edge"], vals["varnish"]),
-                         ratio(vals["edge"], vals["ceiling"])])
+        for metric, field in ((wl.unit, main), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
+                              ("CPU µs/req", "cpu_us_per_req")):
+            vals = {c: med(wl, names[c], field) for c, _ in cols if names[c] in wl.servers}
+            row(title if metric == wl.unit else "", metric, vals)
     if memory:
-        g = lambda n, k: memory[n][k] if n in memory else None
-        rows.append([f"memory after caching {KEYS:,} 1 KiB objects", "RSS MiB"] +
-                    [fmt_num(g(n, "rss_after_kib") / 1024 if n in memory else None) for n in ("edge", "nginx", "varnish")] +
-                    ["–", ratio(g("edge", "rss_after_kib"), g("nginx", "rss_after_kib")),
-                     ratio(g("edge", "rss_after_kib"), g("varnish", "rss_after_kib")), "–"])
-        rows.append(["", "PSS growth bytes/object"] +
-                    [fmt_num(g(n, "bytes_per_object")) for n in ("edge", "nginx", "varnish")] +
-                    ["–", ratio(g("edge", "bytes_per_object"), g("nginx", "bytes_per_object")),
-                     ratio(g("edge", "bytes_per_object"), g("varnish", "bytes_per_object")), "–"])
+        pick = lambda key, scale=1: {n: m[key] / scale for n, m in memory.items()}
+        row(f"memory after caching {KEYS:,} 1 KiB objects", "RSS MiB", pick("rss_after_kib", 1024))
+        row("", "PSS growth bytes/object", pick("bytes_per_object"))
     if herd:
-        rows.append(["200 concurrent cold requests, one URL (origin takes 300 ms)", "origin requests"] +
-                    [" / ".join(str(h["origin_requests"]) for h in herd.get(n, [])) or "–"
-                     for n in ("edge", "nginx", "varnish")] + ["–", "–", "–", "–"])
+        counts = {n: " / ".join(str(h["origin_requests"]) for h in hs) for n, hs in herd.items()}
+        rows.append(["200 concurrent cold requests, one URL (origin answers in 300 ms)", "origin requests"] +
+                    [counts.get(c, "–") for c, _ in cols] + ["–" for _ in peers])
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
@@ -447,11 +475,17 @@ def main():
     ap.add_argument("--h2-conns", type=int, default=64)
     ap.add_argument("--h2-streams", type=int, default=4)
     ap.add_argument("--port-base", type=int, default=18000)
+    ap.add_argument("--baseline-bin", help="an edge binary from an earlier commit, run as 'edge before'")
     ap.add_argument("--json", help="also write every run's figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run servers and load generators at nice -N (root), ahead of other work on a shared machine")
     args = ap.parse_args()
 
     os.sched_setaffinity(0, {int(LOADGEN_CORE)})  # the harness itself stays off the server core
+    if args.nice:
+        PRIORITY.extend(["nice", "-n", str(-args.nice)])
+    load_before = os.getloadavg()
     if os.cpu_count() < 2:
         sys.exit("needs at least 2 cores (load generator and servers on different ones)")
     ports = {name: args.port_base + i for i, name in enumerate(PORT_NAMES)}
@@ -481,12 +515,12 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        run(args, ports, values, workdir, servers, wanted)
+        run(args, ports, values, workdir, servers, wanted, load_before)
     finally:
         cleanup()
 
 
-def run(args, ports, values, workdir, servers, wanted):
+def run(args, ports, values, workdir, servers, wanted, load_before):
     bins = args.bin_dir
     # One certificate for every TLS server: ECDSA P-256, for the edge's names and 127.0.0.1.
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -520,8 +554,17 @@ def run(args, ports, values, workdir, servers, wanted):
         "ceiling": Server("ceiling", "hyper ceiling", [[f"{bins}/bench-ceiling", "--listen",
                                                          f"127.0.0.1:{ports['CEILING']}"]], ports["CEILING"]),
     }
-    for name in ("edge", "nginx", "varnish", "ceiling"):
-        if name in wanted or (name == "varnish" and "hitch" in wanted):
+    if args.baseline_bin:
+        # The same config on its own ports.
+        base_values = dict(values, EDGE_HTTP=ports["BASE_HTTP"], EDGE_HTTPS=ports["BASE_HTTPS"],
+                           EDGE_ADMIN=ports["BASE_ADMIN"])
+        render("edge.toml", f"{workdir}/baseline.toml", base_values)
+        defs["baseline"] = Server("baseline", "edge before",
+                                  [[args.baseline_bin, "serve", "--config", f"{workdir}/baseline.toml"]],
+                                  ports["BASE_HTTP"], ports["BASE_HTTPS"], env={"RUST_LOG": "warn"})
+        wanted.add("baseline")
+    for name in ("edge", "baseline", "nginx", "varnish", "ceiling"):
+        if name in defs and (name in wanted or (name == "varnish" and "hitch" in wanted)):
             servers[name] = defs[name]
             servers[name].start(workdir)
             wait_port(servers[name].http_port)
@@ -536,7 +579,7 @@ def run(args, ports, values, workdir, servers, wanted):
         hitch.pids = lambda: hitch_pids() + varnish.pids()
         hitch.alive = lambda: all(p.poll() is None for p in hitch.procs + varnish.procs)
         servers["hitch"] = hitch
-    caches = [n for n in ("edge", "nginx", "varnish") if n in servers]
+    caches = [n for n in ("edge", "baseline", "nginx", "varnish") if n in servers]
     log(f"servers up: {', '.join(servers)} (workdir {workdir})")
 
     # Warm: the hot objects, twice each, and check the second is a hit.
@@ -586,10 +629,10 @@ def run(args, ports, values, workdir, servers, wanted):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "memory": memory, "herd": herd}, f, indent=1)
-    print(table(results, memory, herd, wls, args, servers))
-    load = os.getloadavg()
-    print(f"\n{args.rounds} rounds x {args.duration}s, medians; load average at end "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(table(results, memory, herd, wls, "baseline" in servers))
+    print(f"\n{args.rounds} rounds x {args.duration}s each, medians; servers pinned to core {SERVER_CORE}, "
+          f"load generators to core {LOADGEN_CORE}{f', nice -{args.nice}' if args.nice else ''}; "
+          f"load average before the run {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
 
 
 if __name__ == "__main__":
