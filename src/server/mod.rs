@@ -99,11 +99,13 @@ impl Edge {
 
     /// The TTLs that apply to `space`.
     pub fn ttl_rules(&self, space: &Space) -> TtlRules {
+        let live = self.live.load();
+        let cache = &live.config.cache;
         TtlRules {
             space_ttl: space.ttl,
-            default_ttl: self.live.load().config.cache.default_ttl,
-            negative_ttl: self.live.load().config.cache.negative_ttl,
-            stale_grace: self.live.load().config.cache.stale_grace,
+            default_ttl: cache.default_ttl,
+            negative_ttl: cache.negative_ttl,
+            stale_grace: cache.stale_grace,
         }
     }
 }
