@@ -70,6 +70,35 @@ impl Entry {
     }
 }
 
+/// Fields a response from the cache adds to the stored ones: `Age`, `Cache-Status`,
+/// `Accept-Ranges`, `Content-Length` and `Content-Range`.
+pub const RESPONSE_FIELDS: usize = 5;
+
+/// A copy of `headers` for storing: values that own their bytes, and an index with room for
+/// [`RESPONSE_FIELDS`] more.
+///
+/// hyper parses values as slices of the connection's read buffer; stored as they are, each
+/// cached response would keep that whole buffer (8 KiB and more) alive.
+///
+/// Every hit clones the stored map and adds its fields. A `HeaderMap` clone keeps the size of
+/// the index but not spare entry capacity, so a map built with room and then cloned once costs
+/// a few index slots per entry and saves each hit from regrowing (rehashing) its copy.
+pub fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len() + RESPONSE_FIELDS);
+    for (name, value) in headers {
+        let copy = match HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes())) {
+            Ok(mut copy) => {
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            }
+            // Unreachable: the bytes of a valid value are valid. Keep the original if not.
+            Err(_) => value.clone(),
+        };
+        owned.append(name.clone(), copy);
+    }
+    owned.clone()
+}
+
 /// `ETag` and `Last-Modified` of a stored response, parsed once.
 #[derive(Debug, Clone, Default)]
 pub struct Validators {

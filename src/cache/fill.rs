@@ -320,7 +320,9 @@ impl Fill {
         }
         Some(match state.chunks.len() {
             0 => Bytes::new(),
-            1 => state.chunks[0].1.clone(),
+            // A chunk is a slice of the origin connection's read buffer: stored as it is, a
+            // 1 KiB object would keep that whole buffer (8 KiB and more) alive. Copy it out.
+            1 => Bytes::copy_from_slice(&state.chunks[0].1),
             _ => {
                 let mut body = bytes::BytesMut::with_capacity(state.received as usize);
                 for (_, chunk) in &state.chunks {

@@ -145,7 +145,13 @@ impl Cache {
         if registered {
             fills.remove(key);
             if let Some(entry) = entry {
-                let entry = Arc::new(entry);
+                let headers = entry::owned_headers(&entry.headers);
+                let validators = Validators::from_headers(&headers);
+                let entry = Arc::new(Entry {
+                    headers,
+                    validators,
+                    ..entry
+                });
                 let fits = matches!(&entry.body, EntryBody::Memory(body) if body.len() as u64 <= self.max_memory_object);
                 if fits {
                     self.memory.insert(entry.clone());

@@ -1,5 +1,5 @@
-//! The edge's response body: a shared `Bytes` on hits (no copy), a few slices for
-//! multipart ranges, or a stream read from a fill.
+//! The edge's response body: a shared `Bytes` on hits (no copy, no allocation), a few slices
+//! for multipart ranges, or a stream read from a fill.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,7 +15,9 @@ use crate::cache::FillError;
 pub enum EdgeBody {
     /// No body (HEAD, 304, errors without text).
     Empty,
-    /// Pieces sent in order; a hit is one piece.
+    /// One piece: a hit, a single range, an error text.
+    Full(Bytes),
+    /// Pieces sent in order (multipart ranges).
     Chunks(VecDeque<Bytes>),
     /// A body produced as it arrives.
     Stream(BoxBody<Bytes, FillError>),
@@ -28,7 +30,7 @@ impl EdgeBody {
         if bytes.is_empty() {
             EdgeBody::Empty
         } else {
-            EdgeBody::Chunks(VecDeque::from([bytes]))
+            EdgeBody::Full(bytes)
         }
     }
 }
@@ -41,8 +43,14 @@ impl Body for EdgeBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, FillError>>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        match this {
             EdgeBody::Empty => Poll::Ready(None),
+            EdgeBody::Full(bytes) => {
+                let bytes = std::mem::take(bytes);
+                *this = EdgeBody::Empty;
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
             EdgeBody::Chunks(chunks) => Poll::Ready(chunks.pop_front().map(|c| Ok(Frame::data(c)))),
             EdgeBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
         }
@@ -51,6 +59,7 @@ impl Body for EdgeBody {
     fn is_end_stream(&self) -> bool {
         match self {
             EdgeBody::Empty => true,
+            EdgeBody::Full(bytes) => bytes.is_empty(),
             EdgeBody::Chunks(chunks) => chunks.is_empty(),
             EdgeBody::Stream(stream) => stream.is_end_stream(),
         }
@@ -59,6 +68,7 @@ impl Body for EdgeBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             EdgeBody::Empty => SizeHint::with_exact(0),
+            EdgeBody::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             EdgeBody::Chunks(chunks) => {
                 SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
             }

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::Edge;
 use super::body::EdgeBody;
 use super::fetch::{self, FetchSpec};
-use super::respond::{self, Decision};
+use super::respond::{self, CACHE_STATUS, Decision};
 use crate::cache::key::{key_query, object_key};
 use crate::cache::{
     CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
@@ -57,39 +57,49 @@ pub enum CacheOutcome {
 }
 
 impl CacheOutcome {
+    /// This PoP's member of `Cache-Status`, written without `format!`: the hit path renders
+    /// one per response.
     fn header(self, pop: &str) -> HeaderValue {
-        let text = match self {
-            CacheOutcome::Hit { ttl, disk: false } => format!("{pop}; hit; ttl={ttl}"),
-            CacheOutcome::Hit { ttl, disk: true } => format!("{pop}; hit; ttl={ttl}; detail=disk"),
+        let mut text = String::with_capacity(pop.len() + 48);
+        text.push_str(pop);
+        let mut number = itoa::Buffer::new();
+        match self {
+            CacheOutcome::Hit { ttl, disk } => {
+                text.push_str("; hit; ttl=");
+                text.push_str(number.format(ttl));
+                if disk {
+                    text.push_str("; detail=disk");
+                }
+            }
             CacheOutcome::Miss {
                 collapsed: true, ..
-            } => format!("{pop}; fwd=miss; collapsed"),
-            CacheOutcome::Miss { stored: true, .. } => format!("{pop}; fwd=miss; stored"),
-            CacheOutcome::Miss { .. } => format!("{pop}; fwd=miss"),
+            } => text.push_str("; fwd=miss; collapsed"),
+            CacheOutcome::Miss { stored: true, .. } => text.push_str("; fwd=miss; stored"),
+            CacheOutcome::Miss { .. } => text.push_str("; fwd=miss"),
             CacheOutcome::Revalidated {
                 status,
                 stored,
                 collapsed,
             } => {
-                let mut t = format!("{pop}; fwd=stale; fwd-status={}", status.as_u16());
+                text.push_str("; fwd=stale; fwd-status=");
+                text.push_str(status.as_str());
                 if stored {
-                    t.push_str("; stored");
+                    text.push_str("; stored");
                 }
                 if collapsed {
-                    t.push_str("; collapsed");
+                    text.push_str("; collapsed");
                 }
-                t
             }
             CacheOutcome::StaleOnError { status, ttl } => {
-                format!(
-                    "{pop}; fwd=stale; fwd-status={}; ttl={ttl}",
-                    status.as_u16()
-                )
+                text.push_str("; fwd=stale; fwd-status=");
+                text.push_str(status.as_str());
+                text.push_str("; ttl=");
+                text.push_str(number.format(ttl));
             }
-            CacheOutcome::Bypass => format!("{pop}; fwd=bypass"),
-        };
-        HeaderValue::from_str(&text)
-            .unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
+            CacheOutcome::Bypass => text.push_str("; fwd=bypass"),
+        }
+        // The PoP name is checked at config load; keep a valid value if it were not.
+        HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
     }
 }
 
@@ -345,10 +355,7 @@ impl Edge {
                 header::AGE,
                 HeaderValue::from(entry.freshness.age(now).as_secs()),
             ),
-            (
-                HeaderName::from_static("cache-status"),
-                outcome.header(&self.pop_name),
-            ),
+            (CACHE_STATUS, outcome.header(&self.pop_name)),
         ];
         respond::from_bytes(
             decision,
@@ -376,10 +383,7 @@ impl Edge {
                 header::AGE,
                 HeaderValue::from(entry.freshness.age(now).as_secs()),
             ),
-            (
-                HeaderName::from_static("cache-status"),
-                outcome.header(&self.pop_name),
-            ),
+            (CACHE_STATUS, outcome.header(&self.pop_name)),
         ];
         from_disk_body(
             disk,
@@ -413,10 +417,7 @@ impl Edge {
                 ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
             },
         };
-        let mut extra = vec![(
-            HeaderName::from_static("cache-status"),
-            outcome.header(&self.pop_name),
-        )];
+        let mut extra = vec![(CACHE_STATUS, outcome.header(&self.pop_name))];
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
@@ -607,7 +608,7 @@ impl Edge {
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert("cache-status", CacheOutcome::Bypass.header(&self.pop_name));
+        headers.insert(CACHE_STATUS, CacheOutcome::Bypass.header(&self.pop_name));
         *response.body_mut() = EdgeBody::full(body);
         response
     }

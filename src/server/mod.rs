@@ -130,7 +130,7 @@ impl Edge {
         let response = self.handle(request, conn).await;
         let cache_status = response
             .headers()
-            .get("cache-status")
+            .get(respond::CACHE_STATUS)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
         let bytes = response

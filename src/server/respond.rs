@@ -116,6 +116,9 @@ const NOT_MODIFIED_FIELDS: &[header::HeaderName] = &[
     header::LAST_MODIFIED,
 ];
 
+/// `Cache-Status` (RFC 9211), a name parsed once at compile time rather than per response.
+pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
 /// Builds the response from a whole body held in memory.
 pub fn from_bytes(
     decision: Decision,
@@ -126,14 +129,11 @@ pub fn from_bytes(
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> Response<EdgeBody> {
     let length = body.len() as u64;
-    let (status, mut headers, pieces, content_length) = match decision {
+    // The memory tier stores header maps whose index has room for the fields added here
+    // (see `cache::entry::owned_headers`), so these clones take fields without a rehash.
+    let (status, mut headers, body, content_length) = match decision {
         Decision::NotModified => return not_modified(stored, extra),
-        Decision::Full => (
-            status,
-            stored.clone(),
-            VecDeque::from([body.clone()]),
-            length,
-        ),
+        Decision::Full => (status, stored.clone(), EdgeBody::full(body.clone()), length),
         Decision::Unsatisfiable => return unsatisfiable(length, extra),
         Decision::Partial(ranges) if ranges.len() == 1 => {
             let range = &ranges[0];
@@ -144,21 +144,26 @@ pub fn from_bytes(
             (
                 StatusCode::PARTIAL_CONTENT,
                 headers,
-                VecDeque::from([piece]),
+                EdgeBody::full(piece),
                 len,
             )
         }
         Decision::Partial(ranges) => {
             let (headers, pieces) = multipart(stored, &ranges, length, |r| slice(body, r));
             let len = pieces.iter().map(|p| p.len() as u64).sum();
-            (StatusCode::PARTIAL_CONTENT, headers, pieces, len)
+            (
+                StatusCode::PARTIAL_CONTENT,
+                headers,
+                EdgeBody::Chunks(pieces),
+                len,
+            )
         }
     };
     finish(&mut headers, status, extra, Some(content_length));
-    let body = if *method == Method::HEAD || pieces.iter().all(Bytes::is_empty) {
+    let body = if *method == Method::HEAD {
         EdgeBody::Empty
     } else {
-        EdgeBody::Chunks(pieces)
+        body
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -286,7 +291,7 @@ pub fn finish(
     content_length: Option<u64>,
 ) {
     for (name, value) in extra {
-        if name.as_str() == "cache-status" {
+        if name == CACHE_STATUS {
             append_cache_status(headers, value);
         } else {
             headers.insert(name.clone(), value.clone());
@@ -307,15 +312,15 @@ pub fn finish(
 
 /// Appends our Cache-Status member after those of caches nearer the origin (RFC 9211).
 pub fn append_cache_status(headers: &mut HeaderMap, ours: &HeaderValue) {
-    match headers.get("cache-status").and_then(|v| v.to_str().ok()) {
+    match headers.get(CACHE_STATUS).and_then(|v| v.to_str().ok()) {
         Some(upstream) if !upstream.is_empty() => {
             let joined = format!("{upstream}, {}", ours.to_str().unwrap_or_default());
             if let Ok(value) = HeaderValue::from_str(&joined) {
-                headers.insert("cache-status", value);
+                headers.insert(CACHE_STATUS, value);
             }
         }
         _ => {
-            headers.insert("cache-status", ours.clone());
+            headers.insert(CACHE_STATUS, ours.clone());
         }
     }
 }

@@ -59,7 +59,10 @@ async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
         leaders, 1,
         "one leader ({collapsed} collapsed, {hits} hits)"
     );
-    assert!(collapsed >= 1, "some requests joined the fill ({hits} hits)");
+    assert!(
+        collapsed >= 1,
+        "some requests joined the fill ({hits} hits)"
+    );
     edge.stop().await;
 }
 
