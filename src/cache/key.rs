@@ -1,5 +1,6 @@
 //! Cache keys: the space, the decoded object key and the query string per the space's policy.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
@@ -25,20 +26,35 @@ pub enum KeyError {
 /// The object key a request path names: percent-decoded, without the leading `/`.
 /// An empty key (the space's root) is allowed here; the origin layer answers it with 404.
 pub fn object_key(path: &str) -> Result<String, KeyError> {
+    decoded_key(path).map(Cow::into_owned)
+}
+
+/// [`object_key`] borrowed from `path` when it has no escapes (the common case: the hit path
+/// then builds its key without an allocation).
+pub fn decoded_key(path: &str) -> Result<Cow<'_, str>, KeyError> {
     let raw = path.strip_prefix('/').unwrap_or(path);
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| KeyError::NotUtf8)?;
-    if decoded.chars().any(|c| c.is_control()) {
-        return Err(KeyError::ControlCharacter);
-    }
-    if decoded.split('/').any(|segment| segment == "..") {
+    let plain = raw
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_control() && b != b'%');
+    let decoded = if plain {
+        // Nothing to decode and no control character: the common case, in one pass.
+        Cow::Borrowed(raw)
+    } else {
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| KeyError::NotUtf8)?;
+        if decoded.chars().any(char::is_control) {
+            return Err(KeyError::ControlCharacter);
+        }
+        decoded
+    };
+    if decoded.contains("..") && decoded.split('/').any(|segment| segment == "..") {
         return Err(KeyError::DotDot);
     }
     if decoded.len() > MAX_KEY_LEN {
         return Err(KeyError::TooLong);
     }
-    Ok(decoded.into_owned())
+    Ok(decoded)
 }
 
 /// True for query parameters of an S3 presigned URL (`X-Amz-*`), which always stay in the
@@ -48,9 +64,9 @@ pub fn is_presign_param(name: &str) -> bool {
 }
 
 /// The query string as the cache key sees it under `policy`.
-pub fn key_query(query: Option<&str>, policy: &QueryPolicy) -> String {
+pub fn key_query<'a>(query: Option<&'a str>, policy: &QueryPolicy) -> Cow<'a, str> {
     let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return String::new();
+        return Cow::Borrowed("");
     };
     let keep = |pair: &&str| {
         let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
@@ -63,7 +79,7 @@ pub fn key_query(query: Option<&str>, policy: &QueryPolicy) -> String {
         }
     };
     match policy {
-        QueryPolicy::Full => query.to_owned(),
+        QueryPolicy::Full => Cow::Borrowed(query),
         _ => {
             let mut pairs: Vec<&str> = query
                 .split('&')
@@ -71,7 +87,7 @@ pub fn key_query(query: Option<&str>, policy: &QueryPolicy) -> String {
                 .filter(keep)
                 .collect();
             pairs.sort_unstable();
-            pairs.join("&")
+            Cow::Owned(pairs.join("&"))
         }
     }
 }
@@ -86,7 +102,14 @@ pub struct CacheKey(Arc<str>);
 impl CacheKey {
     /// Builds the key of `object_key` with `query` (already filtered by policy) in `space`.
     pub fn new(space: &str, object_key: &str, query: &str) -> CacheKey {
-        CacheKey(format!("{space}\0{object_key}\0{query}").into())
+        // Sized up front: `format!` grows its buffer piece by piece, once per lookup.
+        let mut key = String::with_capacity(space.len() + object_key.len() + query.len() + 2);
+        key.push_str(space);
+        key.push('\0');
+        key.push_str(object_key);
+        key.push('\0');
+        key.push_str(query);
+        CacheKey(key.into())
     }
 
     /// Rebuilds a key from its string form (as stored on disk).

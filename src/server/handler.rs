@@ -1,6 +1,5 @@
 //! The request path, as named phases: route, method, key, lookup, coalesce/fetch, respond.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,24 +12,17 @@ use hyper::body::Incoming;
 
 use super::Edge;
 use super::body::EdgeBody;
+use super::conn::{ConnInfo, Route};
 use super::fetch::{self, FetchSpec};
+use super::head_memo;
 use super::respond::{self, CACHE_STATUS, Decision};
-use crate::cache::key::{key_query, object_key};
+use crate::cache::key::{decoded_key, key_query, object_key};
 use crate::cache::{
     CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
     Validators,
 };
 use crate::config::{PlainHttp, Space};
 use crate::routing::host_name;
-
-/// What the connection knows about a request.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub client_addr: SocketAddr,
-    pub tls: bool,
-    /// The TLS server name the client asked for.
-    pub sni: Option<Arc<str>>,
-}
 
 /// How a response came about, rendered as `Cache-Status` (RFC 9211).
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +95,31 @@ impl CacheOutcome {
     }
 }
 
+/// Where the phases that need no waiting leave a request.
+enum Step {
+    /// Answered: a hit from memory, a redirect or an error.
+    Answered(Response<EdgeBody>),
+    /// Forwarded uncached: OPTIONS, and other methods on HTTP origins.
+    PassThrough {
+        space: Arc<Space>,
+        request: Request<Incoming>,
+        unsafe_method: bool,
+    },
+    /// Not answerable from memory: the disk tier, then a fill.
+    Miss(Miss),
+}
+
+/// What the disk lookup and a fill need from a request the memory tier could not answer.
+struct Miss {
+    space: Arc<Space>,
+    key: CacheKey,
+    object_key: String,
+    parts: http::request::Parts,
+    hard_expiry: Option<SystemTime>,
+    /// The entry found in memory (stale, or with its body on disk), if any.
+    stored: Option<Arc<Entry>>,
+}
+
 impl Edge {
     /// Answers one request.
     pub async fn handle(
@@ -127,41 +144,65 @@ impl Edge {
         }
 
         // Phase: ACME HTTP-01 answers, for any host (the CA may reach any PoP).
-        if let Some(response) = self.acme_challenge(&request).await {
+        if self.acme_challenges.is_some()
+            && request.uri().path().starts_with(ACME_CHALLENGE_PATH)
+            && let Some(response) = Box::pin(self.acme_challenge(&request)).await
+        {
             return response;
         }
 
+        // The slow paths are boxed: their futures are large, and hyper moves the request
+        // future (HTTP/1.1) or spawns it (HTTP/2) on every request, hits included.
+        match self.answer_now(request, conn) {
+            Step::Answered(response) => response,
+            Step::PassThrough {
+                space,
+                request,
+                unsafe_method,
+            } => Box::pin(self.pass_through(space, request, conn, unsafe_method)).await,
+            Step::Miss(miss) => Box::pin(self.answer_miss(miss, conn)).await,
+        }
+    }
+
+    /// The phases that need no waiting: route, method, key, memory lookup, and the answer
+    /// from an entry held in memory.
+    fn answer_now(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Step {
         // Phase: route.
         let Some(host) = request_host(&request) else {
-            return self.error(StatusCode::BAD_REQUEST, "missing or invalid Host");
+            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "missing or invalid Host"));
         };
         if request.headers().get_all(header::HOST).iter().count() > 1 {
-            return self.error(StatusCode::BAD_REQUEST, "more than one Host");
+            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "more than one Host"));
         }
-        let live = self.live.load();
-        let Some(space) = live.router.route(&host).cloned() else {
-            return self.error(StatusCode::NOT_FOUND, "unknown host");
+        let space = match conn.route(&self.live.load(), host) {
+            Route::Space(space) => space,
+            Route::UnknownHost => {
+                return Step::Answered(self.error(StatusCode::NOT_FOUND, "unknown host"));
+            }
+            Route::Misdirected => {
+                return Step::Answered(self.error(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "TLS server name names another space",
+                ));
+            }
         };
-        if let Some(sni) = &conn.sni
-            && live.router.route(sni).is_some_and(|s| s.name != space.name)
-        {
-            return self.error(
-                StatusCode::MISDIRECTED_REQUEST,
-                "TLS server name names another space",
-            );
-        }
-        let path = request.uri().path();
         if !conn.tls
             && space.http == PlainHttp::Redirect
-            && !path.starts_with("/.well-known/acme-challenge/")
+            && !request.uri().path().starts_with(ACME_CHALLENGE_PATH)
         {
-            return self.redirect_to_https(&host, &request);
+            return Step::Answered(self.redirect_to_https(host, &request));
         }
 
         // Phase: method.
         match *request.method() {
             Method::GET | Method::HEAD => {}
-            Method::OPTIONS => return self.pass_through(space, request, conn, false).await,
+            Method::OPTIONS => {
+                return Step::PassThrough {
+                    space,
+                    request,
+                    unsafe_method: false,
+                };
+            }
             _ if self.origin.is_s3() => {
                 let mut response =
                     self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
@@ -169,96 +210,165 @@ impl Edge {
                     header::ALLOW,
                     HeaderValue::from_static("GET, HEAD, OPTIONS"),
                 );
-                return response;
+                return Step::Answered(response);
             }
-            _ => return self.pass_through(space, request, conn, true).await,
+            _ => {
+                return Step::PassThrough {
+                    space,
+                    request,
+                    unsafe_method: true,
+                };
+            }
         }
 
-        // Phase: key.
-        let object_key = match object_key(path) {
+        // Phase: key (borrowed from the request; owned copies are made only for a fetch).
+        let (parts, _body) = request.into_parts();
+        let object_key = match decoded_key(parts.uri.path()) {
             Ok(key) => key,
-            Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return Step::Answered(self.error(StatusCode::BAD_REQUEST, &e.to_string())),
         };
         if object_key.is_empty() && self.origin.is_s3() {
-            return self.error(StatusCode::NOT_FOUND, "no object key");
+            return Step::Answered(self.error(StatusCode::NOT_FOUND, "no object key"));
         }
-        let query = request.uri().query();
+        let query = parts.uri.query();
         let hard_expiry = presign_expiry(query);
         if hard_expiry.is_some_and(|expiry| expiry <= SystemTime::now()) {
-            return self.error(StatusCode::FORBIDDEN, "the presigned URL has expired");
+            return Step::Answered(
+                self.error(StatusCode::FORBIDDEN, "the presigned URL has expired"),
+            );
         }
         let key = CacheKey::new(&space.name, &object_key, &key_query(query, &space.query));
-        let (parts, _body) = request.into_parts();
 
-        // Phase: lookup (memory, then disk).
+        // Phase: lookup in memory; a fresh (or stale-while-revalidate) body held there is
+        // answered now.
         let now = SystemTime::now();
-        let mut stored = if self.origin.is_s3() {
+        let stored = if self.origin.is_s3() {
             // Every S3 response is stored as its `Origin` variant (`cache::cors`).
             self.cache
                 .lookup_variant(&key, &crate::cache::cors::S3_VARY, &parts.headers)
         } else {
             self.cache.lookup(&key, &parts.headers)
         };
+        if let Some(entry) = &stored
+            && let EntryBody::Memory(body) = &entry.body
+        {
+            let state = entry.freshness.state(now);
+            if state == FreshnessState::StaleWhileRevalidate {
+                self.revalidate_in_background(
+                    entry,
+                    &space,
+                    &key,
+                    &object_key,
+                    &parts,
+                    conn,
+                    hard_expiry,
+                );
+            }
+            if state != FreshnessState::Stale {
+                let outcome = CacheOutcome::Hit {
+                    ttl: entry.freshness.ttl_seconds(now),
+                    disk: false,
+                };
+                return Step::Answered(self.respond_from_entry(entry, body, &parts, outcome, now));
+            }
+        }
+        let object_key = object_key.into_owned();
+        Step::Miss(Miss {
+            space,
+            key,
+            object_key,
+            parts,
+            hard_expiry,
+            stored,
+        })
+    }
+
+    /// Starts revalidating a stale-while-revalidate entry unless a fill for it runs already.
+    #[allow(clippy::too_many_arguments)]
+    fn revalidate_in_background(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        space: &Arc<Space>,
+        key: &CacheKey,
+        object_key: &str,
+        parts: &http::request::Parts,
+        conn: &ConnInfo,
+        hard_expiry: Option<SystemTime>,
+    ) {
+        if let Join::Leader(fill) = self.cache.join(key) {
+            let spec = self.fetch_spec(
+                space,
+                key.clone(),
+                object_key.to_owned(),
+                parts,
+                conn,
+                hard_expiry,
+            );
+            tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
+        }
+    }
+
+    /// The phases that may wait: the disk tier, then coalesce and fetch (a miss, or a
+    /// revalidation of a stale entry).
+    async fn answer_miss(self: &Arc<Self>, miss: Miss, conn: &ConnInfo) -> Response<EdgeBody> {
+        let Miss {
+            space,
+            key,
+            object_key,
+            parts,
+            hard_expiry,
+            mut stored,
+        } = miss;
+
+        // Phase: lookup on disk.
         let from_disk = stored.is_none();
         if from_disk {
             stored = self.cache.lookup_disk(&key, &parts.headers).await;
         }
-        let mut unreadable = false;
-        if let Some(entry) = &stored {
-            let ttl = entry.freshness.ttl_seconds(now);
-            let outcome = CacheOutcome::Hit {
-                ttl,
-                disk: from_disk,
-            };
-            match entry.freshness.state(now) {
-                FreshnessState::Fresh => {
-                    if let EntryBody::Memory(body) = &entry.body {
-                        return self.respond_from_entry(entry, body, &parts, outcome, now);
-                    }
-                    match self
-                        .respond_from_disk_entry(entry, &parts, outcome, now)
-                        .await
-                    {
-                        Some(response) => return response,
-                        None => unreadable = true,
-                    }
+        if let Some(entry) = stored.clone() {
+            let now = SystemTime::now();
+            let state = entry.freshness.state(now);
+            if state != FreshnessState::Stale {
+                if state == FreshnessState::StaleWhileRevalidate {
+                    self.revalidate_in_background(
+                        &entry,
+                        &space,
+                        &key,
+                        &object_key,
+                        &parts,
+                        conn,
+                        hard_expiry,
+                    );
                 }
-                FreshnessState::StaleWhileRevalidate => {
-                    if let Join::Leader(fill) = self.cache.join(&key) {
-                        let spec = self.fetch_spec(
-                            &space,
-                            key.clone(),
-                            object_key.clone(),
-                            &parts,
-                            conn,
-                            hard_expiry,
-                        );
-                        tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
-                    }
-                    if let EntryBody::Memory(body) = &entry.body {
-                        return self.respond_from_entry(entry, body, &parts, outcome, now);
-                    }
-                    match self
-                        .respond_from_disk_entry(entry, &parts, outcome, now)
-                        .await
-                    {
-                        Some(response) => return response,
-                        None => unreadable = true,
-                    }
+                let outcome = CacheOutcome::Hit {
+                    ttl: entry.freshness.ttl_seconds(now),
+                    disk: from_disk,
+                };
+                if let EntryBody::Memory(body) = &entry.body {
+                    return self.respond_from_entry(&entry, body, &parts, outcome, now);
                 }
-                FreshnessState::Stale => {}
+                match self
+                    .respond_from_disk_entry(&entry, &parts, outcome, now)
+                    .await
+                {
+                    Some(response) => return response,
+                    // The disk entry failed its checksums (and is gone): a miss.
+                    None => stored = None,
+                }
             }
         }
-        if unreadable {
-            // The disk entry failed its checksums (and is gone): a miss.
-            stored = None;
-        }
 
-        // Phase: coalesce and fetch (a miss, or a revalidation of a stale entry).
+        // Phase: coalesce and fetch.
         let (fill, collapsed) = match self.cache.join(&key) {
             Join::Leader(fill) => {
-                let spec =
-                    self.fetch_spec(&space, key.clone(), object_key, &parts, conn, hard_expiry);
+                let spec = self.fetch_spec(
+                    &space,
+                    key.clone(),
+                    object_key.clone(),
+                    &parts,
+                    conn,
+                    hard_expiry,
+                );
                 tokio::spawn(fetch::drive(
                     self.clone(),
                     fill.clone(),
@@ -279,14 +389,7 @@ impl Edge {
         if !head.vary.matches(&parts.headers) {
             // Joined a fill for another variant: this request needs its own fetch.
             let fill = crate::cache::Fill::new();
-            let spec = self.fetch_spec(
-                &space,
-                key,
-                object_key_of(&parts),
-                &parts,
-                conn,
-                hard_expiry,
-            );
+            let spec = self.fetch_spec(&space, key, object_key, &parts, conn, hard_expiry);
             let Some(mut own) = fill.reader(0) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
             };
@@ -337,7 +440,7 @@ impl Edge {
 
     fn respond_from_entry(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         body: &Bytes,
         parts: &http::request::Parts,
         outcome: CacheOutcome,
@@ -350,21 +453,36 @@ impl Edge {
             &entry.validators,
             Some(body.len() as u64),
         );
+        let age = entry.freshness.age(now).as_secs();
+        // A whole hit's head depends only on the entry, its age and its ttl: hot objects
+        // reuse the head this thread rendered last (see `head_memo`).
+        let memo = match (&decision, outcome) {
+            (Decision::Full, CacheOutcome::Hit { ttl, disk: false }) => {
+                Some(head_memo::Stamp { age, ttl })
+            }
+            _ => None,
+        };
+        if let Some(stamp) = memo
+            && let Some(headers) = head_memo::get(entry, stamp)
+        {
+            return respond::full(&parts.method, entry.status, headers, body);
+        }
         let extra = [
-            (
-                header::AGE,
-                HeaderValue::from(entry.freshness.age(now).as_secs()),
-            ),
+            (header::AGE, HeaderValue::from(age)),
             (CACHE_STATUS, outcome.header(&self.pop_name)),
         ];
-        respond::from_bytes(
+        let response = respond::from_bytes(
             decision,
             &parts.method,
             entry.status,
             &entry.headers,
             body,
             &extra,
-        )
+        );
+        if let Some(stamp) = memo {
+            head_memo::offer(entry, stamp, response.headers());
+        }
+        response
     }
 
     /// Answers from an entry whose body is a disk file; `None` when the file is bad.
@@ -553,10 +671,7 @@ impl Edge {
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             return None;
         }
-        let token = request
-            .uri()
-            .path()
-            .strip_prefix("/.well-known/acme-challenge/")?;
+        let token = request.uri().path().strip_prefix(ACME_CHALLENGE_PATH)?;
         let answer = challenges.http01(token).await?;
         let mut response = Response::new(if request.method() == Method::HEAD {
             EdgeBody::Empty
@@ -616,21 +731,15 @@ impl Edge {
 
 use http::header::HeaderName;
 
-fn object_key_of(parts: &http::request::Parts) -> String {
-    object_key(parts.uri.path()).unwrap_or_default()
-}
+/// Where ACME HTTP-01 challenge answers are served.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host<B>(request: &Request<B>) -> Option<String> {
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
     if let Some(authority) = request.uri().authority() {
-        return Some(authority.as_str().to_owned());
+        return Some(authority.as_str());
     }
-    request
-        .headers()
-        .get(header::HOST)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
+    request.headers().get(header::HOST)?.to_str().ok()
 }
 
 /// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).

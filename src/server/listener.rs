@@ -86,11 +86,7 @@ pub async fn serve_edge(
                 let _permit = permit;
                 match tls {
                     None => {
-                        let conn = ConnInfo {
-                            client_addr,
-                            tls: false,
-                            sni: None,
-                        };
+                        let conn = Arc::new(ConnInfo::plain(client_addr));
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
@@ -122,11 +118,7 @@ pub async fn serve_edge(
                                 }
                             };
                         let sni = stream.get_ref().1.server_name().map(Arc::from);
-                        let conn = ConnInfo {
-                            client_addr,
-                            tls: true,
-                            sni,
-                        };
+                        let conn = Arc::new(ConnInfo::tls(client_addr, sni));
                         let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();

@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod body;
+pub mod conn;
 pub mod fetch;
 pub mod handler;
+mod head_memo;
 pub mod idle;
 pub mod listener;
 pub mod respond;
@@ -27,12 +29,14 @@ use crate::purge::fanout::Fanout;
 use crate::purge::journal::Journal;
 use crate::routing::Router;
 
-pub use handler::ConnInfo;
+pub use conn::ConnInfo;
 
 /// The part of the config a reload (SIGHUP) replaces: spaces, TTLs, tokens, log format.
 pub struct Live {
     pub config: Arc<Config>,
     pub router: Router,
+    /// Counts reloads: connections remember routes made with this generation's table.
+    pub generation: u64,
 }
 
 /// What every request shares: config, routing, the cache and the origin client.
@@ -80,6 +84,7 @@ impl Edge {
             live: ArcSwap::from_pointee(Live {
                 config: Arc::new(config.clone()),
                 router: Router::new(&config),
+                generation: 0,
             }),
             cache: Cache::with_disk(
                 config.cache.memory,
@@ -203,9 +208,11 @@ impl Edge {
             needs_restart.push("purge.peers");
         }
         let router = Router::new(&new);
+        let generation = self.live.load().generation + 1;
         self.live.store(Arc::new(Live {
             config: Arc::new(new),
             router,
+            generation,
         }));
         needs_restart
     }

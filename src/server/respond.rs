@@ -171,6 +171,24 @@ pub fn from_bytes(
     response
 }
 
+/// A whole response (200, or the stored status) with a head already rendered for it.
+pub fn full(
+    method: &Method,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: &Bytes,
+) -> Response<EdgeBody> {
+    let body = if *method == Method::HEAD {
+        EdgeBody::Empty
+    } else {
+        EdgeBody::full(body.clone())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
 fn slice(body: &Bytes, range: &RangeInclusive<u64>) -> Bytes {
     let start = usize::try_from(*range.start())
         .unwrap_or(usize::MAX)
