@@ -127,16 +127,25 @@ impl Edge {
         request: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<EdgeBody> {
-        // Phase: framing. hyper already refuses duplicate lengths, obs-fold and bare CRs, and
-        // for Content-Length with Transfer-Encoding it frames by the latter and closes the
-        // connection (RFC 9112 6.1). Bodies on reads have no meaning here: refuse them.
-        if request.headers().contains_key(header::TRANSFER_ENCODING)
-            && matches!(
+        // Phase: framing. hyper already refuses duplicate lengths, obs-fold, bare CRs and
+        // any transfer coding but chunked. A chunked request is refused too, and the
+        // connection closed: bodies on reads have no meaning here, and a write must say its
+        // length (as S3 insists). hyper drops a Content-Length sent beside Transfer-Encoding
+        // (RFC 9112 6.3), so this is also the one place that refuses that smuggling shape
+        // (RFC 9112 6.1 lets a server reject it) instead of forwarding it re-framed.
+        if request.headers().contains_key(header::TRANSFER_ENCODING) {
+            let read = matches!(
                 *request.method(),
                 Method::GET | Method::HEAD | Method::OPTIONS
-            )
-        {
-            let mut response = self.error(StatusCode::BAD_REQUEST, "a body on a read request");
+            );
+            let mut response = if read {
+                self.error(StatusCode::BAD_REQUEST, "a body on a read request")
+            } else {
+                self.error(
+                    StatusCode::LENGTH_REQUIRED,
+                    "a request body needs Content-Length; chunked uploads are not forwarded",
+                )
+            };
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
