@@ -42,7 +42,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The validated configuration of one PoP.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub pop: Pop,
     pub listen: Listen,
@@ -60,14 +60,14 @@ pub struct Config {
 }
 
 /// `[pop]`: this PoP's identity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pop {
     /// Appears in Cache-Status, metrics and purge replies.
     pub name: String,
 }
 
 /// `[listen]`: the addresses to bind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listen {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
@@ -76,14 +76,14 @@ pub struct Listen {
 }
 
 /// `[cdn]`: the domain under which edge URLs live.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cdn {
     /// Lower-case, without a trailing dot, e.g. `cdn.localhost`.
     pub domain: String,
 }
 
 /// `[tls]`: certificates chosen by SNI.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tls {
     pub self_signed: bool,
     #[serde(rename = "cert")]
@@ -94,7 +94,7 @@ pub struct Tls {
 }
 
 /// One certificate chain and key on disk, and the names it serves.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CertFiles {
     pub names: Vec<String>,
     pub cert: PathBuf,
@@ -103,7 +103,7 @@ pub struct CertFiles {
 }
 
 /// Where the ACME state is kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AcmeStore {
     /// A directory on this PoP.
@@ -121,7 +121,7 @@ pub enum AcmeChallenge {
 }
 
 /// `[acme]`: automatic certificates.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Acme {
     pub directory: String,
     pub contact: Vec<String>,
@@ -142,7 +142,7 @@ pub struct Acme {
 }
 
 /// `[cache]`: the tiers and the default freshness.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cache {
     #[serde(serialize_with = "ser_size")]
     pub memory: u64,
@@ -161,7 +161,7 @@ pub struct Cache {
 }
 
 /// `[origin]`: where misses are fetched.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Origin {
     #[serde(serialize_with = "ser_duration")]
     pub connect_timeout: Duration,
@@ -172,7 +172,7 @@ pub struct Origin {
 }
 
 /// The three kinds of origin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OriginKind {
     /// Our own S3 store, run in-process by `edge serve`.
@@ -187,7 +187,7 @@ pub enum OriginKind {
 }
 
 /// The embedded S3 store's settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddedOrigin {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -199,7 +199,7 @@ pub struct EmbeddedOrigin {
 }
 
 /// One owner of the embedded store.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OriginUser {
     pub id: String,
     pub display_name: String,
@@ -209,7 +209,7 @@ pub struct OriginUser {
 }
 
 /// An external S3-compatible endpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct S3Origin {
     #[serde(serialize_with = "ser_uri")]
     pub endpoint: Uri,
@@ -218,7 +218,7 @@ pub struct S3Origin {
 }
 
 /// An access key pair for signing origin requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct S3Credentials {
     pub access_key: String,
     pub secret_key: Secret,
@@ -263,7 +263,7 @@ pub enum PlainHttp {
 }
 
 /// `[[space]]`: one space (bucket) served by the CDN.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Space {
     pub name: String,
     pub region: String,
@@ -278,14 +278,14 @@ pub struct Space {
 }
 
 /// A named purge token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PurgeToken {
     pub name: String,
     pub token: Secret,
 }
 
 /// `[purge]`: who may purge, and which PoPs a purge reaches.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Purge {
     pub tokens: Vec<PurgeToken>,
     pub peer_token: Option<Secret>,
@@ -299,7 +299,7 @@ pub struct Purge {
 }
 
 /// `[parent]`: a shield PoP that misses are fetched through.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Parent {
     #[serde(serialize_with = "ser_uri")]
     pub url: Uri,
@@ -316,14 +316,14 @@ pub enum AccessLog {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Log {
     pub access: AccessLog,
     pub access_path: Option<PathBuf>,
 }
 
 /// `[limits]`: protection against slow or greedy clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
     #[serde(serialize_with = "ser_size")]
     pub max_header_size: u64,

@@ -187,12 +187,10 @@ impl Edge {
     pub fn reload(&self, new: Config) -> Vec<&'static str> {
         let mut needs_restart = Vec::new();
         let old = &self.config;
-        if format!("{:?}", old.listen) != format!("{:?}", new.listen) {
+        if old.listen != new.listen {
             needs_restart.push("listen");
         }
-        if format!("{:?}", old.origin) != format!("{:?}", new.origin)
-            || format!("{:?}", old.parent) != format!("{:?}", new.parent)
-        {
+        if old.origin != new.origin || old.parent != new.parent {
             needs_restart.push("origin");
         }
         if old.cache.memory != new.cache.memory
@@ -201,7 +199,7 @@ impl Edge {
         {
             needs_restart.push("cache size");
         }
-        if format!("{:?}", old.limits) != format!("{:?}", new.limits) {
+        if old.limits != new.limits {
             needs_restart.push("limits");
         }
         if old.purge.peers != new.purge.peers {
