@@ -92,6 +92,50 @@ pub fn key_query<'a>(query: Option<&'a str>, policy: &QueryPolicy) -> Cow<'a, st
     }
 }
 
+/// The text of a cache key, borrowed: what lookups hash and compare, without an owned
+/// [`CacheKey`] (see [`with_key_text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyText<'a>(&'a str);
+
+impl<'a> KeyText<'a> {
+    /// The whole key as one string.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+thread_local! {
+    /// Where [`with_key_text`] writes keys; it grows to the longest key seen on the thread.
+    static KEY_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `lookup` with the key [`CacheKey::new`] would build from the same parts, written into
+/// a per-thread buffer: the hit path looks up without allocating a key.
+pub fn with_key_text<R>(
+    space: &str,
+    object_key: &str,
+    query: &str,
+    lookup: impl FnOnce(KeyText<'_>) -> R,
+) -> R {
+    KEY_TEXT.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut text) => {
+            text.clear();
+            push_key(&mut text, space, object_key, query);
+            lookup(KeyText(&text))
+        }
+        // Only if `lookup` itself asked for a key text on this thread.
+        Err(_) => lookup(CacheKey::new(space, object_key, query).text()),
+    })
+}
+
+fn push_key(text: &mut String, space: &str, object_key: &str, query: &str) {
+    text.push_str(space);
+    text.push('\0');
+    text.push_str(object_key);
+    text.push('\0');
+    text.push_str(query);
+}
+
 /// The primary cache key of a request: `space \0 object key \0 query`.
 ///
 /// Purges select keys by their prefix: a whole space, a path with all its query variants,
@@ -102,14 +146,15 @@ pub struct CacheKey(Arc<str>);
 impl CacheKey {
     /// Builds the key of `object_key` with `query` (already filtered by policy) in `space`.
     pub fn new(space: &str, object_key: &str, query: &str) -> CacheKey {
-        // Sized up front: `format!` grows its buffer piece by piece, once per lookup.
+        // Sized up front: `format!` grows its buffer piece by piece.
         let mut key = String::with_capacity(space.len() + object_key.len() + query.len() + 2);
-        key.push_str(space);
-        key.push('\0');
-        key.push_str(object_key);
-        key.push('\0');
-        key.push_str(query);
+        push_key(&mut key, space, object_key, query);
         CacheKey(key.into())
+    }
+
+    /// The key's text, borrowed, for lookups.
+    pub fn text(&self) -> KeyText<'_> {
+        KeyText(&self.0)
     }
 
     /// Rebuilds a key from its string form (as stored on disk).
@@ -194,6 +239,17 @@ impl PurgeSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_text_is_the_text_of_the_owned_key() {
+        let owned = CacheKey::new("assets", "a/b.css", "v=1");
+        with_key_text("assets", "a/b.css", "v=1", |text| {
+            assert_eq!(text, owned.text());
+            // A nested call (not made by the edge) still gets the right text.
+            with_key_text("x", "y", "", |inner| assert_eq!(inner.as_str(), "x\0y\0"));
+        });
+        with_key_text("s", "k", "", |text| assert_eq!(text.as_str(), "s\0k\0"));
+    }
 
     #[test]
     fn decoding_makes_one_key() {

@@ -1,7 +1,9 @@
 //! The memory tier: a byte-bounded moka cache (TinyLFU admission, LRU eviction) with an
 //! ordered key index so purges select by prefix without scanning every entry.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,10 +13,81 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::entry::{Entry, VaryValues};
-use super::key::{CacheKey, PurgeSelector};
+use super::key::{CacheKey, KeyText, PurgeSelector};
 
 /// A primary key plus the variant selected by `Vary` (0 for the primary slot).
-pub type SlotKey = (CacheKey, u64);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotKey {
+    key: CacheKey,
+    variant: u64,
+}
+
+impl SlotKey {
+    fn new(key: &CacheKey, variant: u64) -> SlotKey {
+        SlotKey {
+            key: key.clone(),
+            variant,
+        }
+    }
+}
+
+/// A slot key's parts, however held: lookups hash and compare borrowed text against the
+/// stored [`SlotKey`]s without building one (no allocation on a hit).
+trait SlotView {
+    fn text(&self) -> &str;
+    fn variant(&self) -> u64;
+}
+
+impl SlotView for SlotKey {
+    fn text(&self) -> &str {
+        self.key.as_str()
+    }
+    fn variant(&self) -> u64 {
+        self.variant
+    }
+}
+
+impl SlotView for (KeyText<'_>, u64) {
+    fn text(&self) -> &str {
+        self.0.as_str()
+    }
+    fn variant(&self) -> u64 {
+        self.1
+    }
+}
+
+impl Hash for dyn SlotView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.text().hash(state);
+        self.variant().hash(state);
+    }
+}
+
+impl PartialEq for dyn SlotView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.variant() == other.variant() && self.text() == other.text()
+    }
+}
+
+impl Eq for dyn SlotView + '_ {}
+
+/// Hashes as its [`SlotView`] does, so borrowed lookups find it.
+impl Hash for SlotKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn SlotView).hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn SlotView + 'a> for SlotKey {
+    fn borrow(&self) -> &(dyn SlotView + 'a) {
+        self
+    }
+}
+
+/// The slot of `key`'s variant, borrowed.
+fn slot(key: KeyText<'_>, variant: u64) -> (KeyText<'_>, u64) {
+    (key, variant)
+}
 
 /// What a slot holds: a response, or the `Vary` names that select among variants.
 #[derive(Debug, Clone)]
@@ -68,7 +141,7 @@ impl MemoryTier {
             .max_capacity(capacity)
             .weigher(|key: &SlotKey, slot: &Slot| match slot {
                 Slot::Entry(entry) => entry.weight(),
-                Slot::Vary(names) => (key.0.as_str().len() + names.len() * 32 + 128) as u32,
+                Slot::Vary(names) => (key.key.as_str().len() + names.len() * 32 + 128) as u32,
             })
             .expire_after(SlotExpiry)
             .eviction_listener(move |key: Arc<SlotKey>, _slot, cause| {
@@ -91,14 +164,13 @@ impl MemoryTier {
     }
 
     /// The stored response for `key` that matches the request's `Vary`'d headers.
-    pub fn get(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
-        let primary = (key.clone(), 0);
-        match self.slots.get(&primary)? {
+    pub fn get(&self, key: KeyText<'_>, request: &HeaderMap) -> Option<Arc<Entry>> {
+        match self.slots.get(&slot(key, 0) as &dyn SlotView)? {
             Slot::Entry(entry) => Some(entry),
             Slot::Vary(names) => {
                 // Hashed and compared in place: a varied hit allocates nothing.
                 let variant = VaryValues::id_of(names.iter(), request);
-                match self.slots.get(&(key.clone(), variant))? {
+                match self.slots.get(&slot(key, variant) as &dyn SlotView)? {
                     Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
                     _ => None,
                 }
@@ -110,12 +182,12 @@ impl MemoryTier {
     /// `names` (known in advance, as for S3 origins): one lookup, straight to the variant.
     pub fn get_variant(
         &self,
-        key: &CacheKey,
+        key: KeyText<'_>,
         names: &[HeaderName],
         request: &HeaderMap,
     ) -> Option<Arc<Entry>> {
         let variant = VaryValues::id_of(names, request);
-        match self.slots.get(&(key.clone(), variant))? {
+        match self.slots.get(&slot(key, variant) as &dyn SlotView)? {
             Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
             _ => None,
         }
@@ -127,24 +199,25 @@ impl MemoryTier {
         let variant = entry.vary.variant_id();
         {
             let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-            index.insert((key.clone(), 0));
+            index.insert(SlotKey::new(&key, 0));
             if variant != 0 {
-                index.insert((key.clone(), variant));
+                index.insert(SlotKey::new(&key, variant));
             }
         }
         if variant == 0 {
-            self.slots.insert((key, 0), Slot::Entry(entry));
+            self.slots.insert(SlotKey::new(&key, 0), Slot::Entry(entry));
         } else {
             let names: Arc<[HeaderName]> = entry.vary.names().into();
-            self.slots.insert((key.clone(), 0), Slot::Vary(names));
-            self.slots.insert((key, variant), Slot::Entry(entry));
+            self.slots.insert(SlotKey::new(&key, 0), Slot::Vary(names));
+            self.slots
+                .insert(SlotKey::new(&key, variant), Slot::Entry(entry));
         }
     }
 
     /// Drops one stored variant (or the primary entry).
     pub fn remove(&self, entry: &Entry) {
-        let slot = (entry.key.clone(), entry.vary.variant_id());
-        self.slots.invalidate(&slot);
+        self.slots
+            .invalidate(&slot(entry.key.text(), entry.vary.variant_id()) as &dyn SlotView);
     }
 
     /// Drops every slot `selector` names (only those stored before `before`, if given);
@@ -153,10 +226,10 @@ impl MemoryTier {
         let prefix = selector.key_prefix();
         let selected: Vec<SlotKey> = {
             let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-            let start = (CacheKey::from_raw_prefix(&prefix), 0);
+            let start = SlotKey::new(&CacheKey::from_raw_prefix(&prefix), 0);
             index
                 .range(start..)
-                .take_while(|(key, _)| key.as_str().starts_with(&prefix))
+                .take_while(|slot| slot.key.as_str().starts_with(&prefix))
                 .cloned()
                 .collect()
         };
@@ -248,18 +321,23 @@ mod tests {
         let key = CacheKey::new("fonts", "f.woff2", "");
         let origins = [None, Some("https://a.example"), Some("https://b.example")];
         for origin in origins {
-            assert!(tier.get(&key, &request(origin)).is_none());
+            assert!(tier.get(key.text(), &request(origin)).is_none());
             tier.insert(entry(&key, origin));
         }
         for origin in origins {
-            let found = tier.get(&key, &request(origin)).unwrap();
+            let found = tier.get(key.text(), &request(origin)).unwrap();
             assert!(matches!(&found.body, EntryBody::Memory(b) if b == origin.unwrap_or("none")));
-            let direct = tier.get_variant(&key, &S3_VARY, &request(origin)).unwrap();
+            let direct = tier
+                .get_variant(key.text(), &S3_VARY, &request(origin))
+                .unwrap();
             assert!(Arc::ptr_eq(&found, &direct));
         }
         for other in [Some("https://c.example"), Some("")] {
-            assert!(tier.get(&key, &request(other)).is_none());
-            assert!(tier.get_variant(&key, &S3_VARY, &request(other)).is_none());
+            assert!(tier.get(key.text(), &request(other)).is_none());
+            assert!(
+                tier.get_variant(key.text(), &S3_VARY, &request(other))
+                    .is_none()
+            );
         }
         let purged = tier.purge(
             &PurgeSelector::Path {
@@ -269,6 +347,6 @@ mod tests {
             None,
         );
         assert_eq!(purged, 3);
-        assert!(tier.get(&key, &request(None)).is_none());
+        assert!(tier.get(key.text(), &request(None)).is_none());
     }
 }

@@ -22,7 +22,7 @@ pub use disk::{DiskBody, DiskTier, Spool, SpoolHead};
 pub use entry::{Entry, EntryBody, Validators, VaryValues};
 pub use fill::{Fill, FillError, FillHead, FillKind, FillReader};
 pub use freshness::{Freshness, FreshnessState, NotStored, TtlRules};
-pub use key::{CacheKey, PurgeSelector};
+pub use key::{CacheKey, KeyText, PurgeSelector};
 use memory::MemoryTier;
 
 /// Outcome of joining the fill registry.
@@ -66,7 +66,7 @@ impl Cache {
     }
 
     /// The stored response for `key` matching the request's varied headers, from memory.
-    pub fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
+    pub fn lookup(&self, key: KeyText<'_>, request: &HeaderMap) -> Option<Arc<Entry>> {
         self.memory.get(key, request)
     }
 
@@ -74,7 +74,7 @@ impl Cache {
     /// `Origin`, see [`cors`]): the variant is found without reading the primary slot.
     pub fn lookup_variant(
         &self,
-        key: &CacheKey,
+        key: KeyText<'_>,
         names: &[http::HeaderName],
         request: &HeaderMap,
     ) -> Option<Arc<Entry>> {

@@ -16,7 +16,7 @@ use super::conn::{ConnInfo, Route};
 use super::fetch::{self, FetchSpec};
 use super::head_memo;
 use super::respond::{self, CACHE_STATUS, Decision};
-use crate::cache::key::{decoded_key, key_query, object_key};
+use crate::cache::key::{decoded_key, key_query, object_key, with_key_text};
 use crate::cache::{
     CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
     Validators,
@@ -246,18 +246,20 @@ impl Edge {
                 self.error(StatusCode::FORBIDDEN, "the presigned URL has expired"),
             );
         }
-        let key = CacheKey::new(&space.name, &object_key, &key_query(query, &space.query));
+        let query = key_query(query, &space.query);
 
         // Phase: lookup in memory; a fresh (or stale-while-revalidate) body held there is
         // answered now.
         let now = SystemTime::now();
-        let stored = if self.origin.is_s3() {
-            // Every S3 response is stored as its `Origin` variant (`cache::cors`).
-            self.cache
-                .lookup_variant(&key, &crate::cache::cors::S3_VARY, &parts.headers)
-        } else {
-            self.cache.lookup(&key, &parts.headers)
-        };
+        let stored = with_key_text(&space.name, &object_key, &query, |key| {
+            if self.origin.is_s3() {
+                // Every S3 response is stored as its `Origin` variant (`cache::cors`).
+                self.cache
+                    .lookup_variant(key, &crate::cache::cors::S3_VARY, &parts.headers)
+            } else {
+                self.cache.lookup(key, &parts.headers)
+            }
+        });
         if let Some(entry) = &stored
             && let EntryBody::Memory(body) = &entry.body
         {
@@ -266,7 +268,7 @@ impl Edge {
                 self.revalidate_in_background(
                     entry,
                     &space,
-                    &key,
+                    &entry.key,
                     &object_key,
                     &parts,
                     conn,
@@ -281,6 +283,7 @@ impl Edge {
                 return Step::Answered(self.respond_from_entry(entry, body, &parts, outcome, now));
             }
         }
+        let key = CacheKey::new(&space.name, &object_key, &query);
         let object_key = object_key.into_owned();
         Step::Miss(Miss {
             space,
