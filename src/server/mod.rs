@@ -123,14 +123,14 @@ impl Edge {
         conn: &ConnInfo,
     ) -> Response<body::EdgeBody> {
         let format = self.live.load().config.log.access;
-        let started = std::time::Instant::now();
         let line = (format != AccessLog::Off).then(|| {
-            RequestLine::capture(
+            let line = RequestLine::capture(
                 request.method(),
                 request.uri(),
                 request.version(),
                 request.headers(),
-            )
+            );
+            (line, std::time::Instant::now())
         });
         let response = self.handle(request, conn).await;
         let cache_status = response
@@ -149,7 +149,7 @@ impl Edge {
             response.status().as_u16(),
             bytes,
         );
-        if let Some(line) = line {
+        if let Some((line, started)) = line {
             let cache_status = std::str::from_utf8(cache_status).unwrap_or_default();
             line.log(
                 format,
