@@ -63,7 +63,9 @@ if [ -n "$baseline" ]; then
     args+=(--baseline-bin "$bins/edge-baseline")
 fi
 
-cargo build --release --locked -p edge --bin edge -p edge-bench >&2
+# Two builds: `--bin edge` would also filter edge-bench's binaries out of a combined one.
+cargo build --release --locked -p edge --bin edge >&2
+cargo build --release --locked -p edge-bench >&2
 cp "$CARGO_TARGET_DIR/release/edge" "$CARGO_TARGET_DIR/release/bench-origin" \
    "$CARGO_TARGET_DIR/release/bench-ceiling" "$bins/"
 

@@ -30,21 +30,17 @@ impl Outcome {
             Some(i) => &value[i + 1..],
             None => value,
         };
+        // Every response passes here: the parameters are split once and only the ones the
+        // first parameter calls for are looked at.
         let mut params = last.split(|b| *b == b';').map(<[u8]>::trim_ascii).skip(1);
         let first = params.next().unwrap_or_default();
-        let collapsed = last.windows(9).any(|w| w == b"collapsed");
+        let mut rest = params;
         match first {
-            b"hit" if last.windows(5).any(|w| w == b"ttl=-") => Outcome::StaleHit,
+            b"hit" if rest.any(|p| p.starts_with(b"ttl=-")) => Outcome::StaleHit,
             b"hit" => Outcome::Hit,
-            b"fwd=miss" if collapsed => Outcome::Collapsed,
+            b"fwd=miss" if rest.any(|p| p == b"collapsed") => Outcome::Collapsed,
             b"fwd=miss" => Outcome::Miss,
-            b"fwd=stale"
-                if last.windows(15).any(|w| w == b"fwd-status=304;")
-                    || last.ends_with(b"fwd-status=304") =>
-            {
-                Outcome::Revalidated
-            }
-            b"fwd=stale" if last.windows(14).any(|w| w == b"fwd-status=200") => {
+            b"fwd=stale" if rest.any(|p| p == b"fwd-status=304" || p == b"fwd-status=200") => {
                 Outcome::Revalidated
             }
             b"fwd=stale" => Outcome::StaleOnError,

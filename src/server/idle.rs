@@ -11,10 +11,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// Wraps a stream with an inactivity deadline.
+///
+/// Progress only records the time: moving the timer on every read and write cost more than
+/// the rest of a cached hit's I/O. When the timer fires, it is moved to the real deadline
+/// (last progress + timeout) if there was progress meanwhile, and fails the I/O otherwise.
 pub struct IdleTimeout<T> {
     inner: T,
     timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
+    last_progress: Instant,
+    /// Fires at or before `last_progress + timeout`.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<T> IdleTimeout<T> {
@@ -23,7 +29,8 @@ impl<T> IdleTimeout<T> {
         IdleTimeout {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            last_progress: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(timeout)),
         }
     }
 
@@ -33,17 +40,25 @@ impl<T> IdleTimeout<T> {
     }
 
     fn progressed(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.timeout);
+        self.last_progress = Instant::now();
     }
 
-    /// Pending I/O: fails once the deadline has passed.
+    /// Pending I/O: fails once `timeout` has passed since the last progress.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle too long",
-            )),
-            Poll::Pending => Ok(()),
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            let deadline = self.last_progress + self.timeout;
+            if deadline <= Instant::now() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle too long",
+                ));
+            }
+            // Progress since the timer was set: wait for the real deadline (polled again
+            // above, so the waker is registered).
+            self.timer.as_mut().reset(deadline);
         }
     }
 }
