@@ -4,7 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -21,6 +21,9 @@ pub struct IdleTimeout<T> {
     last_progress: Instant,
     /// Fires at or before `last_progress + timeout`.
     timer: Pin<Box<Sleep>>,
+    /// The waker the timer was last polled with: while I/O is polled with the same one, the
+    /// timer need not be polled again until it has fired.
+    timer_waker: Option<Waker>,
 }
 
 impl<T> IdleTimeout<T> {
@@ -31,6 +34,7 @@ impl<T> IdleTimeout<T> {
             timeout,
             last_progress: Instant::now(),
             timer: Box::pin(tokio::time::sleep(timeout)),
+            timer_waker: None,
         }
     }
 
@@ -45,8 +49,17 @@ impl<T> IdleTimeout<T> {
 
     /// Pending I/O: fails once `timeout` has passed since the last progress.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if !self.timer.is_elapsed()
+            && self
+                .timer_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            return Ok(());
+        }
         loop {
             if self.timer.as_mut().poll(cx).is_pending() {
+                self.timer_waker = Some(cx.waker().clone());
                 return Ok(());
             }
             let deadline = self.last_progress + self.timeout;
