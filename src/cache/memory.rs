@@ -13,6 +13,7 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::entry::{Entry, VaryValues};
+use super::front::Front;
 use super::key::{CacheKey, KeyText, PurgeSelector};
 
 /// A primary key plus the variant selected by `Vary` (0 for the primary slot).
@@ -101,6 +102,8 @@ pub struct MemoryTier {
     slots: Cache<SlotKey, Slot>,
     index: Arc<Mutex<BTreeSet<SlotKey>>>,
     evictions: Arc<AtomicU64>,
+    /// Per-thread slots of the entries served most, checked before `slots`.
+    front: Front,
 }
 
 struct SlotExpiry;
@@ -160,13 +163,22 @@ impl MemoryTier {
             slots,
             index,
             evictions,
+            front: Front::default(),
         }
     }
 
     /// The stored response for `key` that matches the request's `Vary`'d headers.
     pub fn get(&self, key: KeyText<'_>, request: &HeaderMap) -> Option<Arc<Entry>> {
+        let epoch = self.front.epoch();
+        if let Some(entry) = self.front.get(epoch, key, 0) {
+            return Some(entry);
+        }
         match self.slots.get(&slot(key, 0) as &dyn SlotView)? {
-            Slot::Entry(entry) => Some(entry),
+            Slot::Entry(entry) => {
+                // Only responses without `Vary` live in the primary slot.
+                self.front.put(epoch, key, 0, &entry);
+                Some(entry)
+            }
             Slot::Vary(names) => {
                 // Hashed and compared in place: a varied hit allocates nothing.
                 let variant = VaryValues::id_of(names.iter(), request);
@@ -187,8 +199,17 @@ impl MemoryTier {
         request: &HeaderMap,
     ) -> Option<Arc<Entry>> {
         let variant = VaryValues::id_of(names, request);
+        let epoch = self.front.epoch();
+        if let Some(entry) = self.front.get(epoch, key, variant)
+            && entry.vary.matches(request)
+        {
+            return Some(entry);
+        }
         match self.slots.get(&slot(key, variant) as &dyn SlotView)? {
-            Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
+            Slot::Entry(entry) if entry.vary.matches(request) => {
+                self.front.put(epoch, key, variant, &entry);
+                Some(entry)
+            }
             _ => None,
         }
     }
@@ -212,12 +233,14 @@ impl MemoryTier {
             self.slots
                 .insert(SlotKey::new(&key, variant), Slot::Entry(entry));
         }
+        self.front.invalidate();
     }
 
     /// Drops one stored variant (or the primary entry).
     pub fn remove(&self, entry: &Entry) {
         self.slots
             .invalidate(&slot(entry.key.text(), entry.vary.variant_id()) as &dyn SlotView);
+        self.front.invalidate();
     }
 
     /// Drops every slot `selector` names (only those stored before `before`, if given);
@@ -248,6 +271,7 @@ impl MemoryTier {
             }
             removed.push(slot);
         }
+        self.front.invalidate();
         let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in &removed {
             index.remove(slot);
@@ -313,6 +337,66 @@ mod tests {
             validators: Validators::default(),
             vary: VaryValues::of(&S3_VARY, &request(origin)),
         })
+    }
+
+    #[test]
+    fn the_per_thread_front_never_serves_a_replaced_or_purged_entry() {
+        let tier = MemoryTier::new(1 << 20);
+        let key = CacheKey::new("site", "index.html", "");
+        let first = entry(&key, None);
+        let plain = entry_without_vary(&key, "one");
+        tier.insert(plain.clone());
+        for _ in 0..40 {
+            // Served from the front most of the time, from moka one time in 16.
+            assert!(Arc::ptr_eq(
+                &tier.get(key.text(), &request(None)).unwrap(),
+                &plain
+            ));
+        }
+        let replacement = entry_without_vary(&key, "two");
+        tier.insert(replacement.clone());
+        assert!(Arc::ptr_eq(
+            &tier.get(key.text(), &request(None)).unwrap(),
+            &replacement
+        ));
+        let purged = tier.purge(
+            &PurgeSelector::Path {
+                space: "site".into(),
+                key: "index.html".into(),
+            },
+            None,
+        );
+        assert_eq!(purged, 1);
+        assert!(tier.get(key.text(), &request(None)).is_none());
+        // Varied entries go through the front with their variant.
+        tier.insert(first.clone());
+        for _ in 0..3 {
+            let found = tier
+                .get_variant(key.text(), &S3_VARY, &request(None))
+                .unwrap();
+            assert!(Arc::ptr_eq(&found, &first));
+            assert!(
+                tier.get_variant(key.text(), &S3_VARY, &request(Some("https://x")))
+                    .is_none()
+            );
+        }
+        tier.remove(&first);
+        assert!(
+            tier.get_variant(key.text(), &S3_VARY, &request(None))
+                .is_none()
+        );
+        // Another tier on the same thread never sees this one's slots.
+        let other = MemoryTier::new(1 << 20);
+        tier.insert(plain.clone());
+        assert!(tier.get(key.text(), &request(None)).is_some());
+        assert!(other.get(key.text(), &request(None)).is_none());
+    }
+
+    fn entry_without_vary(key: &CacheKey, body: &'static str) -> Arc<Entry> {
+        let mut entry = Arc::into_inner(entry(key, None)).unwrap();
+        entry.body = Bytes::from_static(body.as_bytes()).into();
+        entry.vary = VaryValues::default();
+        Arc::new(entry)
     }
 
     #[test]

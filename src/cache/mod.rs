@@ -9,6 +9,7 @@ pub mod disk;
 pub mod entry;
 pub mod fill;
 pub mod freshness;
+mod front;
 pub mod key;
 pub mod memory;
 
