@@ -30,21 +30,35 @@ impl Outcome {
             Some(i) => &value[i + 1..],
             None => value,
         };
-        // Every response passes here: the parameters are split once and only the ones the
-        // first parameter calls for are looked at.
-        let mut params = last.split(|b| *b == b';').map(<[u8]>::trim_ascii).skip(1);
-        let first = params.next().unwrap_or_default();
-        let mut rest = params;
-        match first {
-            b"hit" if rest.any(|p| p.starts_with(b"ttl=-")) => Outcome::StaleHit,
-            b"hit" => Outcome::Hit,
-            b"fwd=miss" if rest.any(|p| p == b"collapsed") => Outcome::Collapsed,
-            b"fwd=miss" => Outcome::Miss,
-            b"fwd=stale" if rest.any(|p| p == b"fwd-status=304" || p == b"fwd-status=200") => {
-                Outcome::Revalidated
+        // Every response passes here: read by hand, without iterator chains or searches
+        // beyond the one member.
+        let trimmed = |b: &[u8]| -> usize { b.iter().take_while(|c| **c == b' ').count() };
+        let Some(semi) = last.iter().position(|b| *b == b';') else {
+            return Outcome::Bypass;
+        };
+        let params = &last[semi + 1..];
+        let params = &params[trimmed(params)..];
+        let has = |needle: &[u8]| params.windows(needle.len()).any(|w| w == needle);
+        if params.starts_with(b"hit") {
+            if has(b"ttl=-") {
+                Outcome::StaleHit
+            } else {
+                Outcome::Hit
             }
-            b"fwd=stale" => Outcome::StaleOnError,
-            _ => Outcome::Bypass,
+        } else if params.starts_with(b"fwd=miss") {
+            if has(b"collapsed") {
+                Outcome::Collapsed
+            } else {
+                Outcome::Miss
+            }
+        } else if params.starts_with(b"fwd=stale") {
+            if has(b"fwd-status=304") || has(b"fwd-status=200") {
+                Outcome::Revalidated
+            } else {
+                Outcome::StaleOnError
+            }
+        } else {
+            Outcome::Bypass
         }
     }
 

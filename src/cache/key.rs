@@ -48,7 +48,10 @@ pub fn decoded_key(path: &str) -> Result<Cow<'_, str>, KeyError> {
         }
         decoded
     };
-    if decoded.contains("..") && decoded.split('/').any(|segment| segment == "..") {
+    // A byte-pair scan first: `str::contains` sets up a substring searcher per call.
+    if decoded.as_bytes().windows(2).any(|pair| pair == b"..")
+        && decoded.split('/').any(|segment| segment == "..")
+    {
         return Err(KeyError::DotDot);
     }
     if decoded.len() > MAX_KEY_LEN {

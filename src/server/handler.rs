@@ -102,11 +102,12 @@ enum Step {
     /// Forwarded uncached: OPTIONS, and other methods on HTTP origins.
     PassThrough {
         space: Arc<Space>,
-        request: Request<Incoming>,
+        /// Boxed, as `Miss`: the hit path moves a `Step` and should not copy these.
+        request: Box<Request<Incoming>>,
         unsafe_method: bool,
     },
     /// Not answerable from memory: the disk tier, then a fill.
-    Miss(Miss),
+    Miss(Box<Miss>),
 }
 
 /// What the disk lookup and a fill need from a request the memory tier could not answer.
@@ -168,7 +169,7 @@ impl Edge {
                 space,
                 request,
                 unsafe_method,
-            } => Box::pin(self.pass_through(space, request, conn, unsafe_method)).await,
+            } => Box::pin(self.pass_through(space, *request, conn, unsafe_method)).await,
             Step::Miss(miss) => Box::pin(self.answer_miss(miss, conn)).await,
         }
     }
@@ -177,12 +178,14 @@ impl Edge {
     /// from an entry held in memory.
     fn answer_now(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Step {
         // Phase: route.
-        let Some(host) = request_host(&request) else {
-            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "missing or invalid Host"));
-        };
-        if request.headers().get_all(header::HOST).iter().count() > 1 {
+        let mut hosts = request.headers().get_all(header::HOST).iter();
+        let host_header = hosts.next();
+        if hosts.next().is_some() {
             return Step::Answered(self.error(StatusCode::BAD_REQUEST, "more than one Host"));
         }
+        let Some(host) = request_host(&request, host_header) else {
+            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "missing or invalid Host"));
+        };
         let space = match conn.route(&self.live.load(), host) {
             Route::Space(space) => space,
             Route::UnknownHost => {
@@ -208,7 +211,7 @@ impl Edge {
             Method::OPTIONS => {
                 return Step::PassThrough {
                     space,
-                    request,
+                    request: Box::new(request),
                     unsafe_method: false,
                 };
             }
@@ -224,7 +227,7 @@ impl Edge {
             _ => {
                 return Step::PassThrough {
                     space,
-                    request,
+                    request: Box::new(request),
                     unsafe_method: true,
                 };
             }
@@ -285,14 +288,14 @@ impl Edge {
         }
         let key = CacheKey::new(&space.name, &object_key, &query);
         let object_key = object_key.into_owned();
-        Step::Miss(Miss {
+        Step::Miss(Box::new(Miss {
             space,
             key,
             object_key,
             parts,
             hard_expiry,
             stored,
-        })
+        }))
     }
 
     /// Starts revalidating a stale-while-revalidate entry unless a fill for it runs already.
@@ -322,7 +325,7 @@ impl Edge {
 
     /// The phases that may wait: the disk tier, then coalesce and fetch (a miss, or a
     /// revalidation of a stale entry).
-    async fn answer_miss(self: &Arc<Self>, miss: Miss, conn: &ConnInfo) -> Response<EdgeBody> {
+    async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>, conn: &ConnInfo) -> Response<EdgeBody> {
         let Miss {
             space,
             key,
@@ -330,7 +333,7 @@ impl Edge {
             parts,
             hard_expiry,
             mut stored,
-        } = miss;
+        } = *miss;
 
         // Phase: lookup on disk.
         let from_disk = stored.is_none();
@@ -747,11 +750,14 @@ use http::header::HeaderName;
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host<B>(request: &Request<B>) -> Option<&str> {
+fn request_host<'a, B>(
+    request: &'a Request<B>,
+    host_header: Option<&'a HeaderValue>,
+) -> Option<&'a str> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str());
     }
-    request.headers().get(header::HOST)?.to_str().ok()
+    host_header?.to_str().ok()
 }
 
 /// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).
