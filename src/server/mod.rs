@@ -138,11 +138,16 @@ impl Edge {
             .get(respond::CACHE_STATUS)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        let bytes = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
+        // Body bytes: exact for bodies held whole (no header parsing), else as announced.
+        let bytes = http_body::Body::size_hint(response.body())
+            .exact()
+            .or_else(|| {
+                response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            })
             .unwrap_or(0);
         self.metrics.request(
             Outcome::from_cache_status(cache_status),

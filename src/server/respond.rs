@@ -33,13 +33,14 @@ pub fn decide(
     if status != StatusCode::OK {
         return Decision::Full;
     }
-    if let Some(inm) = request.get(header::IF_NONE_MATCH) {
+    let fields = RequestFields::of(request);
+    if let Some(inm) = fields.if_none_match {
         if etag_list_matches(inm, validators.etag.as_ref(), false) {
             return Decision::NotModified;
         }
     } else if let (Some(ims), Some(lm)) = (
-        request
-            .get(header::IF_MODIFIED_SINCE)
+        fields
+            .if_modified_since
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok()),
         validators.last_modified,
@@ -50,10 +51,10 @@ pub fn decide(
     if method != Method::GET {
         return Decision::Full;
     }
-    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    let Some(range) = fields.range.and_then(|v| v.to_str().ok()) else {
         return Decision::Full;
     };
-    if let Some(if_range) = request.get(header::IF_RANGE)
+    if let Some(if_range) = fields.if_range
         && !if_range_matches(if_range, validators)
     {
         return Decision::Full;
@@ -67,6 +68,37 @@ pub fn decide(
         Err(RangeUnsatisfiableError::Unsatisfiable) => Decision::Unsatisfiable,
         // Malformed or abusive range sets may be ignored (RFC 9110 14.2).
         Err(_) => Decision::Full,
+    }
+}
+
+/// The request fields [`decide`] reads (the first value of each).
+#[derive(Default)]
+struct RequestFields<'a> {
+    if_none_match: Option<&'a HeaderValue>,
+    if_modified_since: Option<&'a HeaderValue>,
+    range: Option<&'a HeaderValue>,
+    if_range: Option<&'a HeaderValue>,
+}
+
+impl<'a> RequestFields<'a> {
+    /// One pass over the request's few fields, cheaper than a hashed lookup for each name.
+    fn of(request: &'a HeaderMap) -> RequestFields<'a> {
+        let mut fields = RequestFields::default();
+        for (name, value) in request {
+            let slot = if name == header::IF_NONE_MATCH {
+                &mut fields.if_none_match
+            } else if name == header::IF_MODIFIED_SINCE {
+                &mut fields.if_modified_since
+            } else if name == header::RANGE {
+                &mut fields.range
+            } else if name == header::IF_RANGE {
+                &mut fields.if_range
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        fields
     }
 }
 

@@ -336,6 +336,11 @@ async fn sigkill_mid_fill_never_serves_a_torn_entry() {
     while done.load(Ordering::SeqCst) < 80 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Entries are committed by writer threads after the responses: on a loaded machine wait
+    // until some are, so that the kill tests surviving entries as well as torn ones.
+    while count_files(&dir.path().join("entries")) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     edge.child.kill().unwrap(); // SIGKILL, mid-fill
     edge.child.wait().unwrap();
     for task in tasks {
@@ -685,4 +690,18 @@ async fn a_large_fill_streams_to_disk_and_readers_go_at_their_own_pace() {
     assert_eq!(digest(&body), digest(&seeded_bytes(7, 0, len)));
     assert_eq!(origin.hits(), 1);
     edge.stop().await;
+}
+
+/// Regular files below `dir`, at any depth.
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => count_files(&e.path()),
+                Ok(t) if t.is_file() => 1,
+                _ => 0,
+            })
+            .sum()
+    })
 }
