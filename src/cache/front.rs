@@ -13,6 +13,9 @@
 //!   sending is freed, not kept alive here.
 //! - **Eviction policy intact:** hits served here are invisible to moka's TinyLFU, so one in
 //!   `RECORD_EVERY` goes through moka anyway and hot entries stay hot there.
+//! - **Cheap when nothing is hot:** a slot takes an entry only when the same key came to it
+//!   twice in a row, so a spread of keys costs a hash and a compare, not a reference count
+//!   bounced between threads.
 
 use std::cell::RefCell;
 use std::hash::Hasher;
@@ -30,18 +33,20 @@ const RECORD_EVERY: u32 = 16;
 /// Numbers tiers, so the tables of several tiers in one process (tests) never mix.
 static NEXT_TIER: AtomicU64 = AtomicU64::new(1);
 
+#[derive(Default)]
 struct Slot {
     tier: u64,
     epoch: u64,
     hash: u64,
     variant: u64,
+    /// Empty until the key came to the slot twice in a row.
     entry: Weak<Entry>,
     hits: u32,
 }
 
 thread_local! {
-    static SLOTS_OF_THREAD: RefCell<Vec<Option<Slot>>> =
-        RefCell::new((0..SLOTS).map(|_| None).collect());
+    static SLOTS_OF_THREAD: RefCell<Vec<Slot>> =
+        RefCell::new((0..SLOTS).map(|_| Slot::default()).collect());
 }
 
 /// One tier's side of the per-thread tables: its number and epoch.
@@ -86,7 +91,7 @@ impl Front {
         let hash = hash_of(key, variant);
         SLOTS_OF_THREAD.with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
-            let slot = slots[hash as usize % SLOTS].as_mut()?;
+            let slot = &mut slots[hash as usize % SLOTS];
             if slot.tier != self.tier
                 || slot.epoch != epoch
                 || slot.hash != hash
@@ -104,20 +109,30 @@ impl Front {
         })
     }
 
-    /// Keeps `entry`, found in moka for `key`'s `variant` at `epoch`.
+    /// Offers `entry`, found in moka for `key`'s `variant` at `epoch`: kept if the same key
+    /// came to this slot last, else the slot only notes the key.
     pub fn put(&self, epoch: u64, key: KeyText<'_>, variant: u64, entry: &Arc<Entry>) {
         let hash = hash_of(key, variant);
         SLOTS_OF_THREAD.with(|slots| {
-            if let Ok(mut slots) = slots.try_borrow_mut() {
-                slots[hash as usize % SLOTS] = Some(Slot {
+            let Ok(mut slots) = slots.try_borrow_mut() else {
+                return;
+            };
+            let slot = &mut slots[hash as usize % SLOTS];
+            let again = slot.tier == self.tier && slot.hash == hash && slot.variant == variant;
+            if again {
+                if !std::ptr::eq(slot.entry.as_ptr(), Arc::as_ptr(entry)) {
+                    slot.entry = Arc::downgrade(entry);
+                }
+            } else {
+                *slot = Slot {
                     tier: self.tier,
-                    epoch,
                     hash,
                     variant,
-                    entry: Arc::downgrade(entry),
-                    hits: 0,
-                });
+                    ..Slot::default()
+                };
             }
+            slot.epoch = epoch;
+            slot.hits = 0;
         });
     }
 }
