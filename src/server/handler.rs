@@ -152,6 +152,22 @@ impl Edge {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
         }
+        // The same rule over HTTP/2, which has no Transfer-Encoding: a write whose body
+        // follows without a stated length is refused (the stream is reset, not the
+        // connection).
+        if request.version() == http::Version::HTTP_2
+            && !matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+            && !request.headers().contains_key(header::CONTENT_LENGTH)
+            && !http_body::Body::is_end_stream(request.body())
+        {
+            return self.error(
+                StatusCode::LENGTH_REQUIRED,
+                "a request body needs Content-Length; uploads of unknown length are not forwarded",
+            );
+        }
 
         // Phase: ACME HTTP-01 answers, for any host (the CA may reach any PoP).
         if self.acme_challenges.is_some()

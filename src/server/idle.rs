@@ -67,7 +67,13 @@ impl<T> IdleTimeout<T> {
             return Ok(());
         }
         loop {
-            if self.timer.as_mut().poll(cx).is_pending() {
+            // Polled outside tokio's cooperative budget: with the budget spent, a `Sleep`
+            // answers Pending without registering the waker, and the shortcut above would
+            // then never poll it again.
+            if Pin::new(&mut tokio::task::unconstrained(&mut self.timer))
+                .poll(cx)
+                .is_pending()
+            {
                 self.timer_waker = Some(cx.waker().clone());
                 return Ok(());
             }

@@ -45,6 +45,8 @@ pub struct Edge {
     pub config: Arc<Config>,
     /// The reloadable part, swapped atomically.
     pub live: ArcSwap<Live>,
+    /// Reloads so far: each new `Live` takes the next count as its generation.
+    reloads: std::sync::atomic::AtomicU64,
     pub cache: Cache,
     pub origin: OriginClient,
     pub pop_name: Arc<str>,
@@ -81,6 +83,7 @@ impl Edge {
         Ok(Edge {
             fanout,
             journal: Journal::open(config.purge.state_dir.clone()),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             live: ArcSwap::from_pointee(Live {
                 config: Arc::new(config.clone()),
                 router: Router::new(&config),
@@ -211,7 +214,10 @@ impl Edge {
             needs_restart.push("purge.peers");
         }
         let router = Router::new(&new);
-        let generation = self.live.load().generation + 1;
+        let generation = self
+            .reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         self.live.store(Arc::new(Live {
             config: Arc::new(new),
             router,

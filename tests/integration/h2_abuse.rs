@@ -130,3 +130,45 @@ async fn huge_header_lists_are_refused() {
     healthy(addr).await;
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn uploads_of_unknown_length_are_refused_and_stated_lengths_forwarded() {
+    let origin = ScriptedOrigin::start().await;
+    origin.route("/up", Route::ok("stored"));
+    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let (send, _driver) = h2_connect(edge.http_addr.unwrap()).await;
+    let upload = |length: Option<usize>| {
+        let mut request = http::Request::post("http://assets.local.cdn.localhost/up")
+            .body(())
+            .unwrap();
+        if let Some(length) = length {
+            request
+                .headers_mut()
+                .insert(http::header::CONTENT_LENGTH, length.into());
+        }
+        request
+    };
+
+    // A body with no stated length: 411, and nothing reaches the origin.
+    let mut ready = send.clone().ready().await.unwrap();
+    let (response, mut body) = ready.send_request(upload(None), false).unwrap();
+    body.send_data(Bytes::from_static(b"abc"), true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 411);
+    assert_eq!(origin.hits(), 0);
+
+    // With Content-Length the same upload is forwarded, on the same connection.
+    let mut ready = send.clone().ready().await.unwrap();
+    let (response, mut body) = ready.send_request(upload(Some(3)), false).unwrap();
+    body.send_data(Bytes::from_static(b"abc"), true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(origin.hits(), 1);
+    edge.stop().await;
+}
