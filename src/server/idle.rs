@@ -95,6 +95,34 @@ impl<T> IdleTimeout<T> {
     }
 }
 
+impl<T> IdleTimeout<T> {
+    /// What a pending I/O call returns: still pending, or the idle error.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        match self.check(cx) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Passes on a write's outcome, counting written bytes as progress.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.pending(cx),
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -110,10 +138,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
+            Poll::Pending => this.pending(cx),
         }
     }
 }
@@ -125,19 +150,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let poll = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.wrote(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -146,19 +160,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -168,10 +171,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
+            Poll::Pending => this.pending(cx),
             ready => ready,
         }
     }
