@@ -70,3 +70,22 @@ where
         }
     })
 }
+
+/// The fields every bench object carries (the origin sends them; the ceiling answers as if
+/// it were a hit of one): type, a one-hour public lifetime and a fixed `Last-Modified`.
+pub fn insert_object_headers(headers: &mut http::HeaderMap) {
+    use http::HeaderValue;
+    use http::header::{CACHE_CONTROL, CONTENT_TYPE, LAST_MODIFIED};
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        LAST_MODIFIED,
+        HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
+    );
+}

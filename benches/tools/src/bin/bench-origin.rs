@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, LAST_MODIFIED};
+use http::header::ETAG;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -62,18 +62,7 @@ async fn answer(
     };
     let mut response = Response::new(Full::new(body.slice(..size)));
     let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    headers.insert(
-        LAST_MODIFIED,
-        HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
-    );
+    edge_bench::insert_object_headers(headers);
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{size:x}-65920000\"")) {
         headers.insert(ETAG, etag);
     }
