@@ -127,7 +127,11 @@ pub fn with_key_text<R>(
             lookup(KeyText(&text))
         }
         // Only if `lookup` itself asked for a key text on this thread.
-        Err(_) => lookup(CacheKey::new(space, object_key, query).text()),
+        Err(_) => {
+            let mut text = String::with_capacity(space.len() + object_key.len() + query.len() + 2);
+            push_key(&mut text, space, object_key, query);
+            lookup(KeyText(&text))
+        }
     })
 }
 
@@ -149,10 +153,10 @@ pub struct CacheKey(Arc<str>);
 impl CacheKey {
     /// Builds the key of `object_key` with `query` (already filtered by policy) in `space`.
     pub fn new(space: &str, object_key: &str, query: &str) -> CacheKey {
-        // Sized up front: `format!` grows its buffer piece by piece.
-        let mut key = String::with_capacity(space.len() + object_key.len() + query.len() + 2);
-        push_key(&mut key, space, object_key, query);
-        CacheKey(key.into())
+        // Written in the per-thread buffer, then copied once into its shared allocation.
+        with_key_text(space, object_key, query, |text| {
+            CacheKey(text.as_str().into())
+        })
     }
 
     /// The key's text, borrowed, for lookups.
