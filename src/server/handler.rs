@@ -134,39 +134,32 @@ impl Edge {
         // length (as S3 insists). hyper drops a Content-Length sent beside Transfer-Encoding
         // (RFC 9112 6.3), so this is also the one place that refuses that smuggling shape
         // (RFC 9112 6.1 lets a server reject it) instead of forwarding it re-framed.
-        if request.headers().contains_key(header::TRANSFER_ENCODING) {
-            let read = matches!(
-                *request.method(),
-                Method::GET | Method::HEAD | Method::OPTIONS
-            );
+        // HTTP/2 has no Transfer-Encoding: there a write whose body follows without a stated
+        // length is refused the same way (the stream, not the connection).
+        let read = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS
+        );
+        let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+        let unstated = request.version() == http::Version::HTTP_2
+            && !read
+            && !request.headers().contains_key(header::CONTENT_LENGTH)
+            && !http_body::Body::is_end_stream(request.body());
+        if chunked || unstated {
             let mut response = if read {
                 self.error(StatusCode::BAD_REQUEST, "a body on a read request")
             } else {
                 self.error(
                     StatusCode::LENGTH_REQUIRED,
-                    "a request body needs Content-Length; chunked uploads are not forwarded",
+                    "a request body needs Content-Length; uploads of unknown length are not forwarded",
                 )
             };
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            if chunked {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return response;
-        }
-        // The same rule over HTTP/2, which has no Transfer-Encoding: a write whose body
-        // follows without a stated length is refused (the stream is reset, not the
-        // connection).
-        if request.version() == http::Version::HTTP_2
-            && !matches!(
-                *request.method(),
-                Method::GET | Method::HEAD | Method::OPTIONS
-            )
-            && !request.headers().contains_key(header::CONTENT_LENGTH)
-            && !http_body::Body::is_end_stream(request.body())
-        {
-            return self.error(
-                StatusCode::LENGTH_REQUIRED,
-                "a request body needs Content-Length; uploads of unknown length are not forwarded",
-            );
         }
 
         // Phase: ACME HTTP-01 answers, for any host (the CA may reach any PoP).
