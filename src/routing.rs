@@ -73,6 +73,27 @@ pub fn host_name(host: &str) -> Option<&str> {
     Some(name)
 }
 
+/// Whether two authorities (`Host` values) name the same host and port: host names compare
+/// without case or a trailing dot, and ports only when both state one (a default port may be
+/// left out of either).
+pub fn same_authority(a: &str, b: &str) -> bool {
+    let (Some(name_a), Some(name_b)) = (host_name(a), host_name(b)) else {
+        return false;
+    };
+    let same_name = name_a
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(name_b.trim_end_matches('.'));
+    let port = |text: &str, name: &str| {
+        let rest = text.trim()[name.len()..].trim_start_matches(']');
+        rest.strip_prefix(':').map(str::to_owned)
+    };
+    let same_port = match (port(a, name_a), port(b, name_b)) {
+        (Some(pa), Some(pb)) => pa == pb,
+        _ => true,
+    };
+    same_name && same_port
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +147,16 @@ mod tests {
         assert_eq!(host_name("[::1]:8080"), Some("[::1]"));
         assert_eq!(host_name("a.b:1"), Some("a.b"));
         assert_eq!(host_name("[::1"), None);
+    }
+
+    #[test]
+    fn authorities_agree_only_on_the_same_host_and_port() {
+        assert!(same_authority("a.example.com", "A.EXAMPLE.com."));
+        assert!(same_authority("a.example.com:443", "a.example.com"));
+        assert!(same_authority("[::1]:8080", "[::1]:8080"));
+        assert!(!same_authority("a.example.com", "b.example.com"));
+        assert!(!same_authority("a.example.com:8080", "a.example.com:8081"));
+        assert!(!same_authority("[::1]:1", "[::1]:2"));
+        assert!(!same_authority("a.example.com", ""));
     }
 }

@@ -75,6 +75,17 @@ pub struct FillHead {
     pub disk_body: Option<Arc<super::DiskBody>>,
 }
 
+impl FillHead {
+    /// Whether a request with `request_headers` that joined this fill may be given its
+    /// response: only one a shared cache may store (RFC 9111 sections 3 and 4.3.2: not
+    /// `private` or `no-store`, not an `Authorization`-dependent or `Set-Cookie` answer
+    /// without explicit shared freshness) and of the variant the request selects. Any
+    /// other response was for the client whose request the fill sent.
+    pub fn shareable_with(&self, request_headers: &HeaderMap) -> bool {
+        self.admission.is_ok() && self.vary.matches(request_headers)
+    }
+}
+
 #[derive(Default)]
 struct FillState {
     head: Option<Arc<FillHead>>,

@@ -9,6 +9,20 @@ use http_cache_semantics::{CacheOptions, CachePolicy};
 
 use super::cache_control::CacheControl;
 
+/// The longest lifetime, age or stale window the cache accounts for: 2^31 seconds, which
+/// RFC 9111 section 1.2.2 treats as "infinity". Anything larger from a response (or a disk
+/// entry written by an older build) is clamped to it, so no time arithmetic overflows.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(1 << 31);
+
+/// `time + span`, without overflow: spans are clamped to [`MAX_LIFETIME`] and a sum past
+/// what `SystemTime` holds saturates to a far future.
+pub fn later(time: SystemTime, span: Duration) -> SystemTime {
+    let span = span.min(MAX_LIFETIME);
+    time.checked_add(span)
+        .or_else(|| SystemTime::UNIX_EPOCH.checked_add(MAX_LIFETIME.saturating_mul(8)))
+        .unwrap_or(time)
+}
+
 /// The TTLs that apply when the object does not say.
 #[derive(Debug, Clone, Copy)]
 pub struct TtlRules {
@@ -63,14 +77,28 @@ pub enum FreshnessState {
 }
 
 impl Freshness {
+    /// The same freshness with every span clamped to [`MAX_LIFETIME`] (what `admit` makes;
+    /// disk entries are passed through it when read back).
+    pub fn clamped(self) -> Freshness {
+        Freshness {
+            initial_age: self.initial_age.min(MAX_LIFETIME),
+            ttl_at_store: self.ttl_at_store.min(MAX_LIFETIME),
+            stale_while_revalidate: self.stale_while_revalidate.min(MAX_LIFETIME),
+            stale_if_error: self.stale_if_error.min(MAX_LIFETIME),
+            ..self
+        }
+    }
+
     /// The value of `Age` at `now`.
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.response_time).unwrap_or_default()
+        self.initial_age
+            .min(MAX_LIFETIME)
+            .saturating_add(now.duration_since(self.response_time).unwrap_or_default())
     }
 
     /// When freshness ends.
     pub fn fresh_until(&self) -> SystemTime {
-        let until = self.response_time + self.ttl_at_store;
+        let until = later(self.response_time, self.ttl_at_store);
         match self.hard_expiry {
             Some(hard) => until.min(hard),
             None => until,
@@ -94,7 +122,7 @@ impl Freshness {
         let until = self.fresh_until();
         if now < until {
             FreshnessState::Fresh
-        } else if now < until + self.stale_while_revalidate {
+        } else if now < later(until, self.stale_while_revalidate) {
             FreshnessState::StaleWhileRevalidate
         } else {
             FreshnessState::Stale
@@ -106,20 +134,27 @@ impl Freshness {
         if self.hard_expiry.is_some_and(|hard| now >= hard) {
             return false;
         }
-        now < self.fresh_until() + self.stale_if_error.max(self.stale_while_revalidate)
+        now < later(
+            self.fresh_until(),
+            self.stale_if_error.max(self.stale_while_revalidate),
+        )
     }
 
     /// How long after `response_time` the entry is worth keeping (stale entries with
     /// validators are kept a while longer so they can be revalidated with a 304).
     pub fn keep_for(&self, has_validator: bool) -> Duration {
-        let stale_window = self.stale_while_revalidate.max(self.stale_if_error);
+        let this = self.clamped();
+        let stale_window = this.stale_while_revalidate.max(this.stale_if_error);
         let revalidate_window = if has_validator {
-            self.ttl_at_store
+            this.ttl_at_store
                 .clamp(Duration::from_secs(60), Duration::from_secs(86_400))
         } else {
             Duration::ZERO
         };
-        let keep = self.ttl_at_store + stale_window.max(revalidate_window);
+        let keep = this
+            .ttl_at_store
+            .saturating_add(stale_window.max(revalidate_window))
+            .min(MAX_LIFETIME);
         match self.hard_expiry {
             Some(hard) => keep.min(hard.duration_since(self.response_time).unwrap_or_default()),
             None => keep,
@@ -224,7 +259,8 @@ pub fn admit(
         stale_while_revalidate,
         stale_if_error,
         hard_expiry: None,
-    })
+    }
+    .clamped())
 }
 
 fn policy_for(

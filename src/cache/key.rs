@@ -188,6 +188,11 @@ impl CacheKey {
     pub fn object_key(&self) -> &str {
         self.0.split('\0').nth(1).unwrap_or_default()
     }
+
+    /// The query part (as the space's policy keeps it).
+    pub fn query(&self) -> &str {
+        self.0.splitn(3, '\0').nth(2).unwrap_or_default()
+    }
 }
 
 /// Which cached keys a purge drops.

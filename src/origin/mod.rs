@@ -32,6 +32,37 @@ const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// Characters kept as they are in a path sent to an HTTP origin or parent: RFC 3986 `pchar`
+/// (unreserved, sub-delims, `:` and `@`) and `/`; everything else is percent-encoded.
+const HTTP_PATH: &AsciiSet = &S3_KEY
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// The request target an HTTP origin or a parent is asked for: the decoded object key
+/// encoded one canonical way, and `query` (empty: none). Two requests with the same key
+/// (`/img%2Fa.png`, `/img/a.png`) make the same origin request.
+pub fn http_target(object_key: &str, query: &str) -> String {
+    let mut target = String::with_capacity(object_key.len() + query.len() + 2);
+    target.push('/');
+    target.extend(utf8_percent_encode(object_key, HTTP_PATH));
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(query);
+    }
+    target
+}
+
 /// Request headers a hop must not pass on (RFC 9110 7.6.1), plus those the cache owns.
 const NOT_FORWARDED: &[HeaderName] = &[
     header::CONNECTION,
@@ -94,8 +125,9 @@ enum Target {
     },
     /// A generic HTTP origin: path and query forwarded as they are.
     Http { base: Uri },
-    /// A parent PoP, asked with the client's `Host` so it routes to the same space.
-    Parent { base: Uri },
+    /// A parent PoP, asked with the space's own edge host name
+    /// (`<space>.<region>.<cdn domain>`), so it routes to the space this PoP chose.
+    Parent { base: Uri, cdn_domain: String },
 }
 
 /// What the cache layer asks of the origin.
@@ -139,6 +171,7 @@ impl OriginClient {
         let target = if let Some(parent) = &config.parent {
             Target::Parent {
                 base: parent.url.clone(),
+                cdn_domain: config.cdn.domain.clone(),
             }
         } else {
             match &config.origin.kind {
@@ -267,7 +300,7 @@ impl OriginClient {
                 (target, false, signer)
             }
             Target::Http { base } => (join(base, request.path_and_query), true, None),
-            Target::Parent { base } => (join(base, request.path_and_query), true, None),
+            Target::Parent { base, .. } => (join(base, request.path_and_query), true, None),
         };
         let uri: Uri = uri
             .parse()
@@ -286,10 +319,12 @@ impl OriginClient {
                     headers.append(name.clone(), value.clone());
                 }
             }
-            if matches!(self.target, Target::Parent { .. })
-                && let Some(host) = request.client_headers.get(header::HOST)
-            {
-                headers.insert(header::HOST, host.clone());
+            if let Target::Parent { cdn_domain, .. } = &self.target {
+                let space = request.space;
+                let host = format!("{}.{}.{cdn_domain}", space.name, space.region);
+                let host = HeaderValue::from_str(&host)
+                    .map_err(|e| OriginError::Request(format!("parent host `{host}`: {e}")))?;
+                headers.insert(header::HOST, host);
             }
         }
         if !forward_client_headers {

@@ -15,6 +15,7 @@ use super::body::EdgeBody;
 use super::conn::{ConnInfo, Route};
 use super::fetch::{self, FetchSpec};
 use super::head_memo;
+use super::presign;
 use super::respond::{self, CACHE_STATUS, Decision};
 use crate::cache::key::{decoded_key, key_query, object_key, with_key_text};
 use crate::cache::{
@@ -93,6 +94,15 @@ impl CacheOutcome {
         // The PoP name is checked at config load; keep a valid value if it were not.
         HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
     }
+}
+
+/// Which query string an origin request carries.
+#[derive(Debug, Clone, Copy)]
+enum UpstreamQuery {
+    /// The one the cache key keeps (cache fills: the stored response is the key's resource).
+    Key,
+    /// The client's, whole (requests the cache does not store).
+    Raw,
 }
 
 /// Where the phases that need no waiting leave a request.
@@ -186,14 +196,10 @@ impl Edge {
     /// The phases that need no waiting: route, method, key, memory lookup, and the answer
     /// from an entry held in memory.
     fn answer_now(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Step {
-        // Phase: route.
-        let mut hosts = request.headers().get_all(header::HOST).iter();
-        let host_header = hosts.next();
-        if hosts.next().is_some() {
-            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "more than one Host"));
-        }
-        let Some(host) = request_host(&request, host_header) else {
-            return Step::Answered(self.error(StatusCode::BAD_REQUEST, "missing or invalid Host"));
+        // Phase: route, from the request's one authority.
+        let host = match request_authority(&request) {
+            Ok(host) => host,
+            Err(reason) => return Step::Answered(self.error(StatusCode::BAD_REQUEST, reason)),
         };
         let space = match conn.route(&self.live.load(), host) {
             Route::Space(space) => space,
@@ -252,7 +258,10 @@ impl Edge {
             return Step::Answered(self.error(StatusCode::NOT_FOUND, "no object key"));
         }
         let query = parts.uri.query();
-        let hard_expiry = presign_expiry(query);
+        let hard_expiry = match presign::expiry(query) {
+            Ok(expiry) => expiry,
+            Err(e) => return Step::Answered(self.error(StatusCode::BAD_REQUEST, &e.to_string())),
+        };
         if hard_expiry.is_some_and(|expiry| expiry <= SystemTime::now()) {
             return Step::Answered(
                 self.error(StatusCode::FORBIDDEN, "the presigned URL has expired"),
@@ -324,6 +333,7 @@ impl Edge {
                 space,
                 key.clone(),
                 object_key.to_owned(),
+                UpstreamQuery::Key,
                 parts,
                 conn,
                 hard_expiry,
@@ -389,6 +399,7 @@ impl Edge {
                     &space,
                     key.clone(),
                     object_key.clone(),
+                    UpstreamQuery::Key,
                     &parts,
                     conn,
                     hard_expiry,
@@ -410,10 +421,21 @@ impl Edge {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if !head.vary.matches(&parts.headers) {
-            // Joined a fill for another variant: this request needs its own fetch.
+        if collapsed && !head.shareable_with(&parts.headers) {
+            // Joined a fill whose response is not for this request: another variant, or one
+            // a shared cache may not give to anyone but the client it was fetched for
+            // (`private`, `no-store`, an `Authorization`-dependent answer...). This request
+            // goes to the origin on its own.
             let fill = crate::cache::Fill::new();
-            let spec = self.fetch_spec(&space, key, object_key, &parts, conn, hard_expiry);
+            let spec = self.fetch_spec(
+                &space,
+                key,
+                object_key,
+                UpstreamQuery::Key,
+                &parts,
+                conn,
+                hard_expiry,
+            );
             let Some(mut own) = fill.reader(0) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
             };
@@ -428,31 +450,39 @@ impl Edge {
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fetch_spec(
         &self,
         space: &Arc<Space>,
         key: CacheKey,
         object_key: String,
+        upstream_query: UpstreamQuery,
         parts: &http::request::Parts,
         conn: &ConnInfo,
         hard_expiry: Option<SystemTime>,
     ) -> FetchSpec {
         let mut client_headers = parts.headers.clone();
-        if !client_headers.contains_key(header::HOST)
-            && let Some(authority) = parts.uri.authority()
+        // The route was taken from the request's one authority (`request_authority`): the
+        // headers passed on carry that authority and nothing else.
+        if let Some(authority) = parts.uri.authority()
             && let Ok(value) = HeaderValue::from_str(authority.as_str())
         {
             client_headers.insert(header::HOST, value);
         }
+        // What HTTP origins and parents are asked for is built from the key: the decoded
+        // object key, re-encoded one canonical way, and the query the key keeps (the raw
+        // one for requests the cache does not store), so the response stored under a key
+        // is the resource that key names.
+        let upstream_query = match upstream_query {
+            UpstreamQuery::Key => key.query(),
+            UpstreamQuery::Raw => parts.uri.query().unwrap_or_default(),
+        };
+        let path_and_query = crate::origin::http_target(&object_key, upstream_query);
         FetchSpec {
             space: space.clone(),
             key,
             object_key,
-            path_and_query: parts
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned(),
+            path_and_query,
             query: parts.uri.query().map(str::to_owned),
             client_headers,
             client_addr: conn.client_addr,
@@ -658,6 +688,7 @@ impl Edge {
             &space,
             CacheKey::new(&space.name, &object_key, ""),
             object_key.clone(),
+            UpstreamQuery::Raw,
             &parts,
             conn,
             None,
@@ -758,54 +789,28 @@ use http::header::HeaderName;
 /// Where ACME HTTP-01 challenge answers are served.
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
-/// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host<'a, B>(
-    request: &'a Request<B>,
-    host_header: Option<&'a HeaderValue>,
-) -> Option<&'a str> {
-    if let Some(authority) = request.uri().authority() {
-        return Some(authority.as_str());
+/// The request's one authority: the target's (`:authority` in HTTP/2, absolute-form in
+/// HTTP/1.1) or `Host`. When both are present they must name the same host and port
+/// (RFC 9113 8.3.1; RFC 9112 3.2.2 lets a server refuse the disagreement rather than
+/// pick one), so nothing downstream can be told one host while the route took another.
+fn request_authority<B>(request: &Request<B>) -> Result<&str, &'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host");
     }
-    host_header?.to_str().ok()
-}
-
-/// When a presigned URL in the query stops being valid (`X-Amz-Date` + `X-Amz-Expires`).
-fn presign_expiry(query: Option<&str>) -> Option<SystemTime> {
-    let query = query?;
-    let mut date = None;
-    let mut expires = None;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name.eq_ignore_ascii_case("x-amz-date") {
-            date = parse_amz_date(value);
-        } else if name.eq_ignore_ascii_case("x-amz-expires") {
-            expires = value.parse::<u64>().ok();
+    let host_header = match host_header {
+        Some(value) => Some(value.to_str().map_err(|_| "missing or invalid Host")?),
+        None => None,
+    };
+    match (request.uri().authority(), host_header) {
+        (Some(target), Some(host)) if !crate::routing::same_authority(target.as_str(), host) => {
+            Err("the request target's authority and Host disagree")
         }
+        (Some(target), _) => Ok(target.as_str()),
+        (None, Some(host)) => Ok(host),
+        (None, None) => Err("missing or invalid Host"),
     }
-    Some(date? + std::time::Duration::from_secs(expires?))
-}
-
-/// `20130524T000000Z` to a time.
-fn parse_amz_date(text: &str) -> Option<SystemTime> {
-    let b = text.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()?;
-    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Answers from a disk body: the first block sent is read and verified before the head is
@@ -856,21 +861,4 @@ fn stream_body(reader: crate::cache::FillReader, end: Option<u64>) -> EdgeBody {
         Some((chunk.map(http_body::Frame::data), reader))
     });
     EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presign_expiry_from_query() {
-        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600";
-        let expiry = presign_expiry(Some(q)).unwrap();
-        assert_eq!(
-            httpdate::fmt_http_date(expiry),
-            "Mon, 01 Jan 2024 01:00:00 GMT"
-        );
-        assert!(presign_expiry(Some("v=1")).is_none());
-        assert!(parse_amz_date("2024").is_none());
-    }
 }

@@ -9,6 +9,7 @@ pub mod handler;
 mod head_memo;
 pub mod idle;
 pub mod listener;
+pub mod presign;
 pub mod respond;
 
 use std::net::SocketAddr;

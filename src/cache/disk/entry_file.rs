@@ -186,7 +186,9 @@ impl Meta {
                 stale_while_revalidate,
                 stale_if_error,
                 hard_expiry,
-            },
+            }
+            // Entries written before lifetimes were clamped may hold any span.
+            .clamped(),
             body_len,
             block_size,
             block_crcs,

@@ -501,7 +501,14 @@ fn scan(weak: &Weak<Inner>) {
             if inner.closed.load(Ordering::Acquire) {
                 break 'outer;
             }
-            match scan_one(&inner, file.path()) {
+            // An entry the scan cannot use is dropped; nothing in one file may stop the
+            // index from being rebuilt (a panic here would leave the tier scanning forever).
+            let path = file.path();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                scan_one(&inner, path.clone())
+            }))
+            .unwrap_or_else(|_| Err(DiskError::Corrupt("entry could not be read".into())));
+            match outcome {
                 Ok(true) => indexed += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -528,7 +535,10 @@ fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
         return Err(DiskError::Corrupt("file is not where its key says".into()));
     }
     let has_validators = Validators::from_headers(&meta.headers).any();
-    let keep_until = meta.freshness.response_time + meta.freshness.keep_for(has_validators);
+    let keep_until = crate::cache::freshness::later(
+        meta.freshness.response_time,
+        meta.freshness.keep_for(has_validators),
+    );
     if SystemTime::now() >= keep_until {
         return Err(DiskError::Corrupt("expired past its keep window".into()));
     }

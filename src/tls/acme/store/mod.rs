@@ -67,6 +67,12 @@ pub enum StoreError {
         status: u16,
         message: String,
     },
+    /// The state bucket exists but belongs to another user of the origin: it is never
+    /// written to (it would hand the fleet's private keys to that user).
+    #[error(
+        "bucket `{0}` exists but is not owned by the edge's origin user; refusing to keep ACME state in it"
+    )]
+    NotOwned(String),
     /// The origin could not be reached or timed out.
     #[error("{op} {key}: {reason}")]
     Transport {
@@ -80,7 +86,7 @@ impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Key(_) => false,
+            StoreError::Key(_) | StoreError::NotOwned(_) => false,
             StoreError::Io { .. } | StoreError::Transport { .. } => true,
             StoreError::Status { status, .. } => *status >= 500 || *status == 429,
         }

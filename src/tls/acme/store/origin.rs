@@ -165,39 +165,68 @@ impl OriginStore {
         }
     }
 
-    /// Creates the bucket unless it exists (once per process).
+    /// Creates the bucket unless it exists, and makes sure it is this user's (once per
+    /// process): a bucket of the same name that another user of the origin created first
+    /// (and opened to everyone) would otherwise receive the fleet's private keys.
     async fn ensure_bucket(&self) -> Result<(), StoreError> {
         self.bucket_ready
             .get_or_try_init(|| async {
-                let url = format!("{}/{}", self.endpoint, self.bucket);
-                let head = self
-                    .send("HeadBucket", "", Method::HEAD, &url, &[], Bytes::new())
-                    .await?;
-                if head.status.is_success() {
-                    return Ok(());
-                }
-                let body = if self.region == "us-east-1" {
-                    Bytes::new()
-                } else {
-                    Bytes::from(format!(
-                        "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
-                        self.region
-                    ))
-                };
-                let created = self
-                    .send("CreateBucket", "", Method::PUT, &url, &[], body)
-                    .await?;
-                if created.status.is_success()
-                    || s3_error_code(&created.body).as_deref() == Some("BucketAlreadyOwnedByYou")
-                {
-                    tracing::info!(bucket = %self.bucket, "ACME state bucket ready");
-                    Ok(())
-                } else {
-                    Err(Self::unexpected("CreateBucket", &self.bucket, &created))
-                }
+                self.create_bucket().await?;
+                self.check_owned().await?;
+                tracing::info!(bucket = %self.bucket, "ACME state bucket ready");
+                Ok(())
             })
             .await
             .map(|_| ())
+    }
+
+    /// Refuses a state bucket this user does not own. ListBuckets names exactly the
+    /// caller's own buckets on AWS S3, Ceph RGW and the embedded store alike.
+    async fn check_owned(&self) -> Result<(), StoreError> {
+        let url = format!("{}/", self.endpoint);
+        let listed = self
+            .send("ListBuckets", "", Method::GET, &url, &[], Bytes::new())
+            .await?;
+        if !listed.status.is_success() {
+            return Err(Self::unexpected("ListBuckets", "", &listed));
+        }
+        let xml = String::from_utf8_lossy(&listed.body);
+        let owned = elements(&xml, "Bucket")
+            .filter_map(|bucket| elements(bucket, "Name").next())
+            .any(|name| unescape(name) == self.bucket);
+        if owned {
+            Ok(())
+        } else {
+            Err(StoreError::NotOwned(self.bucket.clone()))
+        }
+    }
+
+    /// Creates the bucket (private) if it does not exist.
+    async fn create_bucket(&self) -> Result<(), StoreError> {
+        let url = format!("{}/{}", self.endpoint, self.bucket);
+        let head = self
+            .send("HeadBucket", "", Method::HEAD, &url, &[], Bytes::new())
+            .await?;
+        if head.status.is_success() {
+            return Ok(());
+        }
+        let body = if self.region == "us-east-1" {
+            Bytes::new()
+        } else {
+            Bytes::from(format!(
+                "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            ))
+        };
+        let created = self
+            .send("CreateBucket", "", Method::PUT, &url, &[], body)
+            .await?;
+        match s3_error_code(&created.body).as_deref() {
+            _ if created.status.is_success() => Ok(()),
+            Some("BucketAlreadyOwnedByYou") => Ok(()),
+            Some("BucketAlreadyExists") => Err(StoreError::NotOwned(self.bucket.clone())),
+            _ => Err(Self::unexpected("CreateBucket", &self.bucket, &created)),
+        }
     }
 
     async fn get_object(&self, key: &str) -> Result<Option<Stored>, StoreError> {

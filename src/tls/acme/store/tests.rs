@@ -152,6 +152,90 @@ async fn origin_store_conformance_against_the_embedded_origin() {
     let _ = server.await;
 }
 
+/// A bucket named like the state bucket that another user of the origin created first, and
+/// opened to everyone, is refused: the fleet's keys would be that user's to read.
+#[tokio::test]
+async fn a_state_bucket_squatted_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = |id: &str, key: &str| ::origin::UserConfig {
+        id: id.into(),
+        display_name: id.into(),
+        email: None,
+        access_key: key.into(),
+        secret_key: format!("{id}-secret-key"),
+    };
+    let store = ::origin::Store::open(::origin::StoreConfig {
+        data_dir: dir.path().to_owned(),
+        domain: None,
+        region: "us-east-1".into(),
+        users: vec![user("edge", "AKIDEDGE"), user("mallory", "AKIDMALLORY")],
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        store
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let endpoint: http::Uri = format!("http://{addr}").parse().unwrap();
+    let store_of = |id: &str, key: &str| {
+        OriginStore::new(
+            &endpoint,
+            BUCKET,
+            "us-east-1",
+            Signer::new(key, &format!("{id}-secret-key"), "us-east-1"),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+    };
+
+    // Mallory creates the bucket first and lets everyone do everything in it.
+    let mallory = store_of("mallory", "AKIDMALLORY");
+    mallory
+        .put("bait", Bytes::from_static(b"x"), Write::Always)
+        .await
+        .unwrap();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{BUCKET}","arn:aws:s3:::{BUCKET}/*"]}}]}}"#
+    );
+    let mut request = http::Request::put(format!("http://{addr}/{BUCKET}?policy"))
+        .header(http::header::CONTENT_LENGTH, policy.len())
+        .body(())
+        .unwrap();
+    Signer::new("AKIDMALLORY", "mallory-secret-key", "us-east-1")
+        .sign_with_body(&mut request, policy.as_bytes(), std::time::SystemTime::now())
+        .unwrap();
+    let (parts, ()) = request.into_parts();
+    let mut put_policy = reqwest::Client::new().put(format!("http://{addr}/{BUCKET}?policy"));
+    for (name, value) in &parts.headers {
+        put_policy = put_policy.header(name.as_str(), value.as_bytes());
+    }
+    let answer = put_policy.body(policy).send().await.unwrap();
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    // The edge's user refuses to keep anything there.
+    let edge = store_of("edge", "AKIDEDGE");
+    let refused = edge
+        .put(
+            "accounts/key.json",
+            Bytes::from_static(b"private key"),
+            Write::Always,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotOwned(_))),
+        "{refused:?}"
+    );
+    assert!(!refused.unwrap_err().is_retryable());
+    assert_eq!(mallory.get("accounts/key.json").await.unwrap(), None);
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
 #[test]
 fn keys_are_valid_store_keys() {
     assert!(valid_key(&keys::cert("img.example.com")));
