@@ -63,7 +63,7 @@ impl RequestLine {
         let line = match format {
             AccessLog::Off => return,
             AccessLog::Combined => format!(
-                "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" host={} cache=\"{}\" time={:.6}",
+                "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" host=\"{}\" cache=\"{}\" time={:.6}",
                 client.ip(),
                 httpdate::fmt_http_date(std::time::SystemTime::now()),
                 escape(self.method.as_str()),

@@ -209,11 +209,11 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     if let Some(tls) = &tls {
         tls.spawn(&edge.config, &shutdown_rx, &mut tasks);
     }
-    catch_up_purges(&edge).await;
+    let disk_path = (edge.config.cache.disk > 0).then_some(edge.config.cache.disk_path.as_path());
+    purge::catch_up::CatchUp::new(edge.cache.clone(), edge.fanout.clone(), disk_path)
+        .start(shutdown_rx.clone())
+        .await;
     tasks.spawn(edge.fanout.clone().retry_loop_until(shutdown_rx.clone()));
-    if let Some(dir) = edge.config.purge.state_dir.clone() {
-        tasks.spawn(keep_alive_mark(dir, shutdown_rx.clone()));
-    }
     if let Some(listener) = listeners.http {
         tasks.spawn(server::listener::serve_edge(
             edge.clone(),
@@ -253,54 +253,6 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         shutdown,
         tasks,
     })
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-/// Before serving, applies the purges peers accepted while this PoP was down (anything
-/// stored before each purge is dropped).
-async fn catch_up_purges(edge: &Arc<Edge>) {
-    let Some(dir) = &edge.config.purge.state_dir else {
-        return;
-    };
-    if edge.config.purge.peers.is_empty() {
-        return;
-    }
-    let Some(last_alive) = std::fs::read_to_string(dir.join("alive"))
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
-    else {
-        return;
-    };
-    let since = last_alive.saturating_sub(60);
-    let mut replayed = 0;
-    for entry in edge.fanout.catch_up(since).await {
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.at + 1);
-        for file in &entry.files {
-            if let Ok(selector) = cache::PurgeSelector::parse(&entry.space, file) {
-                replayed += edge.cache.purge_stored_before(&selector, at);
-            }
-        }
-    }
-    tracing::info!(since, replayed, "caught up on purges from peers");
-}
-
-/// Records every few seconds that this PoP is up, so after a restart it knows since when
-/// to ask its peers for purges.
-async fn keep_alive_mark(dir: std::path::PathBuf, mut shutdown: watch::Receiver<bool>) {
-    let _ = std::fs::create_dir_all(&dir);
-    loop {
-        let _ = std::fs::write(dir.join("alive"), unix_now().to_string());
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.

@@ -2,7 +2,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ETAG, LAST_MODIFIED, VARY};
@@ -57,6 +57,25 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The same response, stale at once and never servable without a revalidation (not even
+    /// when the origin fails): for entries the PoP cannot vouch for.
+    pub fn must_revalidate(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            freshness: Freshness {
+                ttl_at_store: Duration::ZERO,
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                ..self.freshness
+            },
+            validators: self.validators.clone(),
+            vary: self.vary.clone(),
+        }
+    }
+
     /// Bytes this entry holds, for the memory tier's weigher.
     pub fn weight(&self) -> u32 {
         let headers: usize = self

@@ -15,7 +15,9 @@ pub mod memory;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
@@ -40,6 +42,10 @@ pub struct Cache {
     disk: DiskTier,
     fills: Mutex<HashMap<CacheKey, Arc<Fill>>>,
     max_memory_object: u64,
+    /// Disk entries received before this time (seconds since the epoch; 0: none) may have
+    /// been purged by peers while this PoP was down: they are revalidated, never served as
+    /// they are, until the PoP has caught up with its peers' purges.
+    disk_untrusted_before: AtomicU64,
 }
 
 impl Cache {
@@ -51,6 +57,7 @@ impl Cache {
             disk: DiskTier::disabled(),
             fills: Mutex::default(),
             max_memory_object,
+            disk_untrusted_before: AtomicU64::new(0),
         }
     }
 
@@ -85,14 +92,41 @@ impl Cache {
     /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit
     /// the memory tier are read whole and promoted to it; larger ones stream from the file.
     pub async fn lookup_disk(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
-        let entry = self
+        let mut entry = self
             .disk
             .lookup(key, request, self.max_memory_object)
             .await?;
+        let untrusted_before = self.disk_untrusted_before.load(Ordering::Acquire);
+        if untrusted_before > 0
+            && entry.freshness.response_time
+                < SystemTime::UNIX_EPOCH + Duration::from_secs(untrusted_before)
+        {
+            entry = Arc::new(entry.must_revalidate());
+        }
         if matches!(entry.body, EntryBody::Memory(_)) {
             self.memory.insert(entry.clone());
         }
         Some(entry)
+    }
+
+    /// Until [`Cache::trust_disk`], disk entries received before `since` are revalidated
+    /// before they are served (and never served stale): peers may have purged them while
+    /// this PoP was down.
+    pub fn distrust_disk_before(&self, since: SystemTime) {
+        let secs = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs().max(1));
+        self.disk_untrusted_before.store(secs, Ordering::Release);
+    }
+
+    /// The PoP has caught up with its peers' purges: disk entries are served as they are.
+    pub fn trust_disk(&self) {
+        self.disk_untrusted_before.store(0, Ordering::Release);
+    }
+
+    /// Whether disk entries are served as they are (see [`Cache::distrust_disk_before`]).
+    pub fn disk_trusted(&self) -> bool {
+        self.disk_untrusted_before.load(Ordering::Acquire) == 0
     }
 
     /// The disk tier.

@@ -28,6 +28,14 @@ struct Pending {
     attempts: u32,
 }
 
+/// What a PoP that applied a forwarded purge answered.
+struct PeerAnswer {
+    /// Its `pop.name`.
+    name: Option<String>,
+    /// Entries it dropped.
+    dropped: Option<usize>,
+}
+
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Sends purges to the parent and peers.
@@ -53,11 +61,17 @@ impl Fanout {
         state_dir: Option<PathBuf>,
         ca_roots: Option<PathBuf>,
     ) -> Fanout {
+        // Purges are small request/response exchanges: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs add tens of milliseconds to each.
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(crate::tls::client_config_with_roots(ca_roots.as_deref()))
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let pending_path = state_dir.map(|d| d.join("pending.json"));
         let pending = pending_path
@@ -88,21 +102,32 @@ impl Fanout {
         Some(self.send_or_queue(parent, space, files).await)
     }
 
-    /// Forwards to every peer in parallel.
+    /// Forwards to every peer in parallel (the parent, if it is also listed as a peer, was
+    /// already asked first and is not asked twice).
     pub async fn to_peers(&self, space: &str, files: &[String]) -> Vec<PopResult> {
         let sends = self
             .peers
             .iter()
+            .filter(|peer| !self.is_parent(peer))
             .map(|peer| self.send_or_queue(peer.clone(), space, files));
         futures::future::join_all(sends).await
     }
 
+    /// Whether `peer` is the parent's admin URL (compared without a trailing `/`).
+    fn is_parent(&self, peer: &str) -> bool {
+        self.parent
+            .as_deref()
+            .is_some_and(|parent| parent.trim_end_matches('/') == peer.trim_end_matches('/'))
+    }
+
+    /// Sends a purge; an answering PoP is named by its `pop.name`, one that does not answer
+    /// by its admin URL (and the purge is queued for it).
     async fn send_or_queue(&self, peer: String, space: &str, files: &[String]) -> PopResult {
         match self.send(&peer, space, files).await {
-            Ok(dropped) => PopResult {
-                pop: peer,
+            Ok(answer) => PopResult {
+                pop: answer.name.unwrap_or(peer),
                 status: "done".to_owned(),
-                dropped,
+                dropped: answer.dropped,
             },
             Err(e) => {
                 tracing::warn!(%peer, %space, error = %e, "purge not acknowledged; will retry");
@@ -191,12 +216,7 @@ impl Fanout {
         }
     }
 
-    async fn send(
-        &self,
-        peer: &str,
-        space: &str,
-        files: &[String],
-    ) -> Result<Option<usize>, String> {
+    async fn send(&self, peer: &str, space: &str, files: &[String]) -> Result<PeerAnswer, String> {
         let uri = format!("{peer}/v1/spaces/{space}/cache");
         let body = serde_json::json!({ "files": files }).to_string();
         let mut request = http::Request::delete(uri.as_str())
@@ -228,50 +248,61 @@ impl Fanout {
                 return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
             }
             let reply: PurgeReply = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-            Ok(reply.pops.first().and_then(|p| p.dropped))
+            // A forwarded purge is not forwarded again: the reply's one entry is the peer's.
+            let own = reply.pops.first();
+            Ok(PeerAnswer {
+                name: own.map(|p| p.pop.clone()),
+                dropped: own.and_then(|p| p.dropped),
+            })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| "timed out".to_owned())?
     }
 
-    /// Asks every peer for the purges it applied since `since` (seconds since the epoch).
-    pub async fn catch_up(&self, since: u64) -> Vec<super::journal::JournalEntry> {
-        let asks = self.peers.iter().map(|peer| self.ask_journal(peer, since));
-        futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
+    /// Every PoP whose purge journal this PoP replays after a restart: its peers and its
+    /// parent (admin URLs, each once).
+    pub fn journal_sources(&self) -> Vec<String> {
+        let mut sources = self.peers.clone();
+        if let Some(parent) = &self.parent
+            && !sources.iter().any(|peer| self.is_parent(peer))
+        {
+            sources.push(parent.clone());
+        }
+        sources
     }
 
-    async fn ask_journal(&self, peer: &str, since: u64) -> Vec<super::journal::JournalEntry> {
-        let mut all = Vec::new();
-        {
-            let uri = format!("{peer}/v1/purges?since={since}");
-            let mut request = http::Request::get(uri.as_str());
-            if let Some(token) = &self.token {
-                request = request.header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                );
-            }
-            let Ok(request) = request.body(Full::new(Bytes::new())) else {
-                return all;
-            };
-            let fetch = async {
-                let response = self.client.request(request).await.ok()?;
-                if !response.status().is_success() {
-                    return None;
-                }
-                let body = response.into_body().collect().await.ok()?.to_bytes();
-                serde_json::from_slice::<Vec<super::journal::JournalEntry>>(&body).ok()
-            };
-            match tokio::time::timeout(self.timeout, fetch).await {
-                Ok(Some(entries)) => all.extend(entries),
-                _ => tracing::warn!(%peer, "cannot catch up on purges from peer"),
-            }
+    /// The purges `peer` applied since `since` (seconds since the epoch); `None` when it
+    /// did not answer.
+    pub async fn ask_journal(
+        &self,
+        peer: &str,
+        since: u64,
+    ) -> Option<Vec<super::journal::JournalEntry>> {
+        let uri = format!("{peer}/v1/purges?since={since}");
+        let mut request = http::Request::get(uri.as_str());
+        if let Some(token) = &self.token {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            );
         }
-        all
+        let request = request.body(Full::new(Bytes::new())).ok()?;
+        let fetch = async {
+            let response = self.client.request(request).await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            serde_json::from_slice::<Vec<super::journal::JournalEntry>>(&body).ok()
+        };
+        let answer = tokio::time::timeout(self.timeout, fetch)
+            .await
+            .ok()
+            .flatten();
+        if answer.is_none() {
+            tracing::warn!(%peer, "cannot catch up on purges from peer");
+        }
+        answer
     }
 }

@@ -1,6 +1,7 @@
 //! The purge API: who may purge (bearer tokens, compared in constant time), what a purge
 //! request names, and the reply listing each PoP's result.
 
+pub mod catch_up;
 pub mod client;
 pub mod fanout;
 pub mod journal;

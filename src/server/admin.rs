@@ -47,6 +47,8 @@ pub async fn serve_admin(
             },
             _ = shutdown.changed() => break,
         };
+        // Purge fan-out and catch-up are small exchanges between PoPs: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
         let edge = edge.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();

@@ -48,7 +48,7 @@ pub struct Edge {
     pub live: ArcSwap<Live>,
     /// Reloads so far: each new `Live` takes the next count as its generation.
     reloads: std::sync::atomic::AtomicU64,
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
     pub origin: OriginClient,
     pub pop_name: Arc<str>,
     /// The port HTTPS is served on, for redirects.
@@ -90,12 +90,12 @@ impl Edge {
                 router: Router::new(&config),
                 generation: 0,
             }),
-            cache: Cache::with_disk(
+            cache: Arc::new(Cache::with_disk(
                 config.cache.memory,
                 config.cache.max_memory_object,
                 &config.cache.disk_path,
                 config.cache.disk,
-            ),
+            )),
             origin,
             pop_name: config.pop.name.as_str().into(),
             metrics: Metrics::new(&config.pop.name),

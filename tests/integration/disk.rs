@@ -705,3 +705,64 @@ fn count_files(dir: &std::path::Path) -> usize {
             .sum()
     })
 }
+
+/// Issue 11, medium 7: an entry whose lifetime overflowed the time arithmetic (written as it
+/// came, `max-age=18446744073709551615`) killed the start-up scan at every restart, so the
+/// index never finished rebuilding. Read back, it is clamped and served.
+#[tokio::test]
+async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
+    use edge::cache::disk::DiskTier;
+    use edge::cache::{Entry, EntryBody, Freshness, Validators};
+    let dir = tempfile::tempdir().unwrap();
+    let key = CacheKey::new("assets", "forever.js", "");
+    let huge = Duration::from_secs(u64::MAX);
+    let other = CacheKey::new("assets", "plain.js", "");
+    {
+        let tier = DiskTier::open(dir.path(), 64 << 20);
+        wait_for_scan(&tier).await;
+        for (key, ttl) in [(&key, huge), (&other, Duration::from_secs(600))] {
+            let entry = Entry {
+                key: key.clone(),
+                status: http::StatusCode::OK,
+                headers: http::HeaderMap::new(),
+                body: EntryBody::Memory(bytes::Bytes::from_static(b"forever")),
+                freshness: Freshness {
+                    response_time: std::time::SystemTime::now(),
+                    initial_age: huge,
+                    ttl_at_store: ttl,
+                    stale_while_revalidate: huge,
+                    stale_if_error: huge,
+                    hard_expiry: None,
+                },
+                validators: Validators::default(),
+                vary: VaryValues::default(),
+            };
+            tier.store(Arc::new(entry), tier.generation());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tier.usage().1 < 2 {
+            assert!(Instant::now() < deadline, "entries stored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tier.shutdown().await;
+    }
+    let tier = DiskTier::open(dir.path(), 64 << 20);
+    wait_for_scan(&tier).await;
+    assert_eq!(tier.usage().1, 2, "both entries indexed");
+    let entry = tier
+        .lookup(&key, &http::HeaderMap::new(), 1 << 20)
+        .await
+        .expect("the entry is served");
+    assert!(entry.freshness.ttl_at_store <= Duration::from_secs(1 << 31));
+    assert!(entry.freshness.ttl_seconds(std::time::SystemTime::now()) > 0);
+    tier.shutdown().await;
+}
+
+/// Waits until the tier's start-up scan has finished.
+async fn wait_for_scan(tier: &edge::cache::disk::DiskTier) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tier.scanning() {
+        assert!(Instant::now() < deadline, "the start-up scan never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

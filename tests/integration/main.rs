@@ -22,5 +22,6 @@ mod limits;
 mod origin_down;
 mod range_conditional;
 mod routing;
+mod security;
 mod tls;
 mod tls_sni;

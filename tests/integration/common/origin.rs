@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 #[derive(Clone)]
 pub enum Body {
     Fixed(Bytes),
+    /// `page for <value>` of the named request header (a response personal to its client).
+    Echo(&'static str),
     /// `len` bytes of a repeating pattern, generated in 64 KiB chunks.
     Generated(u64),
     /// `len` bytes that differ per `seed` (see `seeded_bytes`), in 64 KiB chunks sent `pace`
@@ -61,6 +63,15 @@ impl Route {
     pub fn delay(mut self, delay: Duration) -> Route {
         self.delay = delay;
         self
+    }
+    /// A page made for the request: its body names the value of request header `name`.
+    pub fn echo(name: &'static str) -> Route {
+        Route {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Echo(name),
+            delay: Duration::ZERO,
+        }
     }
     pub fn generated(len: u64) -> Route {
         Route {
@@ -256,6 +267,14 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
     }
     let body = match route.body {
         Body::Fixed(bytes) => Full::new(bytes).boxed(),
+        Body::Echo(name) => {
+            let value = request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nobody");
+            Full::new(Bytes::from(format!("page for {value}"))).boxed()
+        }
         Body::Generated(len) => {
             builder = builder.header("content-length", len.to_string());
             // One precomputed buffer; each chunk is a zero-copy slice of it.

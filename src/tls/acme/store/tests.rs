@@ -207,7 +207,11 @@ async fn a_state_bucket_squatted_by_another_user_is_refused() {
         .body(())
         .unwrap();
     Signer::new("AKIDMALLORY", "mallory-secret-key", "us-east-1")
-        .sign_with_body(&mut request, policy.as_bytes(), std::time::SystemTime::now())
+        .sign_with_body(
+            &mut request,
+            policy.as_bytes(),
+            std::time::SystemTime::now(),
+        )
         .unwrap();
     let (parts, ()) = request.into_parts();
     let mut put_policy = reqwest::Client::new().put(format!("http://{addr}/{BUCKET}?policy"));
