@@ -211,8 +211,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     }
     let disk_path = (edge.config.cache.disk > 0).then_some(edge.config.cache.disk_path.as_path());
     purge::catch_up::CatchUp::new(edge.cache.clone(), edge.fanout.clone(), disk_path)
-        .start(shutdown_rx.clone())
-        .await;
+        .start(shutdown_rx.clone());
     tasks.spawn(edge.fanout.clone().retry_loop_until(shutdown_rx.clone()));
     if let Some(listener) = listeners.http {
         tasks.spawn(server::listener::serve_edge(

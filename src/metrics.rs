@@ -103,6 +103,7 @@ pub struct Metrics {
     disk_entries: Gauge,
     disk_errors: Counter,
     disk_corrupt: Counter,
+    disk_revalidating: Gauge,
 }
 
 /// Tier figures read at scrape time.
@@ -114,6 +115,9 @@ pub struct TierFigures {
     pub disk_entries: u64,
     pub disk_errors: u64,
     pub disk_corrupt: u64,
+    /// Whether disk entries are revalidated before they are served, because peers that may
+    /// have purged them while this PoP was down have not answered yet.
+    pub disk_revalidating: bool,
 }
 
 impl Metrics {
@@ -180,6 +184,7 @@ impl Metrics {
             disk_entries: gauge("edge_cache_disk_entries"),
             disk_errors: counter("edge_cache_disk_errors_total", vec![]),
             disk_corrupt: counter("edge_cache_disk_corrupt_entries_total", vec![]),
+            disk_revalidating: gauge("edge_cache_disk_revalidating"),
             recorder,
             handle,
         }
@@ -238,6 +243,8 @@ impl Metrics {
     /// Renders the Prometheus text, after refreshing the gauges read at scrape time.
     pub fn render(&self, tiers: &TierFigures) -> String {
         self.memory_bytes.set(tiers.memory_bytes as f64);
+        self.disk_revalidating
+            .set(if tiers.disk_revalidating { 1.0 } else { 0.0 });
         self.memory_entries.set(tiers.memory_entries as f64);
         self.memory_evictions.absolute(tiers.memory_evictions);
         self.disk_bytes.set(tiers.disk_bytes as f64);
@@ -290,9 +297,14 @@ mod tests {
             disk_entries: 0,
             disk_errors: 0,
             disk_corrupt: 0,
+            disk_revalidating: true,
         });
         assert!(
             text.contains("edge_requests_total{pop=\"pop-a\",cache=\"hit\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_cache_disk_revalidating{pop=\"pop-a\"} 1"),
             "{text}"
         );
         assert!(

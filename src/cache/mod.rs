@@ -42,7 +42,7 @@ pub struct Cache {
     disk: DiskTier,
     fills: Mutex<HashMap<CacheKey, Arc<Fill>>>,
     max_memory_object: u64,
-    /// Disk entries received before this time (seconds since the epoch; 0: none) may have
+    /// Disk entries received before this time (milliseconds since the epoch; 0: none) may have
     /// been purged by peers while this PoP was down: they are revalidated, never served as
     /// they are, until the PoP has caught up with its peers' purges.
     disk_untrusted_before: AtomicU64,
@@ -99,7 +99,7 @@ impl Cache {
         let untrusted_before = self.disk_untrusted_before.load(Ordering::Acquire);
         if untrusted_before > 0
             && entry.freshness.response_time
-                < SystemTime::UNIX_EPOCH + Duration::from_secs(untrusted_before)
+                < SystemTime::UNIX_EPOCH + Duration::from_millis(untrusted_before)
         {
             entry = Arc::new(entry.must_revalidate());
         }
@@ -113,10 +113,10 @@ impl Cache {
     /// before they are served (and never served stale): peers may have purged them while
     /// this PoP was down.
     pub fn distrust_disk_before(&self, since: SystemTime) {
-        let secs = since
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs().max(1));
-        self.disk_untrusted_before.store(secs, Ordering::Release);
+        let millis = since.duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.disk_untrusted_before.store(millis, Ordering::Release);
     }
 
     /// The PoP has caught up with its peers' purges: disk entries are served as they are.

@@ -52,37 +52,29 @@ impl CatchUp {
         }
     }
 
-    /// Runs before the PoP serves: replays what every reachable peer purged since the mark.
-    /// Peers that do not answer are retried in the background (until `shutdown`) while
-    /// older disk entries are revalidated; the mark is renewed while in sync.
-    pub async fn start(self, shutdown: watch::Receiver<bool>) {
+    /// Runs as the PoP starts, before it serves: disk entries received before now are
+    /// revalidated (never served as they are) until every peer has told what it purged since
+    /// the mark, which is asked in the background (so PoPs restarting together never wait for
+    /// each other); the mark is renewed while in sync. Ends its tasks at `shutdown`.
+    pub fn start(self, shutdown: watch::Receiver<bool>) {
         let Some(mark) = self.mark.clone() else {
             return;
         };
         let sources = self.fanout.journal_sources();
-        if sources.is_empty() {
+        if !sources.is_empty() {
+            // No mark (first start, or a tier from an older build): ask for everything peers
+            // keep.
+            let since = std::fs::read_to_string(&mark)
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .map_or(0, |at| at.saturating_sub(MARK_SLACK));
+            self.cache.distrust_disk_before(SystemTime::now());
+            tokio::spawn(renew_mark(self.cache.clone(), mark, shutdown.clone()));
+            tokio::spawn(self.follow(sources, since, shutdown));
+        } else {
             // Purges reach this PoP only through itself: nothing to catch up on.
             tokio::spawn(renew_mark(self.cache.clone(), mark, shutdown));
-            return;
         }
-        // No mark (first start, or a tier from an older build): ask for everything peers keep.
-        let since = std::fs::read_to_string(&mark)
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .map_or(0, |at| at.saturating_sub(MARK_SLACK));
-        self.cache.distrust_disk_before(SystemTime::now());
-        let missing = self.ask(&sources, since).await;
-        let cache = self.cache.clone();
-        if missing.is_empty() {
-            cache.trust_disk();
-        } else {
-            tracing::warn!(
-                ?missing,
-                "some peers did not answer; disk entries are revalidated until they do"
-            );
-            tokio::spawn(self.retry(missing, since, shutdown.clone()));
-        }
-        tokio::spawn(renew_mark(cache, mark, shutdown));
     }
 
     /// Asks `peers` for their journals since `since`, replays what they answer, and returns
@@ -120,24 +112,32 @@ impl CatchUp {
         missing
     }
 
-    /// Retries the peers that did not answer, with backoff, until all have.
-    async fn retry(
+    /// Asks every peer, then retries those that did not answer, with backoff, until all
+    /// have; then disk entries are trusted again.
+    async fn follow(
         self,
         mut missing: Vec<String>,
         since: u64,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut delay = Duration::from_millis(500);
-        while !missing.is_empty() {
+        loop {
+            missing = self.ask(&missing, since).await;
+            if missing.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                ?missing,
+                "peers did not answer; disk entries are revalidated until they do"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
             }
-            missing = self.ask(&missing, since).await;
             delay = (delay * 2).min(RETRY_MAX);
         }
         self.cache.trust_disk();
-        tracing::info!("every peer answered; disk entries are served as they are again");
+        tracing::info!("caught up with every peer; disk entries are served as they are");
     }
 }
 

@@ -185,6 +185,7 @@ impl Edge {
             disk_entries,
             disk_errors: self.cache.disk_errors(),
             disk_corrupt: self.cache.disk().corrupt_entries(),
+            disk_revalidating: !self.cache.disk_trusted(),
         })
     }
 }

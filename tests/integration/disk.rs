@@ -762,7 +762,10 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
 async fn wait_for_scan(tier: &edge::cache::disk::DiskTier) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while tier.scanning() {
-        assert!(Instant::now() < deadline, "the start-up scan never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the start-up scan never finished"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

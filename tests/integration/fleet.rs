@@ -147,6 +147,133 @@ async fn purge_reaches_every_pop_even_one_that_was_down() {
     }
 }
 
+/// The value of an unlabelled metric of `pop`.
+async fn metric(c: &reqwest::Client, pop: &EdgeProcess, name: &str) -> u64 {
+    let text = c
+        .get(format!("{}/metrics", pop.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .find_map(|rest| rest.rsplit(' ').next()?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+/// Issue 11, purge reliability 12 and 13. With the default config (a disk tier, no
+/// `purge.state_dir`), a PoP that was down during a purge served the purged object from its
+/// disk after it restarted. Now it catches up from its peers' journals before serving, and
+/// revalidates disk entries while a peer it could not ask is down. Purge replies name each
+/// PoP once, by its `pop.name` when it answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop_down_during_a_purge_never_serves_it_from_disk_after_restart() {
+    let origin = ScriptedOrigin::start().await;
+    for path in ["/obj.txt", "/other.txt", "/third.txt"] {
+        origin.route(
+            path,
+            Route::ok("version 1")
+                .header("cache-control", "max-age=600")
+                .header("etag", "\"v1\""),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let config = |i: usize| {
+        let peers: Vec<u16> = (0..3).filter(|&j| j != i).map(|j| ports[j].1).collect();
+        pop_config(
+            &format!("pop-{}", ["a", "b", "c"][i]),
+            &origin.url(),
+            &peers,
+            None,
+        )
+        .replace("state_dir = \"state\"\n", "")
+    };
+    let mut pops: Vec<EdgeProcess> = (0..3)
+        .map(|i| {
+            spawn_edge_in(
+                &dir.path().join(["a", "b", "c"][i]),
+                &config(i),
+                ports[i].0,
+                ports[i].1,
+            )
+        })
+        .collect();
+    let c = client(&["assets"], &[]);
+    for path in ["/obj.txt", "/other.txt", "/third.txt"] {
+        get(&c, &pops[2], path).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&c, &pops[2], "edge_cache_disk_entries").await < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pop-c stored its disk entries"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // pop-c is down during a purge taken by pop-b; pop-b then dies too (its retries for
+    // pop-c lived in its memory only).
+    pops[2].kill();
+    origin.route(
+        "/obj.txt",
+        Route::ok("version 2").header("cache-control", "max-age=600"),
+    );
+    let reply = purge(&c, &pops[1], &["/obj.txt"]).await;
+    let named: Vec<(&str, &str)> = reply["pops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pop"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    let c_admin = format!("http://127.0.0.1:{}", ports[2].1);
+    assert_eq!(
+        named,
+        [
+            ("pop-b", "done"),
+            ("pop-a", "done"),
+            (c_admin.as_str(), "pending")
+        ],
+        "{reply}"
+    );
+    pops[1].kill();
+
+    // pop-c comes back: pop-a's journal tells it about the purge before it serves.
+    pops[2].restart();
+    // (Replayed from pop-a's journal, or revalidated if asked before the replay.)
+    let (status, body) = get(&c, &pops[2], "/obj.txt").await;
+    assert_eq!(body, "version 2", "{status}");
+    assert!(!status.contains("hit"), "{status}");
+    // pop-b cannot be asked: what pop-c kept on disk is revalidated, not served as it is.
+    let (status, body) = get(&c, &pops[2], "/other.txt").await;
+    assert_eq!(body, "version 1");
+    assert!(status.contains("fwd=stale; fwd-status=304"), "{status}");
+
+    assert_eq!(
+        metric(&c, &pops[2], "edge_cache_disk_revalidating").await,
+        1
+    );
+
+    // Once pop-b answers, pop-c's disk entries are served as they are again.
+    pops[1].restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while metric(&c, &pops[2], "edge_cache_disk_revalidating").await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pop-c caught up with pop-b"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = get(&c, &pops[2], "/third.txt").await;
+    assert_eq!(body, "version 1");
+    assert!(
+        status.contains("hit; ttl=") && status.contains("detail=disk"),
+        "{status}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_edges_behind_a_shield_fetch_once() {
     let origin = ScriptedOrigin::start().await;
@@ -154,14 +281,26 @@ async fn three_edges_behind_a_shield_fetch_once() {
         "/cold.bin",
         Route::generated(1 << 20).delay(Duration::from_millis(300)),
     );
-    let shield = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let shield = start_edge(
+        &http_origin_config(&origin.url(), &space("assets", ""))
+            .replace("name = \"test-pop\"", "name = \"shield\""),
+    )
+    .await;
     let shield_http = shield.http_addr.unwrap();
     let shield_admin = shield.admin_addr.unwrap();
     let mut edges = Vec::new();
     for _ in 0..3 {
+        // The shield is also listed among the peers (as ops often do): it is still asked
+        // once, first.
         let config = format!(
             "{}\n[parent]\nurl = \"http://{shield_http}\"\nadmin = \"http://{shield_admin}\"\n",
-            http_origin_config(&origin.url(), &space("assets", ""))
+            http_origin_config(
+                &origin.url(),
+                &format!(
+                    "peers = [\"http://{shield_admin}\"]\n{}",
+                    space("assets", "")
+                )
+            )
         );
         edges.push(start_edge(&config).await);
     }
@@ -200,7 +339,8 @@ async fn three_edges_behind_a_shield_fetch_once() {
         .await
         .unwrap();
     assert!(
-        cache_status(&r).starts_with("test-pop; fwd=miss"),
+        cache_status(&r).starts_with("shield; fwd=miss")
+            && cache_status(&r).contains(", test-pop; "),
         "{}",
         cache_status(&r)
     );
@@ -220,8 +360,8 @@ async fn three_edges_behind_a_shield_fetch_once() {
         .await
         .unwrap();
     let pops = reply["pops"].as_array().unwrap();
-    assert_eq!(pops.len(), 2, "{reply}");
-    assert_eq!(pops[1]["pop"], format!("http://{shield_admin}"));
+    assert_eq!(pops.len(), 2, "the shield once: {reply}");
+    assert_eq!(pops[1]["pop"], "shield", "{reply}");
     assert_eq!(pops[1]["dropped"], 1);
 }
 
