@@ -24,6 +24,6 @@ mod storage;
 mod store;
 mod users;
 
-pub use config::{StoreConfig, UserConfig};
+pub use config::{ServeLimits, StoreConfig, UserConfig};
 pub use error::StoreError;
 pub use store::Store;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::acl::Acl;
-use crate::config::StoreConfig;
+use crate::config::{ServeLimits, StoreConfig};
 use crate::error::StoreError;
 use crate::host::Domain;
 use crate::index::Index;
@@ -117,6 +117,17 @@ impl Store {
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.serve_with_limits(listener, ServeLimits::default(), shutdown)
+            .await
+    }
+
+    /// Like [`Store::serve`], with the listener's limits.
+    pub async fn serve_with_limits(
+        &self,
+        listener: tokio::net::TcpListener,
+        _limits: ServeLimits,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
         let service =
