@@ -77,6 +77,7 @@ impl Store {
             domain: config.domain.as_deref().map(Domain::new),
         });
         let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
+        builder.set_config(crate::gate::s3s_config());
         builder.set_auth(Auth(users));
         builder.set_access(crate::access::Access(state.clone()));
         if let Some(domain) = &state.domain {
@@ -113,7 +114,7 @@ impl Store {
     }
 
     /// Serves S3 over HTTP/1.1 on an already-bound listener until `shutdown` resolves, then
-    /// stops accepting and finishes in-flight requests.
+    /// stops accepting and finishes in-flight requests. Uses [`ServeLimits::default`].
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
@@ -123,15 +124,16 @@ impl Store {
             .await
     }
 
-    /// Like [`Store::serve`], with the listener's limits.
+    /// Like [`Store::serve`], with the listener's limits (header-read and idle timeouts,
+    /// connection cap).
     pub async fn serve_with_limits(
         &self,
         listener: tokio::net::TcpListener,
-        _limits: ServeLimits,
+        limits: ServeLimits,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
         let service =
             crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
-        crate::service::serve(service, listener, shutdown).await
+        crate::listener::serve(service, listener, limits, shutdown).await
     }
 }

@@ -82,6 +82,8 @@ pub enum PutOutcome {
     NoSuchBucket,
     /// The precondition did not hold; nothing changed.
     PreconditionFailed,
+    /// The caller may not write into the bucket as it now is; nothing changed.
+    Refused,
 }
 
 /// What completing a multipart upload did.
@@ -98,6 +100,8 @@ pub enum CompleteOutcome {
     NoSuchBucket,
     /// The precondition did not hold; nothing changed.
     PreconditionFailed,
+    /// The caller may not write into the bucket as it now is; nothing changed.
+    Refused,
 }
 
 /// What deleting a bucket did.
@@ -109,6 +113,30 @@ pub enum DeleteBucketOutcome {
     NotFound,
     /// It still holds objects or uploads.
     NotEmpty,
+    /// The caller may not delete the bucket as it now is.
+    Refused,
+}
+
+/// What a guarded change of a bucket's or an object's record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Changed.
+    Done,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The object does not exist.
+    NoSuchObject,
+    /// The guard refused the change against the records as they now are; nothing changed.
+    Refused,
+}
+
+/// What deleting several objects did.
+#[derive(Debug, Default)]
+pub struct Deletion {
+    /// Per key given, whether the guard refused it (those keys were left alone).
+    pub refused: Vec<bool>,
+    /// Body files of the removed objects, to delete now.
+    pub blobs: Vec<String>,
 }
 
 /// The redb database.
@@ -202,39 +230,54 @@ impl Index {
         Ok(result)
     }
 
-    /// Changes a bucket's record in place; false when the bucket does not exist.
+    /// Changes a bucket's record in place if `allowed` accepts the record as it is inside
+    /// this write transaction.
     pub fn update_bucket(
         &self,
         name: &str,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
         change: impl FnOnce(&mut BucketRecord),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let txn = self.db.begin_write()?;
-        let found = {
+        let applied = {
             let mut table = txn.open_table(BUCKETS)?;
             let existing = table
                 .get(name)?
                 .map(|v| decode::<BucketRecord>(v.value()))
                 .transpose()?;
             match existing {
+                Some(record) if !allowed(&record) => Applied::Refused,
                 Some(mut record) => {
                     change(&mut record);
                     table.insert(name, encode(&record).as_slice())?;
-                    true
+                    Applied::Done
                 }
-                None => false,
+                None => Applied::NoSuchBucket,
             }
         };
-        txn.commit()?;
-        Ok(found)
+        finish(txn, applied == Applied::Done)?;
+        Ok(applied)
     }
 
-    /// Deletes an empty bucket.
-    pub fn delete_bucket(&self, name: &str) -> Result<DeleteBucketOutcome, StoreError> {
+    /// Deletes an empty bucket if `allowed` accepts its record as it is inside this write
+    /// transaction.
+    pub fn delete_bucket(
+        &self,
+        name: &str,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
+    ) -> Result<DeleteBucketOutcome, StoreError> {
         let txn = self.db.begin_write()?;
-        let outcome = {
+        let outcome = 'tx: {
             let mut buckets = txn.open_table(BUCKETS)?;
-            if buckets.get(name)?.is_none() {
-                DeleteBucketOutcome::NotFound
+            let Some(record) = buckets
+                .get(name)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
+                break 'tx DeleteBucketOutcome::NotFound;
+            };
+            if !allowed(&record) {
+                DeleteBucketOutcome::Refused
             } else {
                 let objects = txn.open_table(OBJECTS)?;
                 let has_object = match objects.range((name, "")..)?.next() {
@@ -258,7 +301,7 @@ impl Index {
                 }
             }
         };
-        txn.commit()?;
+        finish(txn, outcome == DeleteBucketOutcome::Deleted)?;
         Ok(outcome)
     }
 
@@ -274,19 +317,28 @@ impl Index {
             .transpose()
     }
 
-    /// Stores an object record whose body file is already durable, if the bucket exists and
-    /// `condition` holds against the current object; check and commit are one transaction.
+    /// Stores an object record whose body file is already durable, if the bucket exists,
+    /// `allowed` accepts its record and `condition` holds against the current object; the
+    /// checks and the commit are one transaction.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         record: &ObjectRecord,
         condition: &WriteCondition,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
     ) -> Result<PutOutcome, StoreError> {
         let txn = self.db.begin_write()?;
         let outcome = {
-            if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            let target = txn
+                .open_table(BUCKETS)?
+                .get(bucket)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?;
+            if target.is_none() {
                 PutOutcome::NoSuchBucket
+            } else if target.as_ref().is_some_and(|t| !allowed(t)) {
+                PutOutcome::Refused
             } else {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let current = objects
@@ -310,47 +362,75 @@ impl Index {
         Ok(outcome)
     }
 
-    /// Changes an object's record in place (ACL, metadata); false when it does not exist.
+    /// Changes an object's record in place (ACL, metadata) if `allowed` accepts the bucket's
+    /// and the object's records as they are inside this write transaction.
     pub fn update_object(
         &self,
         bucket: &str,
         key: &str,
+        allowed: impl FnOnce(&BucketRecord, &ObjectRecord) -> bool,
         change: impl FnOnce(&mut ObjectRecord),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let txn = self.db.begin_write()?;
-        let found = {
+        let applied = 'tx: {
+            let Some(target) = txn
+                .open_table(BUCKETS)?
+                .get(bucket)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
+                break 'tx Applied::NoSuchBucket;
+            };
             let mut objects = txn.open_table(OBJECTS)?;
             let current = objects
                 .get((bucket, key))?
                 .map(|v| decode::<ObjectRecord>(v.value()))
                 .transpose()?;
             match current {
+                Some(record) if !allowed(&target, &record) => Applied::Refused,
                 Some(mut record) => {
                     change(&mut record);
                     objects.insert((bucket, key), encode(&record).as_slice())?;
-                    true
+                    Applied::Done
                 }
-                None => false,
+                None => Applied::NoSuchObject,
             }
         };
-        txn.commit()?;
-        Ok(found)
+        finish(txn, applied == Applied::Done)?;
+        Ok(applied)
     }
 
-    /// Removes the objects named; returns the body files to delete (one per removed object).
-    pub fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Result<Vec<String>, StoreError> {
+    /// Removes the objects named that `allowed` accepts (given the bucket's record as it is
+    /// inside this write transaction, and the key); `None` when the bucket does not exist.
+    pub fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: &[&str],
+        mut allowed: impl FnMut(&BucketRecord, &str) -> bool,
+    ) -> Result<Option<Deletion>, StoreError> {
         let txn = self.db.begin_write()?;
-        let mut blobs = Vec::new();
+        let Some(target) = txn
+            .open_table(BUCKETS)?
+            .get(bucket)?
+            .map(|v| decode::<BucketRecord>(v.value()))
+            .transpose()?
+        else {
+            txn.abort()?;
+            return Ok(None);
+        };
+        let mut deletion = Deletion::default();
         {
             let mut objects = txn.open_table(OBJECTS)?;
             for key in keys {
-                if let Some(v) = objects.remove((bucket, *key))? {
-                    blobs.push(decode::<ObjectRecord>(v.value())?.blob);
+                let ok = allowed(&target, key);
+                deletion.refused.push(!ok);
+                if ok && let Some(v) = objects.remove((bucket, *key))? {
+                    deletion.blobs.push(decode::<ObjectRecord>(v.value())?.blob);
                 }
             }
         }
         txn.commit()?;
-        Ok(blobs)
+        Ok(Some(deletion))
     }
 
     // ---- multipart uploads ----
@@ -442,13 +522,14 @@ impl Index {
     }
 
     /// Turns an upload into the object `record` (whose body file is durable) in one
-    /// transaction: checks the upload still exists and `condition` holds, stores the object,
-    /// drops the upload and its parts.
+    /// transaction: checks the upload still exists, its bucket does and `allowed` accepts it,
+    /// and `condition` holds; stores the object, drops the upload and its parts.
     pub fn complete_upload(
         &self,
         upload_id: &str,
         record: &ObjectRecord,
         condition: &WriteCondition,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
     ) -> Result<CompleteOutcome, StoreError> {
         let txn = self.db.begin_write()?;
         let outcome = 'tx: {
@@ -461,12 +542,16 @@ impl Index {
                 Some(u) => u,
                 None => break 'tx CompleteOutcome::NoSuchUpload,
             };
-            if txn
+            let Some(target) = txn
                 .open_table(BUCKETS)?
                 .get(upload.bucket.as_str())?
-                .is_none()
-            {
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
                 break 'tx CompleteOutcome::NoSuchBucket;
+            };
+            if !allowed(&target) {
+                break 'tx CompleteOutcome::Refused;
             }
             let mut objects = txn.open_table(OBJECTS)?;
             let key = (upload.bucket.as_str(), upload.key.as_str());
@@ -496,6 +581,16 @@ impl Index {
         let table = txn.open_table(OBJECTS)?;
         list::list(&table, query)
     }
+}
+
+/// Commits a write transaction that changed something, aborts one that did not.
+fn finish(txn: redb::WriteTransaction, changed: bool) -> Result<(), StoreError> {
+    if changed {
+        txn.commit()?;
+    } else {
+        txn.abort()?;
+    }
+    Ok(())
 }
 
 fn remove_parts(txn: &redb::WriteTransaction, upload_id: &str) -> Result<Vec<String>, StoreError> {
