@@ -107,7 +107,11 @@ fn policy_decision(
     action: &str,
     resource: &str,
 ) -> Decision {
-    match record.policy.as_deref().map(|json| Policy::parse(json, bucket)) {
+    match record
+        .policy
+        .as_deref()
+        .map(|json| Policy::parse(json, bucket))
+    {
         Some(Ok(policy)) => policy.evaluate(caller, action, resource),
         Some(Err(e)) => {
             tracing::warn!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
@@ -164,7 +168,9 @@ pub fn decide(
         Need::Bucket(perm) => record.acl.allows(caller, perm),
         Need::Write => record.acl.allows(caller, Permission::Write),
         Need::Object(perm) => match key.map(|_| object()).transpose()?.flatten() {
-            Some(object) => caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm),
+            Some(object) => {
+                caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm)
+            }
             // A missing object: only callers who may list the bucket learn it is missing.
             None => record.acl.allows(caller, Permission::Read),
         },

@@ -94,9 +94,12 @@ impl Refusal {
 /// read; when it has one, the connection is closed after the answer.
 pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Option<Response<Body>> {
     let refusal = refusal(req, state, unix_now())?;
-    let mut resp = refusal.to_s3_error().to_http_response().unwrap_or_else(|_| {
-        crate::service::error_response(S3ErrorCode::InternalError, "internal error")
-    });
+    let mut resp = refusal
+        .to_s3_error()
+        .to_http_response()
+        .unwrap_or_else(|_| {
+            crate::service::error_response(S3ErrorCode::InternalError, "internal error")
+        });
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req
             .headers()
@@ -210,9 +213,7 @@ fn is_form(content_type: &[u8]) -> bool {
 /// S3's checks of `X-Amz-Expires` (its messages).
 fn sigv4_expires(value: &str) -> Option<Refusal> {
     match value.trim().parse::<i64>() {
-        Err(_) => Some(Refusal::QueryParameters(
-            "X-Amz-Expires should be a number",
-        )),
+        Err(_) => Some(Refusal::QueryParameters("X-Amz-Expires should be a number")),
         Ok(secs) if secs < 0 => Some(Refusal::QueryParameters(
             "X-Amz-Expires must be non-negative",
         )),
@@ -225,12 +226,7 @@ fn sigv4_expires(value: &str) -> Option<Refusal> {
 
 /// A SigV2 presigned URL: expiry at most a week (plus skew) away, signature checked in
 /// constant time. Malformed or expired ones, and unknown keys, are left to s3s to refuse.
-fn sigv2_presigned<B>(
-    req: &Request<B>,
-    state: &State,
-    query: &Query,
-    now: i64,
-) -> Option<Refusal> {
+fn sigv2_presigned<B>(req: &Request<B>, state: &State, query: &Query, now: i64) -> Option<Refusal> {
     let presigned = Presigned::parse(query)?;
     if presigned.expires > now.saturating_add(MAX_PRESIGNED_SECS + MAX_SKEW_SECS) {
         return Some(Refusal::QueryParameters(

@@ -210,7 +210,8 @@ impl<'a> Presigned<'a> {
             return false;
         };
         mac.update(sts.as_bytes());
-        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         expected.as_bytes().ct_eq(self.signature.as_bytes()).into()
     }
 }

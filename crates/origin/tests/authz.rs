@@ -145,7 +145,10 @@ async fn grant_revoked_while_body_in_flight_refuses_the_change() {
         "{}",
         resp.text()
     );
-    assert!(!anonymous_grants(&server, "shared").await.1, "ACL unchanged");
+    assert!(
+        !anonymous_grants(&server, "shared").await.1,
+        "ACL unchanged"
+    );
 }
 
 fn delete_body(keys: &[&str]) -> String {

@@ -101,7 +101,8 @@ async fn anonymous_form_post_is_refused_before_its_body() {
 async fn oversized_xml_body_is_refused() {
     let server = Server::start().await;
     server.store.ensure_bucket("bkt", ALICE.id).unwrap();
-    let rule = "<CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule>";
+    let rule =
+        "<CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule>";
     let body = format!(
         "<CORSConfiguration>{}</CORSConfiguration>",
         rule.repeat(6 * MIB / rule.len())
@@ -212,7 +213,8 @@ async fn sigv4_presigned_expires_is_bounded() {
         let text = resp.text().await.unwrap();
         assert_eq!(status, 400, "X-Amz-Expires={secs}: {text}");
         assert!(
-            text.contains("<Code>AuthorizationQueryParametersError</Code>") && text.contains(message),
+            text.contains("<Code>AuthorizationQueryParametersError</Code>")
+                && text.contains(message),
             "{text}"
         );
     }
@@ -227,7 +229,8 @@ async fn sigv4_presigned_expires_is_bounded() {
         let text = resp.text().await.unwrap();
         assert_eq!(status, 400, "X-Amz-Expires={value}: {text}");
         assert!(
-            text.contains("<Code>AuthorizationQueryParametersError</Code>") && text.contains(message),
+            text.contains("<Code>AuthorizationQueryParametersError</Code>")
+                && text.contains(message),
             "{text}"
         );
     }

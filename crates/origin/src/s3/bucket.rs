@@ -113,7 +113,12 @@ pub(super) async fn delete_bucket(
     let st = state.clone();
     let name = req.input.bucket.clone();
     let check = Recheck::new(caller(state, &req).as_deref(), &name, "DeleteBucket");
-    match blocking(move || st.index.delete_bucket(&name, |b| check.allows(b, None, None))).await? {
+    match blocking(move || {
+        st.index
+            .delete_bucket(&name, |b| check.allows(b, None, None))
+    })
+    .await?
+    {
         DeleteBucketOutcome::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
         DeleteBucketOutcome::NotFound => Err(no_such_bucket()),
         DeleteBucketOutcome::Refused => Err(s3_error!(AccessDenied, "Access Denied")),

@@ -20,7 +20,11 @@ pub(super) async fn delete_object(
     state: &Arc<State>,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let check = Recheck::new(caller(state, &req).as_deref(), &req.input.bucket, "DeleteObject");
+    let check = Recheck::new(
+        caller(state, &req).as_deref(),
+        &req.input.bucket,
+        "DeleteObject",
+    );
     let input = req.input;
     version_is_null(input.version_id.as_deref())?;
     require_bucket(state, &input.bucket)?;
@@ -34,8 +38,9 @@ pub(super) async fn delete_object(
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
     let deletion = blocking(move || {
-        st.index
-            .delete_objects(&b, &[k.as_str()], |rec, key| check.allows(rec, Some(key), None))
+        st.index.delete_objects(&b, &[k.as_str()], |rec, key| {
+            check.allows(rec, Some(key), None)
+        })
     })
     .await?
     .ok_or_else(no_such_bucket)?;
@@ -62,7 +67,11 @@ pub(super) async fn delete_objects(
     state: &Arc<State>,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let check = Recheck::new(caller(state, &req).as_deref(), &req.input.bucket, "DeleteObject");
+    let check = Recheck::new(
+        caller(state, &req).as_deref(),
+        &req.input.bucket,
+        "DeleteObject",
+    );
     let input = req.input;
     require_bucket(state, &input.bucket)?;
     if input.delete.objects.len() > MAX_KEYS {

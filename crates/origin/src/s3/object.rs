@@ -214,8 +214,9 @@ pub(super) async fn put_object(
     let (b, k) = (input.bucket.clone(), input.key.clone());
     let check = Recheck::new(user.as_deref(), &b, "PutObject");
     let outcome = blocking(move || {
-        st.index
-            .put_object(&b, &k, &record, &condition, |rec| check.allows(rec, Some(&k), None))
+        st.index.put_object(&b, &k, &record, &condition, |rec| {
+            check.allows(rec, Some(&k), None)
+        })
     })
     .await;
     match outcome {
