@@ -99,83 +99,93 @@ fn no_such_bucket() -> s3s::S3Error {
     s3_error!(NoSuchBucket, "The specified bucket does not exist")
 }
 
-/// The bucket policy's say on `caller` doing `action` on `resource`.
-fn policy_decision(
-    record: &BucketRecord,
-    bucket: &str,
-    caller: Option<&str>,
-    action: &str,
-    resource: &str,
-) -> Decision {
-    match record
-        .policy
-        .as_deref()
-        .map(|json| Policy::parse(json, bucket))
-    {
-        Some(Ok(policy)) => policy.evaluate(caller, action, resource),
-        Some(Err(e)) => {
-            tracing::warn!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
-            Decision::Silent
-        }
-        None => Decision::Silent,
-    }
+/// A bucket as authorization sees it: its record and its policy, parsed once.
+pub struct Subject<'a> {
+    record: BucketRecord,
+    bucket: &'a str,
+    policy: Option<Policy>,
 }
 
-/// Decides whether `caller` (None: anonymous) may apply `rule` to `bucket` / `key`, against
-/// the bucket's record as given. `object` fetches the object's record when the decision
-/// needs it (object reads and object ACLs of callers who are neither owner nor allowed).
-pub fn decide(
-    record: &BucketRecord,
-    caller: Option<&str>,
-    bucket: &str,
-    key: Option<&str>,
-    rule: Rule,
-    object: impl FnOnce() -> Result<Option<ObjectRecord>, StoreError>,
-) -> S3Result<()> {
-    let is_owner = caller == Some(record.owner.as_str());
-    if rule.need == Need::Signed {
-        return if caller.is_some() {
-            Ok(())
-        } else {
-            Err(denied())
-        };
-    }
-    if rule.need == Need::EachKey {
-        // Whether any key could pass; each one is decided when the operation applies.
-        let may = is_owner
-            || record.acl.allows(caller, Permission::Write)
-            || record
-                .policy
-                .as_deref()
-                .and_then(|json| Policy::parse(json, bucket).ok())
-                .is_some_and(|p| p.may_allow_on_objects(caller, rule.action, bucket));
-        return if may { Ok(()) } else { Err(denied()) };
-    }
-    let resource = match key {
-        Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
-        None => format!("arn:aws:s3:::{bucket}"),
-    };
-    let decision = policy_decision(record, bucket, caller, rule.action, &resource);
-    let manages_policy = rule.action.ends_with("BucketPolicy");
-    if decision == Decision::Deny && !(is_owner && manages_policy) {
-        return Err(denied());
-    }
-    if is_owner || decision == Decision::Allow {
-        return Ok(());
-    }
-    let granted = match rule.need {
-        Need::Signed | Need::Owner | Need::EachKey => false,
-        Need::Bucket(perm) => record.acl.allows(caller, perm),
-        Need::Write => record.acl.allows(caller, Permission::Write),
-        Need::Object(perm) => match key.map(|_| object()).transpose()?.flatten() {
-            Some(object) => {
-                caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm)
+impl<'a> Subject<'a> {
+    /// The bucket `bucket` whose record is `record`.
+    #[must_use]
+    pub fn new(record: BucketRecord, bucket: &'a str) -> Subject<'a> {
+        let policy = match record
+            .policy
+            .as_deref()
+            .map(|json| Policy::parse(json, bucket))
+        {
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(e)) => {
+                tracing::warn!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
+                None
             }
-            // A missing object: only callers who may list the bucket learn it is missing.
-            None => record.acl.allows(caller, Permission::Read),
-        },
-    };
-    if granted { Ok(()) } else { Err(denied()) }
+            None => None,
+        };
+        Subject {
+            record,
+            bucket,
+            policy,
+        }
+    }
+
+    /// Decides whether `caller` (None: anonymous) may apply `rule` to the bucket or `key` in
+    /// it. `object` fetches the object's record when the decision needs it (object reads and
+    /// object ACLs of callers who are neither owner nor allowed).
+    pub fn decide(
+        &self,
+        caller: Option<&str>,
+        key: Option<&str>,
+        rule: Rule,
+        object: impl FnOnce() -> Result<Option<ObjectRecord>, StoreError>,
+    ) -> S3Result<()> {
+        let (record, bucket) = (&self.record, self.bucket);
+        let is_owner = caller == Some(record.owner.as_str());
+        if rule.need == Need::Signed {
+            return if caller.is_some() {
+                Ok(())
+            } else {
+                Err(denied())
+            };
+        }
+        if rule.need == Need::EachKey {
+            // Whether any key could pass; each one is decided when the operation applies.
+            let may = is_owner
+                || record.acl.allows(caller, Permission::Write)
+                || self
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.may_allow_on_objects(caller, rule.action, bucket));
+            return if may { Ok(()) } else { Err(denied()) };
+        }
+        let resource = match key {
+            Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        let decision = self.policy.as_ref().map_or(Decision::Silent, |p| {
+            p.evaluate(caller, rule.action, &resource)
+        });
+        let manages_policy = rule.action.ends_with("BucketPolicy");
+        if decision == Decision::Deny && !(is_owner && manages_policy) {
+            return Err(denied());
+        }
+        if is_owner || decision == Decision::Allow {
+            return Ok(());
+        }
+        let granted = match rule.need {
+            Need::Signed | Need::Owner | Need::EachKey => false,
+            Need::Bucket(perm) => record.acl.allows(caller, perm),
+            Need::Write => record.acl.allows(caller, Permission::Write),
+            Need::Object(perm) => match key.map(|_| object()).transpose()?.flatten() {
+                Some(object) => {
+                    caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm)
+                }
+                // A missing object: only callers who may list the bucket learn it is missing.
+                None => record.acl.allows(caller, Permission::Read),
+            },
+        };
+        if granted { Ok(()) } else { Err(denied()) }
+    }
 }
 
 /// Decides whether `caller` (None: anonymous) may apply `rule` to `bucket` / `key` as the
@@ -196,7 +206,7 @@ pub fn authorize(
         };
     }
     let record = state.index.bucket(bucket)?.ok_or_else(no_such_bucket)?;
-    decide(&record, caller, bucket, key, rule, || match key {
+    Subject::new(record, bucket).decide(caller, key, rule, || match key {
         Some(k) => state.index.object(bucket, k),
         None => Ok(None),
     })
@@ -231,15 +241,21 @@ impl Recheck {
         key: Option<&str>,
         object: Option<&ObjectRecord>,
     ) -> bool {
-        decide(
-            record,
-            self.caller.as_deref(),
-            &self.bucket,
-            key,
-            self.rule,
-            || Ok(object.cloned()),
-        )
-        .is_ok()
+        Subject::new(record.clone(), &self.bucket)
+            .decide(self.caller.as_deref(), key, self.rule, || {
+                Ok(object.cloned())
+            })
+            .is_ok()
+    }
+
+    /// A check of many keys of the bucket as `record` now stands (its policy parsed once).
+    pub fn keys<'s>(&'s self, record: &BucketRecord) -> impl FnMut(&str) -> bool + use<'s> {
+        let subject = Subject::new(record.clone(), &self.bucket);
+        move |key| {
+            subject
+                .decide(self.caller.as_deref(), Some(key), self.rule, || Ok(None))
+                .is_ok()
+        }
     }
 }
 

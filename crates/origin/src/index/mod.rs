@@ -289,13 +289,14 @@ impl Index {
         Ok(applied)
     }
 
-    /// Removes the objects named that `allowed` accepts (given the bucket's record as it is
-    /// inside this write transaction, and the key); `None` when the bucket does not exist.
-    pub fn delete_objects(
+    /// Removes the objects named that the guard accepts: `guard` is given the bucket's record
+    /// as it is inside this write transaction and returns the per-key check. `None` when the
+    /// bucket does not exist.
+    pub fn delete_objects<F: FnMut(&str) -> bool>(
         &self,
         bucket: &str,
         keys: &[&str],
-        mut allowed: impl FnMut(&BucketRecord, &str) -> bool,
+        guard: impl FnOnce(&BucketRecord) -> F,
     ) -> Result<Option<Deletion>, StoreError> {
         let txn = self.db.begin_write()?;
         let Some(target) = txn
@@ -307,17 +308,19 @@ impl Index {
             txn.abort()?;
             return Ok(None);
         };
+        let mut allowed = guard(&target);
         let mut deletion = Deletion::default();
         {
             let mut objects = txn.open_table(OBJECTS)?;
             for key in keys {
-                let ok = allowed(&target, key);
+                let ok = allowed(key);
                 deletion.refused.push(!ok);
                 if ok && let Some(v) = objects.remove((bucket, *key))? {
                     deletion.blobs.push(decode::<ObjectRecord>(v.value())?.blob);
                 }
             }
         }
+        drop(allowed);
         txn.commit()?;
         Ok(Some(deletion))
     }

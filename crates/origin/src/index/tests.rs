@@ -118,7 +118,7 @@ fn delete_bucket_only_when_empty() {
         DeleteBucketOutcome::NotEmpty
     );
     let deletion = index
-        .delete_objects("b", &["x"], |_, _| true)
+        .delete_objects("b", &["x"], |_| |_: &str| true)
         .unwrap()
         .unwrap();
     assert_eq!(deletion.blobs, ["2"]);
@@ -129,7 +129,7 @@ fn delete_bucket_only_when_empty() {
         DeleteBucketOutcome::Refused
     );
     let deletion = index
-        .delete_objects("c", &["x"], |_, _| false)
+        .delete_objects("c", &["x"], |_| |_: &str| false)
         .unwrap()
         .unwrap();
     assert!(deletion.blobs.is_empty() && deletion.refused == [true]);

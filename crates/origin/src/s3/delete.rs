@@ -38,9 +38,8 @@ pub(super) async fn delete_object(
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
     let deletion = blocking(move || {
-        st.index.delete_objects(&b, &[k.as_str()], |rec, key| {
-            check.allows(rec, Some(key), None)
-        })
+        st.index
+            .delete_objects(&b, &[k.as_str()], |rec| check.keys(rec))
     })
     .await?
     .ok_or_else(no_such_bucket)?;
@@ -97,8 +96,7 @@ pub(super) async fn delete_objects(
     let to_delete = keys.clone();
     let deletion = blocking(move || {
         let refs: Vec<&str> = to_delete.iter().map(String::as_str).collect();
-        st.index
-            .delete_objects(&b, &refs, |rec, key| check.allows(rec, Some(key), None))
+        st.index.delete_objects(&b, &refs, |rec| check.keys(rec))
     })
     .await?
     .ok_or_else(no_such_bucket)?;
