@@ -68,9 +68,10 @@ impl Refusal {
         let (code, status) = match self {
             Refusal::FormPost => (S3ErrorCode::NotImplemented, StatusCode::NOT_IMPLEMENTED),
             Refusal::SigV2Header => (S3ErrorCode::InvalidRequest, StatusCode::BAD_REQUEST),
+            // 403, as ceph's s3-tests expect of S3 for an out-of-range `X-Amz-Expires`.
             Refusal::QueryParameters(_) => (
                 S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
-                StatusCode::BAD_REQUEST,
+                StatusCode::FORBIDDEN,
             ),
             Refusal::TooLarge => (
                 S3ErrorCode::MaxMessageLengthExceeded,

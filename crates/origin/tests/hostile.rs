@@ -170,7 +170,7 @@ async fn sigv2_presigned_expiry_is_capped() {
         let resp = reqwest::get(&url).await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        assert_eq!(status, 400, "Expires={expires}: {text}");
+        assert_eq!(status, 403, "Expires={expires}: {text}");
         assert!(
             text.contains("<Code>AuthorizationQueryParametersError</Code>"),
             "{text}"
@@ -211,7 +211,7 @@ async fn sigv4_presigned_expires_is_bounded() {
         let resp = reqwest::get(&presigned).await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        assert_eq!(status, 400, "X-Amz-Expires={secs}: {text}");
+        assert_eq!(status, 403, "X-Amz-Expires={secs}: {text}");
         assert!(
             text.contains("<Code>AuthorizationQueryParametersError</Code>")
                 && text.contains(message),
@@ -227,7 +227,7 @@ async fn sigv4_presigned_expires_is_bounded() {
         let resp = reqwest::get(&tampered).await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        assert_eq!(status, 400, "X-Amz-Expires={value}: {text}");
+        assert_eq!(status, 403, "X-Amz-Expires={value}: {text}");
         assert!(
             text.contains("<Code>AuthorizationQueryParametersError</Code>")
                 && text.contains(message),
