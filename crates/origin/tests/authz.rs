@@ -60,7 +60,16 @@ async fn anonymous_subresource_put_on_bucket_created_in_flight_is_refused() {
         .await;
         conn.write(first).await;
         // Refused before the body is read: the answer comes while half of it is unsent.
-        let resp = match conn.response_within(Duration::from_millis(700)).await {
+        let early = conn.response_within(Duration::from_millis(700)).await;
+        if let Some(resp) = &early {
+            assert_eq!(
+                (resp.status, resp.code().as_str()),
+                (404, "NoSuchBucket"),
+                "anonymous PUT ?{sub}: {}",
+                resp.text()
+            );
+        }
+        let resp = match early {
             Some(resp) => resp,
             None => {
                 let created = server
@@ -73,10 +82,15 @@ async fn anonymous_subresource_put_on_bucket_created_in_flight_is_refused() {
                     .expect("an answer once the body is complete")
             }
         };
-        assert_eq!(
-            (resp.status, resp.code().as_str()),
-            (404, "NoSuchBucket"),
-            "anonymous PUT ?{sub}: {}",
+        // Late (a loaded machine): refused all the same, whether the store saw the bucket
+        // missing or, once created, not the anonymous caller's.
+        assert!(
+            matches!(
+                (resp.status, resp.code().as_str()),
+                (404, "NoSuchBucket") | (403, "AccessDenied")
+            ),
+            "anonymous PUT ?{sub}: {} {}",
+            resp.status,
             resp.text()
         );
         let _ = server
