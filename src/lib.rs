@@ -151,6 +151,15 @@ fn store_config(embedded: &EmbeddedOrigin) -> origin_store::StoreConfig {
     }
 }
 
+/// The embedded store's listener limits: the edge's own `limits.*`.
+fn origin_limits(config: &Config) -> origin_store::ServeLimits {
+    origin_store::ServeLimits {
+        header_read_timeout: config.limits.header_read_timeout,
+        idle_timeout: config.limits.idle_timeout,
+        max_connections: config.limits.max_connections,
+    }
+}
+
 /// Opens the embedded store and creates each space's bucket if missing.
 fn open_store(
     config: &Config,
@@ -177,11 +186,12 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         let store = open_store(&config, embedded)?;
         origin_addr = listener.local_addr().ok();
         let mut rx = shutdown_rx.clone();
+        let limits = origin_limits(&config);
         tasks.spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = store.serve(listener, stop).await {
+            if let Err(e) = store.serve_with_limits(listener, limits, stop).await {
                 tracing::error!(error = %e, "embedded origin stopped");
             }
         });
@@ -354,6 +364,8 @@ pub async fn run_origin_only(config: Config) -> Result<(), EdgeError> {
         .await?
         .ok_or_else(|| EdgeError::Config("origin.listen".to_owned()))?;
     tracing::info!(addr = ?listener.local_addr().ok(), "origin started");
-    store.serve(listener, termination()).await?;
+    store
+        .serve_with_limits(listener, origin_limits(&config), termination())
+        .await?;
     Ok(())
 }

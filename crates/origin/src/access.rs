@@ -1,9 +1,14 @@
 //! Authorization: decides, before an operation runs (and before its body is read), whether
-//! the caller may perform it, from bucket ownership, ACLs and the bucket policy.
+//! the caller may perform it, from bucket ownership, ACLs and the bucket policy; and decides
+//! again ([`Recheck`]) inside the write transaction that applies a change, against the records
+//! as they are then, so a bucket created, re-created or re-granted while the body was in
+//! flight is judged as it is when the change lands.
 //!
 //! Order: an explicit policy Deny refuses (except the bucket owner managing the policy
 //! itself); the bucket owner may do anything in its bucket; otherwise a policy Allow or an
 //! ACL grant is needed. Objects record who wrote them; the writer holds full control too.
+//! A missing bucket never passes: every bucket or object request is refused with
+//! `NoSuchBucket` before its body is read.
 
 use std::sync::Arc;
 
@@ -12,6 +17,8 @@ use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
 use crate::acl::Permission;
+use crate::error::StoreError;
+use crate::index::records::{BucketRecord, ObjectRecord};
 use crate::names::validate_key;
 use crate::policy::{Decision, Policy};
 use crate::store::State;
@@ -30,6 +37,9 @@ pub enum Need {
     Object(Permission),
     /// Writing objects into the bucket (bucket WRITE).
     Write,
+    /// An operation on several keys (DeleteObjects): each key is decided on its own as the
+    /// single-key operation would be; up front, only whether any key could pass.
+    EachKey,
 }
 
 /// An operation's requirement and its IAM action name.
@@ -45,7 +55,7 @@ pub struct Rule {
 /// answer 501 NotImplemented).
 #[must_use]
 pub fn rule_for(op: &str) -> Rule {
-    use Need::{Bucket, Object, Owner, Signed, Write};
+    use Need::{Bucket, EachKey, Object, Owner, Signed, Write};
     use Permission::{Read, ReadAcp, WriteAcp};
     let (need, action) = match op {
         "ListBuckets" => (Signed, "s3:ListAllMyBuckets"),
@@ -74,7 +84,8 @@ pub fn rule_for(op: &str) -> Rule {
         | "CompleteMultipartUpload" => (Write, "s3:PutObject"),
         "AbortMultipartUpload" => (Write, "s3:AbortMultipartUpload"),
         "ListParts" => (Write, "s3:ListMultipartUploadParts"),
-        "DeleteObject" | "DeleteObjects" => (Write, "s3:DeleteObject"),
+        "DeleteObject" => (Write, "s3:DeleteObject"),
+        "DeleteObjects" => (EachKey, "s3:DeleteObject"),
         _ => (Owner, "s3:*"),
     };
     Rule { need, action }
@@ -84,8 +95,101 @@ fn denied() -> s3s::S3Error {
     s3_error!(AccessDenied, "Access Denied")
 }
 
-/// Decides whether `caller` (None: anonymous) may apply `rule` to `bucket` / `key`.
-/// A missing bucket passes (the operation then answers NoSuchBucket).
+fn no_such_bucket() -> s3s::S3Error {
+    s3_error!(NoSuchBucket, "The specified bucket does not exist")
+}
+
+/// A bucket as authorization sees it: its record and its policy, parsed once.
+pub struct Subject<'a> {
+    record: BucketRecord,
+    bucket: &'a str,
+    policy: Option<Policy>,
+}
+
+impl<'a> Subject<'a> {
+    /// The bucket `bucket` whose record is `record`.
+    #[must_use]
+    pub fn new(record: BucketRecord, bucket: &'a str) -> Subject<'a> {
+        let policy = match record
+            .policy
+            .as_deref()
+            .map(|json| Policy::parse(json, bucket))
+        {
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(e)) => {
+                tracing::warn!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
+                None
+            }
+            None => None,
+        };
+        Subject {
+            record,
+            bucket,
+            policy,
+        }
+    }
+
+    /// Decides whether `caller` (None: anonymous) may apply `rule` to the bucket or `key` in
+    /// it. `object` fetches the object's record when the decision needs it (object reads and
+    /// object ACLs of callers who are neither owner nor allowed).
+    pub fn decide(
+        &self,
+        caller: Option<&str>,
+        key: Option<&str>,
+        rule: Rule,
+        object: impl FnOnce() -> Result<Option<ObjectRecord>, StoreError>,
+    ) -> S3Result<()> {
+        let (record, bucket) = (&self.record, self.bucket);
+        let is_owner = caller == Some(record.owner.as_str());
+        if rule.need == Need::Signed {
+            return if caller.is_some() {
+                Ok(())
+            } else {
+                Err(denied())
+            };
+        }
+        if rule.need == Need::EachKey {
+            // Whether any key could pass; each one is decided when the operation applies.
+            let may = is_owner
+                || record.acl.allows(caller, Permission::Write)
+                || self
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.may_allow_on_objects(caller, rule.action, bucket));
+            return if may { Ok(()) } else { Err(denied()) };
+        }
+        let resource = match key {
+            Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        let decision = self.policy.as_ref().map_or(Decision::Silent, |p| {
+            p.evaluate(caller, rule.action, &resource)
+        });
+        let manages_policy = rule.action.ends_with("BucketPolicy");
+        if decision == Decision::Deny && !(is_owner && manages_policy) {
+            return Err(denied());
+        }
+        if is_owner || decision == Decision::Allow {
+            return Ok(());
+        }
+        let granted = match rule.need {
+            Need::Signed | Need::Owner | Need::EachKey => false,
+            Need::Bucket(perm) => record.acl.allows(caller, perm),
+            Need::Write => record.acl.allows(caller, Permission::Write),
+            Need::Object(perm) => match key.map(|_| object()).transpose()?.flatten() {
+                Some(object) => {
+                    caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm)
+                }
+                // A missing object: only callers who may list the bucket learn it is missing.
+                None => record.acl.allows(caller, Permission::Read),
+            },
+        };
+        if granted { Ok(()) } else { Err(denied()) }
+    }
+}
+
+/// Decides whether `caller` (None: anonymous) may apply `rule` to `bucket` / `key` as the
+/// bucket is now. A missing bucket is refused with `NoSuchBucket`.
 pub fn authorize(
     state: &State,
     caller: Option<&User>,
@@ -93,7 +197,7 @@ pub fn authorize(
     key: Option<&str>,
     rule: Rule,
 ) -> S3Result<()> {
-    let caller_id = caller.map(|u| u.id.as_str());
+    let caller = caller.map(|u| u.id.as_str());
     if rule.need == Need::Signed {
         return if caller.is_some() {
             Ok(())
@@ -101,49 +205,58 @@ pub fn authorize(
             Err(denied())
         };
     }
-    let Some(record) = state.index.bucket(bucket)? else {
-        return Ok(());
-    };
-    let is_owner = caller_id == Some(record.owner.as_str());
+    let record = state.index.bucket(bucket)?.ok_or_else(no_such_bucket)?;
+    Subject::new(record, bucket).decide(caller, key, rule, || match key {
+        Some(k) => state.index.object(bucket, k),
+        None => Ok(None),
+    })
+}
 
-    let resource = match key {
-        Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
-        None => format!("arn:aws:s3:::{bucket}"),
-    };
-    let decision = match &record.policy {
-        Some(json) => match Policy::parse(json, bucket) {
-            Ok(policy) => policy.evaluate(caller_id, rule.action, &resource),
-            Err(e) => {
-                tracing::warn!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
-                Decision::Silent
-            }
-        },
-        None => Decision::Silent,
-    };
-    let manages_policy = rule.action.ends_with("BucketPolicy");
-    if decision == Decision::Deny && !(is_owner && manages_policy) {
-        return Err(denied());
+/// One request's authorization, carried into the write transaction that applies it and
+/// decided again there against the records as they are at that moment.
+#[derive(Debug, Clone)]
+pub struct Recheck {
+    caller: Option<String>,
+    bucket: String,
+    rule: Rule,
+}
+
+impl Recheck {
+    /// The check of operation `op` (an s3s operation name) by `caller` on `bucket`.
+    #[must_use]
+    pub fn new(caller: Option<&User>, bucket: &str, op: &str) -> Recheck {
+        Recheck {
+            caller: caller.map(|u| u.id.clone()),
+            bucket: bucket.to_owned(),
+            rule: rule_for(op),
+        }
     }
-    if is_owner || decision == Decision::Allow {
-        return Ok(());
+
+    /// Whether the operation may apply to the bucket (or `key` in it, whose current record
+    /// is `object`) as `record` now stands.
+    #[must_use]
+    pub fn allows(
+        &self,
+        record: &BucketRecord,
+        key: Option<&str>,
+        object: Option<&ObjectRecord>,
+    ) -> bool {
+        Subject::new(record.clone(), &self.bucket)
+            .decide(self.caller.as_deref(), key, self.rule, || {
+                Ok(object.cloned())
+            })
+            .is_ok()
     }
-    let granted = match rule.need {
-        Need::Signed | Need::Owner => false,
-        Need::Bucket(perm) => record.acl.allows(caller_id, perm),
-        Need::Write => record.acl.allows(caller_id, Permission::Write),
-        Need::Object(perm) => match key
-            .map(|k| state.index.object(bucket, k))
-            .transpose()?
-            .flatten()
-        {
-            Some(object) => {
-                caller_id == Some(object.owner.as_str()) || object.acl.allows(caller_id, perm)
-            }
-            // A missing object: only callers who may list the bucket learn it is missing.
-            None => record.acl.allows(caller_id, Permission::Read),
-        },
-    };
-    if granted { Ok(()) } else { Err(denied()) }
+
+    /// A check of many keys of the bucket as `record` now stands (its policy parsed once).
+    pub fn keys<'s>(&'s self, record: &BucketRecord) -> impl FnMut(&str) -> bool + use<'s> {
+        let subject = Subject::new(record.clone(), &self.bucket);
+        move |key| {
+            subject
+                .decide(self.caller.as_deref(), Some(key), self.rule, || Ok(None))
+                .is_ok()
+        }
+    }
 }
 
 /// The s3s access hook.

@@ -85,3 +85,24 @@ impl StoreConfig {
         Ok(())
     }
 }
+
+/// Protection of the store's listener against slow or greedy clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A client must send its whole request head within this; also ends idle keep-alive.
+    pub header_read_timeout: std::time::Duration,
+    /// A connection with no byte read or written for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Connections past this many are closed as soon as they are accepted.
+    pub max_connections: u32,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}

@@ -5,8 +5,10 @@
 //! listener the caller bound; [`Store::ensure_bucket`] creates buckets without HTTP.
 //!
 //! Layout: `index` (redb metadata, listing order), `storage` (body files), `users` (who signed),
-//! `access` + `acl` + `policy` (who may do what), `cors`, `service` (the hyper layer around
-//! s3s: request ids, CORS preflight) and `s3/` (one module per operation family).
+//! `access` + `acl` + `policy` (who may do what), `cors`, `listener` + `idle` (accept loop and
+//! its limits), `service` (the hyper layer around s3s: request ids, CORS preflight), `gate` +
+//! `sigv2` (refusals decided before s3s reads a request) and `s3/` (one module per operation
+//! family).
 #![forbid(unsafe_code)]
 
 mod access;
@@ -14,16 +16,20 @@ mod acl;
 mod config;
 mod cors;
 mod error;
+mod gate;
 mod host;
+mod idle;
 mod index;
+mod listener;
 mod names;
 mod policy;
 mod s3;
 mod service;
+mod sigv2;
 mod storage;
 mod store;
 mod users;
 
-pub use config::{StoreConfig, UserConfig};
+pub use config::{ServeLimits, StoreConfig, UserConfig};
 pub use error::StoreError;
 pub use store::Store;

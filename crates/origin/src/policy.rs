@@ -202,6 +202,26 @@ impl Policy {
         }
         decision
     }
+
+    /// Whether some Allow statement could let `caller` do `action` on some object of the
+    /// bucket (a request naming several keys is refused up front when none could).
+    #[must_use]
+    pub fn may_allow_on_objects(&self, caller: Option<&str>, action: &str, bucket: &str) -> bool {
+        let action = action.to_ascii_lowercase();
+        let objects = format!("arn:aws:s3:::{bucket}/");
+        self.statements.iter().any(|st| {
+            st.allow
+                && match &st.principal {
+                    Principal::Anyone => true,
+                    Principal::Users(ids) => caller.is_some_and(|c| ids.iter().any(|id| id == c)),
+                }
+                && st
+                    .actions
+                    .iter()
+                    .any(|a| glob(&a.to_ascii_lowercase(), &action))
+                && st.resources.iter().any(|r| r.starts_with(&objects))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +264,15 @@ mod tests {
             p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b"),
             Decision::Silent
         );
+    }
+
+    #[test]
+    fn may_allow_on_objects_looks_at_allows_for_keys() {
+        let p = Policy::parse(PUBLIC_PREFIX, "b").unwrap();
+        assert!(p.may_allow_on_objects(None, "s3:GetObject", "b"));
+        assert!(!p.may_allow_on_objects(None, "s3:DeleteObject", "b"));
+        // bob's Allow names the bucket itself, never a key.
+        assert!(!p.may_allow_on_objects(Some("bob"), "s3:DeleteObject", "b"));
     }
 
     #[test]

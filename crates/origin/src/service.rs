@@ -1,20 +1,19 @@
 //! The hyper layer around s3s: request ids on every answer (header and `<RequestId>` in error
-//! bodies), CORS preflight (`OPTIONS`, which s3s does not route) and CORS headers on actual
-//! responses, and the accept loop with graceful shutdown.
+//! bodies), the refusals decided before s3s sees a request (`gate`), CORS preflight
+//! (`OPTIONS`, which s3s does not route) and CORS headers on actual responses.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tracing::Instrument;
 
 use crate::cors;
 use crate::error::StoreError;
+use crate::gate;
 use crate::store::State;
 
 /// One request's view of the store.
@@ -34,7 +33,7 @@ fn request_id() -> String {
     id[..16].to_owned()
 }
 
-fn error_response(code: S3ErrorCode, message: &str) -> HttpResponse {
+pub(crate) fn error_response(code: S3ErrorCode, message: &str) -> HttpResponse {
     S3Error::with_message(code, message.to_owned())
         .to_http_response()
         .unwrap_or_else(|_| {
@@ -165,6 +164,9 @@ impl OriginService {
         if req.method() == Method::OPTIONS {
             return finish(self.preflight(&req), &id);
         }
+        if let Some(refusal) = gate::check(&req, &self.state) {
+            return finish(refusal, &id);
+        }
         let cors_ctx = req
             .headers()
             .get("origin")
@@ -198,54 +200,4 @@ impl OriginService {
         }
         resp
     }
-}
-
-/// The accept loop: one task per connection, HTTP/1.1 with keep-alive; on shutdown, stop
-/// accepting, let in-flight requests finish, then return.
-pub(crate) async fn serve(
-    service: OriginService,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), StoreError> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StoreError::io("reading listener address", e))?;
-    tracing::info!(%addr, "origin store listening");
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let service = service.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        let service = service.clone();
-                        async move { Ok::<_, Infallible>(service.handle(req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(
-                        async move {
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        }
-                        .instrument(tracing::debug_span!("origin_conn", %peer)),
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    tracing::info!(%addr, "origin store stopped");
-    Ok(())
 }

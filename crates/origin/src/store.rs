@@ -5,7 +5,7 @@ use std::sync::Arc;
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::acl::Acl;
-use crate::config::StoreConfig;
+use crate::config::{ServeLimits, StoreConfig};
 use crate::error::StoreError;
 use crate::host::Domain;
 use crate::index::Index;
@@ -77,6 +77,7 @@ impl Store {
             domain: config.domain.as_deref().map(Domain::new),
         });
         let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
+        builder.set_config(crate::gate::s3s_config());
         builder.set_auth(Auth(users));
         builder.set_access(crate::access::Access(state.clone()));
         if let Some(domain) = &state.domain {
@@ -113,14 +114,26 @@ impl Store {
     }
 
     /// Serves S3 over HTTP/1.1 on an already-bound listener until `shutdown` resolves, then
-    /// stops accepting and finishes in-flight requests.
+    /// stops accepting and finishes in-flight requests. Uses [`ServeLimits::default`].
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
+        self.serve_with_limits(listener, ServeLimits::default(), shutdown)
+            .await
+    }
+
+    /// Like [`Store::serve`], with the listener's limits (header-read and idle timeouts,
+    /// connection cap).
+    pub async fn serve_with_limits(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: ServeLimits,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
         let service =
             crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
-        crate::service::serve(service, listener, shutdown).await
+        crate::listener::serve(service, listener, limits, shutdown).await
     }
 }

@@ -55,6 +55,12 @@ impl Users {
         credentials.and_then(|c| self.by_key.get(&c.access_key).cloned())
     }
 
+    /// The secret key of an access key (for signatures the store checks itself).
+    #[must_use]
+    pub fn secret_of(&self, access_key: &str) -> Option<&str> {
+        self.by_key.get(access_key).map(|u| u.secret_key.as_str())
+    }
+
     /// The user with this id.
     #[must_use]
     pub fn by_id(&self, id: &str) -> Option<&Arc<User>> {

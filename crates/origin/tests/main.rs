@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod authz;
 mod common;
 mod crash;
 mod errors;
+mod hostile;
 mod s3cmd;
 mod streaming;

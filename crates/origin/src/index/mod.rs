@@ -6,6 +6,7 @@
 //! All methods block (redb fsyncs on commit): call them from `spawn_blocking` when they write.
 
 mod list;
+mod outcome;
 pub mod records;
 
 use std::collections::HashSet;
@@ -16,6 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use self::list::{ListEntry, ListPage, ListQuery};
+pub use self::outcome::{
+    Applied, CompleteOutcome, DeleteBucketOutcome, Deletion, EtagMatch, PutOutcome, WriteCondition,
+};
 use self::records::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
 use crate::error::StoreError;
 
@@ -23,93 +27,6 @@ const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
-
-/// An ETag precondition of a write (`If-Match` / `If-None-Match`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EtagMatch {
-    /// `*`: any current object.
-    Any,
-    /// A list of ETags (without quotes).
-    Tags(Vec<String>),
-}
-
-impl EtagMatch {
-    fn matches(&self, current: Option<&ObjectRecord>) -> bool {
-        match (self, current) {
-            (_, None) => false,
-            (Self::Any, Some(_)) => true,
-            (Self::Tags(tags), Some(rec)) => tags.contains(&rec.etag),
-        }
-    }
-}
-
-/// Preconditions a write must meet against the object it replaces.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteCondition {
-    /// `If-Match`: the current object must exist and match.
-    pub if_match: Option<EtagMatch>,
-    /// `If-None-Match`: the current object must not match (with `*`: must not exist).
-    pub if_none_match: Option<EtagMatch>,
-}
-
-impl WriteCondition {
-    /// Whether a write may replace `current`.
-    #[must_use]
-    pub fn holds(&self, current: Option<&ObjectRecord>) -> bool {
-        if let Some(m) = &self.if_match
-            && !m.matches(current)
-        {
-            return false;
-        }
-        if let Some(m) = &self.if_none_match
-            && m.matches(current)
-        {
-            return false;
-        }
-        true
-    }
-}
-
-/// What a write of an object did.
-#[derive(Debug)]
-pub enum PutOutcome {
-    /// Committed; `replaced` is the body file of the object it overwrote.
-    Stored {
-        /// Body file of the previous version, to delete now.
-        replaced: Option<String>,
-    },
-    /// The bucket does not exist.
-    NoSuchBucket,
-    /// The precondition did not hold; nothing changed.
-    PreconditionFailed,
-}
-
-/// What completing a multipart upload did.
-#[derive(Debug)]
-pub enum CompleteOutcome {
-    /// Committed; the listed body files are no longer referenced.
-    Stored {
-        /// Previous object body and the part files, to delete now.
-        unreferenced: Vec<String>,
-    },
-    /// The upload does not exist (completed or aborted meanwhile).
-    NoSuchUpload,
-    /// The bucket does not exist.
-    NoSuchBucket,
-    /// The precondition did not hold; nothing changed.
-    PreconditionFailed,
-}
-
-/// What deleting a bucket did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum DeleteBucketOutcome {
-    /// Gone.
-    Deleted,
-    /// There was no such bucket.
-    NotFound,
-    /// It still holds objects or uploads.
-    NotEmpty,
-}
 
 /// The redb database.
 #[derive(Debug)]
@@ -202,39 +119,54 @@ impl Index {
         Ok(result)
     }
 
-    /// Changes a bucket's record in place; false when the bucket does not exist.
+    /// Changes a bucket's record in place if `allowed` accepts the record as it is inside
+    /// this write transaction.
     pub fn update_bucket(
         &self,
         name: &str,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
         change: impl FnOnce(&mut BucketRecord),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let txn = self.db.begin_write()?;
-        let found = {
+        let applied = {
             let mut table = txn.open_table(BUCKETS)?;
             let existing = table
                 .get(name)?
                 .map(|v| decode::<BucketRecord>(v.value()))
                 .transpose()?;
             match existing {
+                Some(record) if !allowed(&record) => Applied::Refused,
                 Some(mut record) => {
                     change(&mut record);
                     table.insert(name, encode(&record).as_slice())?;
-                    true
+                    Applied::Done
                 }
-                None => false,
+                None => Applied::NoSuchBucket,
             }
         };
-        txn.commit()?;
-        Ok(found)
+        finish(txn, applied == Applied::Done)?;
+        Ok(applied)
     }
 
-    /// Deletes an empty bucket.
-    pub fn delete_bucket(&self, name: &str) -> Result<DeleteBucketOutcome, StoreError> {
+    /// Deletes an empty bucket if `allowed` accepts its record as it is inside this write
+    /// transaction.
+    pub fn delete_bucket(
+        &self,
+        name: &str,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
+    ) -> Result<DeleteBucketOutcome, StoreError> {
         let txn = self.db.begin_write()?;
-        let outcome = {
+        let outcome = 'tx: {
             let mut buckets = txn.open_table(BUCKETS)?;
-            if buckets.get(name)?.is_none() {
-                DeleteBucketOutcome::NotFound
+            let Some(record) = buckets
+                .get(name)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
+                break 'tx DeleteBucketOutcome::NotFound;
+            };
+            if !allowed(&record) {
+                DeleteBucketOutcome::Refused
             } else {
                 let objects = txn.open_table(OBJECTS)?;
                 let has_object = match objects.range((name, "")..)?.next() {
@@ -258,7 +190,7 @@ impl Index {
                 }
             }
         };
-        txn.commit()?;
+        finish(txn, outcome == DeleteBucketOutcome::Deleted)?;
         Ok(outcome)
     }
 
@@ -274,19 +206,28 @@ impl Index {
             .transpose()
     }
 
-    /// Stores an object record whose body file is already durable, if the bucket exists and
-    /// `condition` holds against the current object; check and commit are one transaction.
+    /// Stores an object record whose body file is already durable, if the bucket exists,
+    /// `allowed` accepts its record and `condition` holds against the current object; the
+    /// checks and the commit are one transaction.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         record: &ObjectRecord,
         condition: &WriteCondition,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
     ) -> Result<PutOutcome, StoreError> {
         let txn = self.db.begin_write()?;
         let outcome = {
-            if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            let target = txn
+                .open_table(BUCKETS)?
+                .get(bucket)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?;
+            if target.is_none() {
                 PutOutcome::NoSuchBucket
+            } else if target.as_ref().is_some_and(|t| !allowed(t)) {
+                PutOutcome::Refused
             } else {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let current = objects
@@ -310,47 +251,78 @@ impl Index {
         Ok(outcome)
     }
 
-    /// Changes an object's record in place (ACL, metadata); false when it does not exist.
+    /// Changes an object's record in place (ACL, metadata) if `allowed` accepts the bucket's
+    /// and the object's records as they are inside this write transaction.
     pub fn update_object(
         &self,
         bucket: &str,
         key: &str,
+        allowed: impl FnOnce(&BucketRecord, &ObjectRecord) -> bool,
         change: impl FnOnce(&mut ObjectRecord),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let txn = self.db.begin_write()?;
-        let found = {
+        let applied = 'tx: {
+            let Some(target) = txn
+                .open_table(BUCKETS)?
+                .get(bucket)?
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
+                break 'tx Applied::NoSuchBucket;
+            };
             let mut objects = txn.open_table(OBJECTS)?;
             let current = objects
                 .get((bucket, key))?
                 .map(|v| decode::<ObjectRecord>(v.value()))
                 .transpose()?;
             match current {
+                Some(record) if !allowed(&target, &record) => Applied::Refused,
                 Some(mut record) => {
                     change(&mut record);
                     objects.insert((bucket, key), encode(&record).as_slice())?;
-                    true
+                    Applied::Done
                 }
-                None => false,
+                None => Applied::NoSuchObject,
             }
         };
-        txn.commit()?;
-        Ok(found)
+        finish(txn, applied == Applied::Done)?;
+        Ok(applied)
     }
 
-    /// Removes the objects named; returns the body files to delete (one per removed object).
-    pub fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Result<Vec<String>, StoreError> {
+    /// Removes the objects named that the guard accepts: `guard` is given the bucket's record
+    /// as it is inside this write transaction and returns the per-key check. `None` when the
+    /// bucket does not exist.
+    pub fn delete_objects<F: FnMut(&str) -> bool>(
+        &self,
+        bucket: &str,
+        keys: &[&str],
+        guard: impl FnOnce(&BucketRecord) -> F,
+    ) -> Result<Option<Deletion>, StoreError> {
         let txn = self.db.begin_write()?;
-        let mut blobs = Vec::new();
+        let Some(target) = txn
+            .open_table(BUCKETS)?
+            .get(bucket)?
+            .map(|v| decode::<BucketRecord>(v.value()))
+            .transpose()?
+        else {
+            txn.abort()?;
+            return Ok(None);
+        };
+        let mut allowed = guard(&target);
+        let mut deletion = Deletion::default();
         {
             let mut objects = txn.open_table(OBJECTS)?;
             for key in keys {
-                if let Some(v) = objects.remove((bucket, *key))? {
-                    blobs.push(decode::<ObjectRecord>(v.value())?.blob);
+                let ok = allowed(key);
+                deletion.refused.push(!ok);
+                if ok && let Some(v) = objects.remove((bucket, *key))? {
+                    deletion.blobs.push(decode::<ObjectRecord>(v.value())?.blob);
                 }
             }
         }
+        drop(allowed);
         txn.commit()?;
-        Ok(blobs)
+        Ok(Some(deletion))
     }
 
     // ---- multipart uploads ----
@@ -442,13 +414,14 @@ impl Index {
     }
 
     /// Turns an upload into the object `record` (whose body file is durable) in one
-    /// transaction: checks the upload still exists and `condition` holds, stores the object,
-    /// drops the upload and its parts.
+    /// transaction: checks the upload still exists, its bucket does and `allowed` accepts it,
+    /// and `condition` holds; stores the object, drops the upload and its parts.
     pub fn complete_upload(
         &self,
         upload_id: &str,
         record: &ObjectRecord,
         condition: &WriteCondition,
+        allowed: impl FnOnce(&BucketRecord) -> bool,
     ) -> Result<CompleteOutcome, StoreError> {
         let txn = self.db.begin_write()?;
         let outcome = 'tx: {
@@ -461,12 +434,16 @@ impl Index {
                 Some(u) => u,
                 None => break 'tx CompleteOutcome::NoSuchUpload,
             };
-            if txn
+            let Some(target) = txn
                 .open_table(BUCKETS)?
                 .get(upload.bucket.as_str())?
-                .is_none()
-            {
+                .map(|v| decode::<BucketRecord>(v.value()))
+                .transpose()?
+            else {
                 break 'tx CompleteOutcome::NoSuchBucket;
+            };
+            if !allowed(&target) {
+                break 'tx CompleteOutcome::Refused;
             }
             let mut objects = txn.open_table(OBJECTS)?;
             let key = (upload.bucket.as_str(), upload.key.as_str());
@@ -496,6 +473,16 @@ impl Index {
         let table = txn.open_table(OBJECTS)?;
         list::list(&table, query)
     }
+}
+
+/// Commits a write transaction that changed something, aborts one that did not.
+fn finish(txn: redb::WriteTransaction, changed: bool) -> Result<(), StoreError> {
+    if changed {
+        txn.commit()?;
+    } else {
+        txn.abort()?;
+    }
+    Ok(())
 }
 
 fn remove_parts(txn: &redb::WriteTransaction, upload_id: &str) -> Result<Vec<String>, StoreError> {

@@ -39,7 +39,13 @@ fn conditional_put_checks_and_commits_atomically() {
     let (_dir, index) = index();
     assert!(matches!(
         index
-            .put_object("b", "k", &object("1", "e1"), &WriteCondition::default())
+            .put_object(
+                "b",
+                "k",
+                &object("1", "e1"),
+                &WriteCondition::default(),
+                |_| true
+            )
             .unwrap(),
         PutOutcome::NoSuchBucket
     ));
@@ -50,13 +56,13 @@ fn conditional_put_checks_and_commits_atomically() {
     };
     assert!(matches!(
         index
-            .put_object("b", "k", &object("1", "e1"), &create_only)
+            .put_object("b", "k", &object("1", "e1"), &create_only, |_| true)
             .unwrap(),
         PutOutcome::Stored { replaced: None }
     ));
     assert!(matches!(
         index
-            .put_object("b", "k", &object("2", "e2"), &create_only)
+            .put_object("b", "k", &object("2", "e2"), &create_only, |_| true)
             .unwrap(),
         PutOutcome::PreconditionFailed
     ));
@@ -66,7 +72,7 @@ fn conditional_put_checks_and_commits_atomically() {
     };
     assert!(matches!(
         index
-            .put_object("b", "k", &object("2", "e2"), &if_match)
+            .put_object("b", "k", &object("2", "e2"), &if_match, |_| true)
             .unwrap(),
         PutOutcome::PreconditionFailed
     ));
@@ -75,7 +81,7 @@ fn conditional_put_checks_and_commits_atomically() {
         ..Default::default()
     };
     match index
-        .put_object("b", "k", &object("2", "e2"), &if_match)
+        .put_object("b", "k", &object("2", "e2"), &if_match, |_| true)
         .unwrap()
     {
         PutOutcome::Stored { replaced } => assert_eq!(replaced.as_deref(), Some("1")),
@@ -90,25 +96,50 @@ fn delete_bucket_only_when_empty() {
     index.create_bucket("b", &bucket()).unwrap();
     index.create_bucket("c", &bucket()).unwrap();
     index
-        .put_object("c", "x", &object("1", "e"), &WriteCondition::default())
+        .put_object(
+            "c",
+            "x",
+            &object("1", "e"),
+            &WriteCondition::default(),
+            |_| true,
+        )
         .unwrap();
     index
-        .put_object("b", "x", &object("2", "e"), &WriteCondition::default())
+        .put_object(
+            "b",
+            "x",
+            &object("2", "e"),
+            &WriteCondition::default(),
+            |_| true,
+        )
         .unwrap();
     assert_eq!(
-        index.delete_bucket("b").unwrap(),
+        index.delete_bucket("b", |_| true).unwrap(),
         DeleteBucketOutcome::NotEmpty
     );
+    let deletion = index
+        .delete_objects("b", &["x"], |_| |_: &str| true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(deletion.blobs, ["2"]);
+    assert_eq!(deletion.refused, [false]);
+    // A guard that refuses leaves the bucket (and every key) as it was.
     assert_eq!(
-        index.delete_objects("b", &["x"]).unwrap(),
-        vec!["2".to_owned()]
+        index.delete_bucket("c", |_| false).unwrap(),
+        DeleteBucketOutcome::Refused
     );
+    let deletion = index
+        .delete_objects("c", &["x"], |_| |_: &str| false)
+        .unwrap()
+        .unwrap();
+    assert!(deletion.blobs.is_empty() && deletion.refused == [true]);
+    assert!(index.object("c", "x").unwrap().is_some());
     assert_eq!(
-        index.delete_bucket("b").unwrap(),
+        index.delete_bucket("b", |_| true).unwrap(),
         DeleteBucketOutcome::Deleted
     );
     assert_eq!(
-        index.delete_bucket("b").unwrap(),
+        index.delete_bucket("b", |_| true).unwrap(),
         DeleteBucketOutcome::NotFound
     );
 }
@@ -120,11 +151,23 @@ fn listing_rolls_up_prefixes_and_paginates() {
     index.create_bucket("bb", &bucket()).unwrap();
     for key in ["a", "d/1", "d/2", "d/sub/3", "e/1", "f", "g/1"] {
         index
-            .put_object("b", key, &object(key, "e"), &WriteCondition::default())
+            .put_object(
+                "b",
+                key,
+                &object(key, "e"),
+                &WriteCondition::default(),
+                |_| true,
+            )
             .unwrap();
     }
     index
-        .put_object("bb", "a", &object("x", "e"), &WriteCondition::default())
+        .put_object(
+            "bb",
+            "a",
+            &object("x", "e"),
+            &WriteCondition::default(),
+            |_| true,
+        )
         .unwrap();
     let q = |prefix, delimiter, after, max| ListQuery {
         bucket: "b",

@@ -4,7 +4,8 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{blocking, require_bucket, require_object, version_is_null};
+use super::{applied, blocking, require_bucket, require_object, version_is_null};
+use crate::access::Recheck;
 use crate::acl::{
     ALL_USERS_URI, AUTHENTICATED_USERS_URI, Acl, AclError, Grant as AclGrant,
     Grantee as AclGrantee, Permission,
@@ -194,6 +195,7 @@ pub(super) async fn put_object_acl(
     state: &std::sync::Arc<State>,
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let caller = super::caller(state, &req);
     let input = req.input;
     version_is_null(input.version_id.as_deref())?;
     let object = require_object(state, &input.bucket, &input.key)?;
@@ -213,11 +215,18 @@ pub(super) async fn put_object_acl(
     )?;
     let st = state.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let found =
-        blocking(move || st.index.update_object(&bucket, &key, |rec| rec.acl = acl)).await?;
-    if !found {
-        return Err(super::no_such_key());
-    }
+    let check = Recheck::new(caller.as_deref(), &bucket, "PutObjectAcl");
+    applied(
+        blocking(move || {
+            st.index.update_object(
+                &bucket,
+                &key,
+                |b, o| check.allows(b, Some(&key), Some(o)),
+                |rec| rec.acl = acl,
+            )
+        })
+        .await?,
+    )?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
@@ -236,6 +245,7 @@ pub(super) async fn put_bucket_acl(
     state: &std::sync::Arc<State>,
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let caller = super::caller(state, &req);
     let input = req.input;
     let bucket = require_bucket(state, &input.bucket)?;
     let grants = GrantHeaders {
@@ -254,8 +264,13 @@ pub(super) async fn put_bucket_acl(
     )?;
     let st = state.clone();
     let name = input.bucket.clone();
-    if !blocking(move || st.index.update_bucket(&name, |b| b.acl = acl)).await? {
-        return Err(super::no_such_bucket());
-    }
+    let check = Recheck::new(caller.as_deref(), &name, "PutBucketAcl");
+    applied(
+        blocking(move || {
+            st.index
+                .update_bucket(&name, |b| check.allows(b, None, None), |b| b.acl = acl)
+        })
+        .await?,
+    )?;
     Ok(S3Response::new(PutBucketAclOutput::default()))
 }

@@ -7,6 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::{GrantHeaders, acl_from_headers};
 use super::{blocking, caller, no_such_bucket, require_bucket, timestamp};
+use crate::access::Recheck;
 use crate::index::DeleteBucketOutcome;
 use crate::index::records::BucketRecord;
 use crate::store::{State, now_ms};
@@ -111,9 +112,16 @@ pub(super) async fn delete_bucket(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let st = state.clone();
     let name = req.input.bucket.clone();
-    match blocking(move || st.index.delete_bucket(&name)).await? {
+    let check = Recheck::new(caller(state, &req).as_deref(), &name, "DeleteBucket");
+    match blocking(move || {
+        st.index
+            .delete_bucket(&name, |b| check.allows(b, None, None))
+    })
+    .await?
+    {
         DeleteBucketOutcome::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
         DeleteBucketOutcome::NotFound => Err(no_such_bucket()),
+        DeleteBucketOutcome::Refused => Err(s3_error!(AccessDenied, "Access Denied")),
         DeleteBucketOutcome::NotEmpty => Err(s3_error!(
             BucketNotEmpty,
             "The bucket you tried to delete is not empty"

@@ -5,35 +5,46 @@ use std::sync::Arc;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{blocking, no_such_bucket, require_bucket};
+use super::{applied, blocking, caller, require_bucket};
+use crate::access::Recheck;
 use crate::cors::CorsRule;
 use crate::index::records::BucketRecord;
 use crate::policy::Policy;
 use crate::store::State;
 
-async fn update(
+/// Applies `change` to the bucket's record if operation `op` by the caller is still allowed
+/// against the record as it is in the write transaction.
+pub(super) async fn update<T>(
     state: &Arc<State>,
+    req: &S3Request<T>,
     bucket: &str,
+    op: &str,
     change: impl FnOnce(&mut BucketRecord) + Send + 'static,
 ) -> S3Result<()> {
     let st = state.clone();
     let name = bucket.to_owned();
-    if blocking(move || st.index.update_bucket(&name, change)).await? {
-        Ok(())
-    } else {
-        Err(no_such_bucket())
-    }
+    let check = Recheck::new(caller(state, req).as_deref(), bucket, op);
+    applied(
+        blocking(move || {
+            st.index
+                .update_bucket(&name, |rec| check.allows(rec, None, None), change)
+        })
+        .await?,
+    )
 }
 
 pub(super) async fn put_bucket_policy(
     state: &Arc<State>,
     req: S3Request<PutBucketPolicyInput>,
 ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-    let input = req.input;
+    let input = &req.input;
     require_bucket(state, &input.bucket)?;
     Policy::parse(&input.policy, &input.bucket).map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
-    let policy = input.policy;
-    update(state, &input.bucket, move |b| b.policy = Some(policy)).await?;
+    let policy = input.policy.clone();
+    update(state, &req, &input.bucket, "PutBucketPolicy", move |b| {
+        b.policy = Some(policy);
+    })
+    .await?;
     Ok(S3Response::with_status(
         PutBucketPolicyOutput::default(),
         http::StatusCode::NO_CONTENT,
@@ -60,7 +71,10 @@ pub(super) async fn delete_bucket_policy(
     state: &Arc<State>,
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-    update(state, &req.input.bucket, |b| b.policy = None).await?;
+    update(state, &req, &req.input.bucket, "DeleteBucketPolicy", |b| {
+        b.policy = None;
+    })
+    .await?;
     Ok(S3Response::with_status(
         DeleteBucketPolicyOutput::default(),
         http::StatusCode::NO_CONTENT,
@@ -71,9 +85,9 @@ pub(super) async fn put_bucket_cors(
     state: &Arc<State>,
     req: S3Request<PutBucketCorsInput>,
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
-    let input = req.input;
+    let input = &req.input;
     require_bucket(state, &input.bucket)?;
-    let rules = input.cors_configuration.cors_rules;
+    let rules = input.cors_configuration.cors_rules.clone();
     if rules.is_empty() || rules.len() > 100 {
         return Err(s3_error!(
             MalformedXML,
@@ -85,7 +99,10 @@ pub(super) async fn put_bucket_cors(
         .map(CorsRule::from_dto)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| s3_error!(InvalidRequest, "{e}"))?;
-    update(state, &input.bucket, move |b| b.cors = Some(rules)).await?;
+    update(state, &req, &input.bucket, "PutBucketCors", move |b| {
+        b.cors = Some(rules);
+    })
+    .await?;
     Ok(S3Response::new(PutBucketCorsOutput::default()))
 }
 
@@ -109,7 +126,10 @@ pub(super) async fn delete_bucket_cors(
     state: &Arc<State>,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    update(state, &req.input.bucket, |b| b.cors = None).await?;
+    update(state, &req, &req.input.bucket, "DeleteBucketCors", |b| {
+        b.cors = None;
+    })
+    .await?;
     Ok(S3Response::with_status(
         DeleteBucketCorsOutput::default(),
         http::StatusCode::NO_CONTENT,

@@ -6,6 +6,7 @@ mod acl;
 mod bucket;
 mod conditions;
 mod config;
+mod delete;
 mod list;
 mod multipart;
 mod object;
@@ -80,6 +81,17 @@ fn require_object(state: &State, bucket: &str, key: &str) -> S3Result<ObjectReco
         Some(rec) => Ok(rec),
         None if state.index.bucket(bucket)?.is_none() => Err(no_such_bucket()),
         None => Err(no_such_key()),
+    }
+}
+
+/// The S3 answer to a guarded change of a record.
+fn applied(outcome: crate::index::Applied) -> S3Result<()> {
+    use crate::index::Applied;
+    match outcome {
+        Applied::Done => Ok(()),
+        Applied::NoSuchBucket => Err(no_such_bucket()),
+        Applied::NoSuchObject => Err(no_such_key()),
+        Applied::Refused => Err(s3_error!(AccessDenied, "Access Denied")),
     }
 }
 
@@ -195,13 +207,13 @@ impl S3 for Backend {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        object::delete_object(&self.state, req).await
+        delete::delete_object(&self.state, req).await
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        object::delete_objects(&self.state, req).await
+        delete::delete_objects(&self.state, req).await
     }
     async fn copy_object(
         &self,

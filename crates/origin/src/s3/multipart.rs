@@ -14,6 +14,7 @@ use super::object::{HeaderInput, copy_source};
 use super::{
     blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, timestamp,
 };
+use crate::access::Recheck;
 use crate::index::records::{ObjectRecord, PartRecord, UploadRecord};
 use crate::index::{CompleteOutcome, WriteCondition};
 use crate::storage::Source;
@@ -324,6 +325,7 @@ async fn finish_completion(
     sources: Vec<Source>,
     etag_value: String,
     condition: WriteCondition,
+    check: Recheck,
 ) -> S3Result<CompleteMultipartUploadOutput> {
     let parts = u32::try_from(sources.len()).unwrap_or(u32::MAX);
     let written = state
@@ -342,7 +344,14 @@ async fn finish_completion(
         parts: Some(parts),
     };
     let st = state.clone();
-    let outcome = blocking(move || st.index.complete_upload(&upload_id, &record, &condition)).await;
+    let key = upload.key.clone();
+    let outcome = blocking(move || {
+        st.index
+            .complete_upload(&upload_id, &record, &condition, |rec| {
+                check.allows(rec, Some(&key), None)
+            })
+    })
+    .await;
     match outcome {
         Ok(CompleteOutcome::Stored { unreferenced }) => {
             state.blobs.remove(unreferenced).await;
@@ -359,6 +368,7 @@ async fn finish_completion(
             Err(match other {
                 Ok(CompleteOutcome::NoSuchUpload) => no_such_upload(),
                 Ok(CompleteOutcome::NoSuchBucket) => no_such_bucket(),
+                Ok(CompleteOutcome::Refused) => s3_error!(AccessDenied, "Access Denied"),
                 Ok(_) => s3_error!(
                     PreconditionFailed,
                     "At least one of the pre-conditions you specified did not hold"
@@ -373,6 +383,11 @@ pub(super) async fn complete(
     state: &Arc<State>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let check = Recheck::new(
+        caller(state, &req).as_deref(),
+        &req.input.bucket,
+        "CompleteMultipartUpload",
+    );
     let input = req.input;
     let upload = require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
     let condition = write_condition(input.if_match, input.if_none_match);
@@ -396,6 +411,7 @@ pub(super) async fn complete(
         sources,
         etag_value,
         condition,
+        check,
     );
     if total > KEEP_ALIVE_THRESHOLD {
         let output = CompleteMultipartUploadOutput {

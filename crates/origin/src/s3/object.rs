@@ -1,5 +1,5 @@
-//! Object operations: PUT (conditional, atomic), GET/HEAD (ranges, conditionals, streaming),
-//! DELETE, DeleteObjects and CopyObject.
+//! Object operations: PUT (conditional, atomic), GET/HEAD (ranges, conditionals, streaming)
+//! and CopyObject.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,17 +11,16 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::acl::{GrantHeaders, acl_from_headers};
 use super::conditions::{
-    ReadConditions, check_copy_conditions, etag_matches, precondition_failed, write_condition,
+    ReadConditions, check_copy_conditions, precondition_failed, write_condition,
 };
 use super::{
-    blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket,
+    applied, blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket,
     require_object, timestamp, unix_secs, version_is_null,
 };
-use crate::access::{Need, Rule, authorize};
+use crate::access::{Need, Recheck, Rule, authorize};
 use crate::acl::Permission;
 use crate::index::records::{ObjectHeaders, ObjectRecord};
 use crate::index::{PutOutcome, WriteCondition};
-use crate::names::validate_key;
 use crate::storage::Source;
 use crate::store::{State, now_ms};
 
@@ -213,7 +212,13 @@ pub(super) async fn put_object(
     let etag_value = record.etag.clone();
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
-    let outcome = blocking(move || st.index.put_object(&b, &k, &record, &condition)).await;
+    let check = Recheck::new(user.as_deref(), &b, "PutObject");
+    let outcome = blocking(move || {
+        st.index.put_object(&b, &k, &record, &condition, |rec| {
+            check.allows(rec, Some(&k), None)
+        })
+    })
+    .await;
     match outcome {
         Ok(PutOutcome::Stored { replaced }) => {
             state.blobs.remove(replaced.into_iter().collect()).await;
@@ -225,6 +230,7 @@ pub(super) async fn put_object(
         }
         Ok(PutOutcome::PreconditionFailed) => reject(precondition_failed()).await,
         Ok(PutOutcome::NoSuchBucket) => reject(no_such_bucket()).await,
+        Ok(PutOutcome::Refused) => reject(s3_error!(AccessDenied, "Access Denied")).await,
         Err(e) => reject(e).await,
     }
 }
@@ -357,83 +363,6 @@ pub(super) fn head_object(
     Ok(resp)
 }
 
-pub(super) async fn delete_object(
-    state: &Arc<State>,
-    req: S3Request<DeleteObjectInput>,
-) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let input = req.input;
-    version_is_null(input.version_id.as_deref())?;
-    require_bucket(state, &input.bucket)?;
-    if let Some(cond) = &input.if_match {
-        match state.index.object(&input.bucket, &input.key)? {
-            Some(rec) if etag_matches(cond, &rec.etag) => {}
-            Some(_) => return Err(precondition_failed()),
-            None => return Err(super::no_such_key()),
-        }
-    }
-    let st = state.clone();
-    let (b, k) = (input.bucket.clone(), input.key.clone());
-    let blobs = blocking(move || st.index.delete_objects(&b, &[k.as_str()])).await?;
-    state.blobs.remove(blobs).await;
-    Ok(S3Response::with_status(
-        DeleteObjectOutput::default(),
-        http::StatusCode::NO_CONTENT,
-    ))
-}
-
-pub(super) async fn delete_objects(
-    state: &Arc<State>,
-    req: S3Request<DeleteObjectsInput>,
-) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let input = req.input;
-    require_bucket(state, &input.bucket)?;
-    if input.delete.objects.len() > 1000 {
-        return Err(s3_error!(
-            MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema"
-        ));
-    }
-    let quiet = input.delete.quiet.unwrap_or(false);
-    let mut errors = Vec::new();
-    let mut keys = Vec::new();
-    for obj in input.delete.objects {
-        let refused = validate_key(&obj.key)
-            .err()
-            .or_else(|| version_is_null(obj.version_id.as_deref()).err());
-        match refused {
-            Some(e) => errors.push(Error {
-                code: Some(e.code().as_str().to_owned()),
-                key: Some(obj.key),
-                message: e.message().map(str::to_owned),
-                version_id: obj.version_id,
-            }),
-            None => keys.push(obj.key),
-        }
-    }
-    let st = state.clone();
-    let b = input.bucket.clone();
-    let to_delete = keys.clone();
-    let blobs = blocking(move || {
-        let refs: Vec<&str> = to_delete.iter().map(String::as_str).collect();
-        st.index.delete_objects(&b, &refs)
-    })
-    .await?;
-    state.blobs.remove(blobs).await;
-    let deleted = (!quiet).then(|| {
-        keys.into_iter()
-            .map(|k| DeletedObject {
-                key: Some(k),
-                ..Default::default()
-            })
-            .collect()
-    });
-    Ok(S3Response::new(DeleteObjectsOutput {
-        deleted,
-        errors: (!errors.is_empty()).then_some(errors),
-        ..Default::default()
-    }))
-}
-
 /// The source object of a copy, after checking the caller may read it.
 pub(super) fn copy_source(
     state: &State,
@@ -525,18 +454,23 @@ pub(super) async fn copy_object(
         let st = state.clone();
         let (b, k) = (input.bucket.clone(), input.key.clone());
         let etag_value = src.etag.clone();
-        let found = blocking(move || {
-            st.index.update_object(&b, &k, |rec| {
-                rec.headers = headers;
-                rec.acl = acl;
-                rec.owner = owner;
-                rec.modified_ms = modified_ms;
+        let check = Recheck::new(user.as_deref(), &b, "CopyObject");
+        applied(
+            blocking(move || {
+                st.index.update_object(
+                    &b,
+                    &k,
+                    |rec, _| check.allows(rec, Some(&k), None),
+                    |rec| {
+                        rec.headers = headers;
+                        rec.acl = acl;
+                        rec.owner = owner;
+                        rec.modified_ms = modified_ms;
+                    },
+                )
             })
-        })
-        .await?;
-        if !found {
-            return Err(super::no_such_key());
-        }
+            .await?,
+        )?;
         return Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&etag_value)),
@@ -578,9 +512,12 @@ pub(super) async fn copy_object(
     let etag_value = record.etag.clone();
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
+    let check = Recheck::new(user.as_deref(), &b, "CopyObject");
     match blocking(move || {
         st.index
-            .put_object(&b, &k, &record, &WriteCondition::default())
+            .put_object(&b, &k, &record, &WriteCondition::default(), |rec| {
+                check.allows(rec, Some(&k), None)
+            })
     })
     .await
     {
@@ -599,6 +536,7 @@ pub(super) async fn copy_object(
             state.blobs.remove(vec![written.id]).await;
             match other {
                 Ok(PutOutcome::NoSuchBucket) => Err(no_such_bucket()),
+                Ok(PutOutcome::Refused) => Err(s3_error!(AccessDenied, "Access Denied")),
                 Ok(_) => Err(precondition_failed()),
                 Err(e) => Err(e),
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod raw;
 pub mod sign;
 
 use std::net::SocketAddr;
@@ -71,6 +72,14 @@ impl Server {
     }
 
     pub async fn start_with_domain(domain: Option<&str>) -> Server {
+        Self::start_full(domain, origin::ServeLimits::default()).await
+    }
+
+    pub async fn start_with_limits(limits: origin::ServeLimits) -> Server {
+        Self::start_full(None, limits).await
+    }
+
+    async fn start_full(domain: Option<&str>, limits: origin::ServeLimits) -> Server {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -82,7 +91,7 @@ impl Server {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let s = store.clone();
         tokio::spawn(async move {
-            s.serve(listener, async move {
+            s.serve_with_limits(listener, limits, async move {
                 let _ = rx.await;
             })
             .await
