@@ -154,6 +154,11 @@ async fn purge_local(
         false => edge.fanout.to_parent(&space, &files).await,
         true => None,
     };
+    // Peers are siblings: they purge while this PoP does (their requests leave first).
+    let peers = (!forwarded).then(|| {
+        let (fanout, space, files) = (edge.fanout.clone(), space.clone(), files.clone());
+        tokio::spawn(async move { fanout.to_peers(&space, &files).await })
+    });
     let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
     edge.journal.record(&space, &files);
     edge.metrics.purge(dropped);
@@ -164,8 +169,11 @@ async fn purge_local(
         dropped: Some(dropped),
     }];
     pops.extend(parent);
-    if !forwarded {
-        pops.extend(edge.fanout.to_peers(&space, &files).await);
+    if let Some(peers) = peers {
+        match peers.await {
+            Ok(results) => pops.extend(results),
+            Err(e) => tracing::error!(error = %e, "purge fan-out task failed"),
+        }
     }
     Ok(PurgeReply { pops })
 }
