@@ -299,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
         serve_peak >> 10,
         idle >> 10,
     );
-    println!("disk errors: {}", running.edge.cache.disk_errors());
+    println!("disk errors: {}", running.edge.cache.figures().disk_errors);
     running.stop().await;
     Ok(())
 }

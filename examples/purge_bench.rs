@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use edge::cache::{CacheKey, Entry, EntryBody, Freshness, Join, Validators, VaryValues};
+use edge::cache::{Body, CacheKey, Entry, Freshness, Validators, VaryValues};
 use edge::config::Config;
 use edge::{Listeners, Running};
 use http::{HeaderMap, StatusCode};
@@ -34,14 +34,11 @@ fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
             format!("other{}", i % 97)
         };
         let key = CacheKey::new("assets", &format!("{dir}/object-{i}.png"), "");
-        let Join::Leader(fill) = cache.join(&key) else {
-            continue;
-        };
         let entry = Entry {
             key: key.clone(),
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body: EntryBody::Memory(Bytes::from_static(b"x")),
+            body: Body::Memory(Bytes::from_static(b"x")),
             freshness: Freshness {
                 response_time: now,
                 initial_age: Duration::ZERO,
@@ -53,7 +50,7 @@ fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
             validators: Validators::default(),
             vary: VaryValues::default(),
         };
-        cache.complete(&key, &fill, Some(entry));
+        cache.insert(entry);
     }
     // Let the memory tier finish the housekeeping of 100,000 inserts made in the last
     // instant, as it has long done in a PoP that filled its cache over time: otherwise the

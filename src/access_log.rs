@@ -50,9 +50,11 @@ impl RequestLine {
     }
 
     /// Logs the finished request.
+    #[allow(clippy::too_many_arguments)]
     pub fn log(
         &self,
         format: AccessLog,
+        time: std::time::SystemTime,
         client: SocketAddr,
         status: StatusCode,
         bytes: u64,
@@ -65,7 +67,7 @@ impl RequestLine {
             AccessLog::Combined => format!(
                 "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" host=\"{}\" cache=\"{}\" time={:.6}",
                 client.ip(),
-                httpdate::fmt_http_date(std::time::SystemTime::now()),
+                httpdate::fmt_http_date(time),
                 escape(self.method.as_str()),
                 escape(&path),
                 self.version,
@@ -78,7 +80,7 @@ impl RequestLine {
                 elapsed.as_secs_f64(),
             ),
             AccessLog::Json => serde_json::json!({
-                "time": httpdate::fmt_http_date(std::time::SystemTime::now()),
+                "time": httpdate::fmt_http_date(time),
                 "client": client.ip().to_string(),
                 "method": self.method.as_str(),
                 "host": self.host,

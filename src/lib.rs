@@ -174,8 +174,21 @@ fn open_store(
     Ok(store)
 }
 
-/// Starts a PoP on already-bound listeners.
+/// Starts a PoP on already-bound listeners, on the real clock.
 pub async fn start(config: Config, listeners: Listeners) -> Result<Running, EdgeError> {
+    start_with_clock(config, listeners, cache::clock::system()).await
+}
+
+/// How often the memory tier drops a batch of entries past their keep window.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts a PoP on already-bound listeners, reading the time from `clock` (tests move a
+/// [`cache::clock::ManualClock`] instead of sleeping).
+pub async fn start_with_clock(
+    config: Config,
+    listeners: Listeners,
+    clock: cache::SharedClock,
+) -> Result<Running, EdgeError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
@@ -212,10 +225,16 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
     };
 
     let config_admin_tls = config.listen.admin_tls;
-    let mut edge = Edge::new(config, origin_addr, https_addr.map(|a| a.port()))?;
-    edge.acme_challenges = tls.as_ref().and_then(|t| t.challenges().cloned());
-    edge.tls = tls.clone();
-    let edge = Arc::new(edge);
+    let edge = Arc::new(Edge::new(
+        config,
+        server::EdgeParts {
+            embedded_origin: origin_addr,
+            https_port: https_addr.map(|a| a.port()),
+            tls: tls.clone(),
+            clock,
+        },
+    )?);
+    tasks.spawn(sweep_memory(edge.cache.clone(), shutdown_rx.clone()));
     if let Some(tls) = &tls {
         tls.spawn(&edge.config, &shutdown_rx, &mut tasks);
     }
@@ -262,6 +281,17 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<Running, Edge
         shutdown,
         tasks,
     })
+}
+
+/// Drops memory entries past their keep window every few seconds, until shutdown.
+async fn sweep_memory(cache: Arc<cache::Cache>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        cache.sweep();
+    }
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::cache::{CacheFigures, CacheOutcome};
+
 /// Statuses counted individually; the rest fall in "other".
 const STATUSES: &[u16] = &[
     200, 204, 206, 301, 302, 304, 307, 308, 400, 403, 404, 405, 410, 416, 421, 500, 502, 503, 504,
@@ -24,41 +26,20 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Reads our member (the last one) of a `Cache-Status` value.
-    pub fn from_cache_status(value: &[u8]) -> Outcome {
-        let last = match value.iter().rposition(|b| *b == b',') {
-            Some(i) => &value[i + 1..],
-            None => value,
-        };
-        // Every response passes here: read by hand, without iterator chains or searches
-        // beyond the one member.
-        let trimmed = |b: &[u8]| -> usize { b.iter().take_while(|c| **c == b' ').count() };
-        let Some(semi) = last.iter().position(|b| *b == b';') else {
-            return Outcome::Bypass;
-        };
-        let params = &last[semi + 1..];
-        let params = &params[trimmed(params)..];
-        let has = |needle: &[u8]| params.windows(needle.len()).any(|w| w == needle);
-        if params.starts_with(b"hit") {
-            if has(b"ttl=-") {
-                Outcome::StaleHit
-            } else {
-                Outcome::Hit
-            }
-        } else if params.starts_with(b"fwd=miss") {
-            if has(b"collapsed") {
-                Outcome::Collapsed
-            } else {
-                Outcome::Miss
-            }
-        } else if params.starts_with(b"fwd=stale") {
-            if has(b"fwd-status=304") || has(b"fwd-status=200") {
-                Outcome::Revalidated
-            } else {
-                Outcome::StaleOnError
-            }
-        } else {
-            Outcome::Bypass
+    /// The label an outcome is counted under. A revalidation is counted as one whatever the
+    /// origin answered (304, a new 200, a 404...): only a stale entry served because the
+    /// origin failed is `stale_on_error`.
+    pub fn of(outcome: &CacheOutcome) -> Outcome {
+        match *outcome {
+            CacheOutcome::Hit { ttl, .. } if ttl < 0 => Outcome::StaleHit,
+            CacheOutcome::Hit { .. } => Outcome::Hit,
+            CacheOutcome::Miss {
+                collapsed: true, ..
+            } => Outcome::Collapsed,
+            CacheOutcome::Miss { .. } => Outcome::Miss,
+            CacheOutcome::Revalidated { .. } => Outcome::Revalidated,
+            CacheOutcome::StaleOnError { .. } => Outcome::StaleOnError,
+            CacheOutcome::Bypass(_) => Outcome::Bypass,
         }
     }
 
@@ -104,20 +85,6 @@ pub struct Metrics {
     disk_errors: Counter,
     disk_corrupt: Counter,
     disk_revalidating: Gauge,
-}
-
-/// Tier figures read at scrape time.
-pub struct TierFigures {
-    pub memory_bytes: u64,
-    pub memory_entries: u64,
-    pub memory_evictions: u64,
-    pub disk_bytes: u64,
-    pub disk_entries: u64,
-    pub disk_errors: u64,
-    pub disk_corrupt: u64,
-    /// Whether disk entries are revalidated before they are served, because peers that may
-    /// have purged them while this PoP was down have not answered yet.
-    pub disk_revalidating: bool,
 }
 
 impl Metrics {
@@ -191,7 +158,8 @@ impl Metrics {
     }
 
     /// Counts one response.
-    pub fn request(&self, outcome: Outcome, status: u16, bytes: u64) {
+    pub fn request(&self, outcome: &CacheOutcome, status: u16, bytes: u64) {
+        let outcome = Outcome::of(outcome);
         let status_index = STATUSES
             .iter()
             .position(|s| *s == status)
@@ -241,7 +209,7 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text, after refreshing the gauges read at scrape time.
-    pub fn render(&self, tiers: &TierFigures) -> String {
+    pub fn render(&self, tiers: &CacheFigures) -> String {
         self.memory_bytes.set(tiers.memory_bytes as f64);
         self.disk_revalidating
             .set(if tiers.disk_revalidating { 1.0 } else { 0.0 });
@@ -266,30 +234,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outcomes_from_cache_status() {
-        let o = |v: &str| Outcome::from_cache_status(v.as_bytes());
-        assert_eq!(o("p; hit; ttl=30"), Outcome::Hit);
-        assert_eq!(o("p; hit; ttl=-3"), Outcome::StaleHit);
-        assert_eq!(o("p; fwd=miss; stored"), Outcome::Miss);
-        assert_eq!(o("p; fwd=miss; collapsed"), Outcome::Collapsed);
+    fn outcomes_are_counted_from_the_value() {
+        use crate::cache::{BypassReason, Tier};
+        use http::StatusCode;
+        let hit = |ttl| CacheOutcome::Hit {
+            ttl,
+            tier: Tier::Memory,
+        };
+        assert_eq!(Outcome::of(&hit(30)), Outcome::Hit);
+        assert_eq!(Outcome::of(&hit(-3)), Outcome::StaleHit);
+        let miss = |collapsed| CacheOutcome::Miss {
+            stored: true,
+            collapsed,
+        };
+        assert_eq!(Outcome::of(&miss(false)), Outcome::Miss);
+        assert_eq!(Outcome::of(&miss(true)), Outcome::Collapsed);
+        // A revalidation the origin answered with 404, 403 or 301 is a revalidation, not a
+        // stale entry served on error (the old text parsing counted it as one).
+        for status in [304, 200, 404, 403, 301] {
+            let revalidated = CacheOutcome::Revalidated {
+                status: StatusCode::from_u16(status).unwrap(),
+                stored: false,
+                collapsed: false,
+            };
+            assert_eq!(Outcome::of(&revalidated), Outcome::Revalidated, "{status}");
+        }
+        let on_error = CacheOutcome::StaleOnError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            ttl: -5,
+        };
+        assert_eq!(Outcome::of(&on_error), Outcome::StaleOnError);
         assert_eq!(
-            o("p; fwd=stale; fwd-status=304; stored"),
-            Outcome::Revalidated
+            Outcome::of(&CacheOutcome::Bypass(BypassReason::Edge)),
+            Outcome::Bypass
         );
-        assert_eq!(
-            o("p; fwd=stale; fwd-status=503; ttl=-5"),
-            Outcome::StaleOnError
-        );
-        assert_eq!(o("shield; hit; ttl=5, p; fwd=miss; stored"), Outcome::Miss);
-        assert_eq!(o("p; fwd=bypass"), Outcome::Bypass);
     }
 
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::new("pop-a");
-        m.request(Outcome::Hit, 200, 10);
-        m.request(Outcome::Miss, 200, 10);
-        let text = m.render(&TierFigures {
+        m.request(
+            &CacheOutcome::Hit {
+                ttl: 5,
+                tier: crate::cache::Tier::Memory,
+            },
+            200,
+            10,
+        );
+        m.request(
+            &CacheOutcome::Miss {
+                stored: true,
+                collapsed: false,
+            },
+            200,
+            10,
+        );
+        let text = m.render(&CacheFigures {
             memory_bytes: 5,
             memory_entries: 1,
             memory_evictions: 0,

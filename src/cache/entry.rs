@@ -1,45 +1,16 @@
 //! A stored response: head, body and freshness, shared by every request it serves.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ETAG, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::disk::DiskBody;
+pub use super::body::Body;
 use super::freshness::Freshness;
 use super::key::CacheKey;
-
-/// Where a stored response's body is: in memory, or in a disk-tier entry file read block by
-/// block (bodies larger than the memory tier takes).
-#[derive(Debug, Clone)]
-pub enum EntryBody {
-    Memory(Bytes),
-    Disk(Arc<DiskBody>),
-}
-
-impl EntryBody {
-    /// The body's length in bytes.
-    pub fn len(&self) -> u64 {
-        match self {
-            EntryBody::Memory(bytes) => bytes.len() as u64,
-            EntryBody::Disk(disk) => disk.len(),
-        }
-    }
-
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl From<Bytes> for EntryBody {
-    fn from(bytes: Bytes) -> EntryBody {
-        EntryBody::Memory(bytes)
-    }
-}
 
 /// One cached response. Cheap to share: the body is a `Bytes` (or a disk file) and the entry
 /// sits in an `Arc`.
@@ -49,7 +20,7 @@ pub struct Entry {
     pub status: StatusCode,
     /// Response headers as stored (hop-by-hop fields and `Age` removed).
     pub headers: HeaderMap,
-    pub body: EntryBody,
+    pub body: Body,
     pub freshness: Freshness,
     pub validators: Validators,
     /// The request header values this variant was selected by (`Vary`).

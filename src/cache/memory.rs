@@ -1,193 +1,89 @@
-//! The memory tier: a byte-bounded moka cache (TinyLFU admission, LRU eviction) with an
-//! ordered key index so purges select by prefix without scanning every entry.
+//! The memory tier: stored responses in a byte-bounded [`SlotIndex`] (scan-resistant
+//! eviction, prefix purges), with per-thread front slots for the entries served most.
 
-use std::borrow::Borrow;
-use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName};
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
 
 use super::entry::{Entry, VaryValues};
 use super::front::Front;
-use super::key::{CacheKey, KeyText, PurgeSelector};
+use super::index::{Dropped, Indexed, OnDrop, SlotIndex, SlotKey};
+use super::key::{KeyText, PurgeSelector};
 
-/// A primary key plus the variant selected by `Vary` (0 for the primary slot).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SlotKey {
-    key: CacheKey,
-    variant: u64,
+impl Indexed for Arc<Entry> {
+    fn weight(&self) -> u64 {
+        u64::from(Entry::weight(self))
+    }
+    fn keep_until(&self) -> SystemTime {
+        super::freshness::later(
+            self.freshness.response_time,
+            self.freshness.keep_for(self.validators.any()),
+        )
+    }
+    fn received(&self) -> SystemTime {
+        self.freshness.response_time
+    }
+    fn vary(&self) -> &VaryValues {
+        &self.vary
+    }
 }
 
-impl SlotKey {
-    fn new(key: &CacheKey, variant: u64) -> SlotKey {
-        SlotKey {
-            key: key.clone(),
-            variant,
+/// Counts evictions for room (the metrics' `edge_cache_memory_evictions_total`).
+#[derive(Clone, Default)]
+struct EvictionCount(Arc<AtomicU64>);
+
+impl OnDrop<Arc<Entry>> for EvictionCount {
+    fn dropped(&self, _slot: &SlotKey, _entry: Arc<Entry>, why: Dropped) {
+        if why == Dropped::Evicted {
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// A slot key's parts, however held: lookups hash and compare borrowed text against the
-/// stored [`SlotKey`]s without building one (no allocation on a hit).
-trait SlotView {
-    fn text(&self) -> &str;
-    fn variant(&self) -> u64;
-}
+/// Weight the tier expects of a typical entry (sizes its table).
+const TYPICAL_ENTRY: u64 = 16 << 10;
 
-impl SlotView for SlotKey {
-    fn text(&self) -> &str {
-        self.key.as_str()
-    }
-    fn variant(&self) -> u64 {
-        self.variant
-    }
-}
-
-impl SlotView for (KeyText<'_>, u64) {
-    fn text(&self) -> &str {
-        self.0.as_str()
-    }
-    fn variant(&self) -> u64 {
-        self.1
-    }
-}
-
-impl Hash for dyn SlotView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text().hash(state);
-        self.variant().hash(state);
-    }
-}
-
-impl PartialEq for dyn SlotView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.variant() == other.variant() && self.text() == other.text()
-    }
-}
-
-impl Eq for dyn SlotView + '_ {}
-
-/// Hashes as its [`SlotView`] does, so borrowed lookups find it.
-impl Hash for SlotKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn SlotView).hash(state);
-    }
-}
-
-impl<'a> Borrow<dyn SlotView + 'a> for SlotKey {
-    fn borrow(&self) -> &(dyn SlotView + 'a) {
-        self
-    }
-}
-
-/// The slot of `key`'s variant, borrowed.
-fn slot(key: KeyText<'_>, variant: u64) -> (KeyText<'_>, u64) {
-    (key, variant)
-}
-
-/// What a slot holds: a response, or the `Vary` names that select among variants.
-#[derive(Debug, Clone)]
-pub enum Slot {
-    Entry(Arc<Entry>),
-    Vary(Arc<[HeaderName]>),
-}
+/// Entries a sweep looks at per call.
+const SWEEP_BATCH: usize = 4096;
 
 /// The in-memory tier.
 pub struct MemoryTier {
-    slots: Cache<SlotKey, Slot>,
-    index: Arc<Mutex<BTreeSet<SlotKey>>>,
-    evictions: Arc<AtomicU64>,
-    /// Per-thread slots of the entries served most, checked before `slots`.
+    index: SlotIndex<Arc<Entry>, EvictionCount>,
+    evictions: EvictionCount,
+    /// Per-thread slots of the entries served most, checked before the index.
     front: Front,
 }
 
-struct SlotExpiry;
-
-impl moka::Expiry<SlotKey, Slot> for SlotExpiry {
-    fn expire_after_create(&self, _key: &SlotKey, slot: &Slot, _now: Instant) -> Option<Duration> {
-        Some(match slot {
-            Slot::Entry(entry) => {
-                let keep = entry.freshness.keep_for(entry.validators.any());
-                let elapsed = std::time::SystemTime::now()
-                    .duration_since(entry.freshness.response_time)
-                    .unwrap_or_default();
-                keep.saturating_sub(elapsed).max(Duration::from_secs(1))
-            }
-            Slot::Vary(_) => Duration::from_secs(86_400),
-        })
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &SlotKey,
-        slot: &Slot,
-        now: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, slot, now)
-    }
-}
-
 impl MemoryTier {
-    /// A tier holding at most `capacity` bytes.
-    pub fn new(capacity: u64) -> MemoryTier {
-        let index: Arc<Mutex<BTreeSet<SlotKey>>> = Arc::default();
-        let listener_index = index.clone();
-        let evictions: Arc<AtomicU64> = Arc::default();
-        let listener_evictions = evictions.clone();
-        let slots = Cache::builder()
-            .max_capacity(capacity)
-            .weigher(|key: &SlotKey, slot: &Slot| match slot {
-                Slot::Entry(entry) => entry.weight(),
-                Slot::Vary(names) => (key.key.as_str().len() + names.len() * 32 + 128) as u32,
-            })
-            .expire_after(SlotExpiry)
-            .eviction_listener(move |key: Arc<SlotKey>, _slot, cause| {
-                if cause == RemovalCause::Size {
-                    listener_evictions.fetch_add(1, Ordering::Relaxed);
-                }
-                if cause != RemovalCause::Replaced {
-                    listener_index
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&*key);
-                }
-            })
-            .build();
+    /// A tier holding at most `capacity` bytes, none of its entries over `largest` bytes.
+    pub fn new(capacity: u64, largest: u64) -> MemoryTier {
+        let evictions = EvictionCount::default();
         MemoryTier {
-            slots,
-            index,
+            index: SlotIndex::new(capacity, TYPICAL_ENTRY, largest, evictions.clone()),
             evictions,
             front: Front::default(),
         }
     }
 
     /// The stored response for `key` that matches the request's `Vary`'d headers.
-    pub fn get(&self, key: KeyText<'_>, request: &HeaderMap) -> Option<Arc<Entry>> {
+    pub fn get(
+        &self,
+        key: KeyText<'_>,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Arc<Entry>> {
         let epoch = self.front.epoch();
         if let Some(entry) = self.front.get(epoch, key, 0) {
             return Some(entry);
         }
-        match self.slots.get(&slot(key, 0) as &dyn SlotView)? {
-            Slot::Entry(entry) => {
-                // Only responses without `Vary` live in the primary slot.
-                self.front.put(epoch, key, 0, &entry);
-                Some(entry)
-            }
-            Slot::Vary(names) => {
-                // Hashed and compared in place: a varied hit allocates nothing.
-                let variant = VaryValues::id_of(names.iter(), request);
-                match self.slots.get(&slot(key, variant) as &dyn SlotView)? {
-                    Slot::Entry(entry) if entry.vary.matches(request) => Some(entry),
-                    _ => None,
-                }
-            }
+        let entry = self.index.get(key, request, now)?;
+        if entry.vary.is_empty() {
+            // Only responses without `Vary` live in the primary slot.
+            self.front.put(epoch, key, 0, &entry);
         }
+        Some(entry)
     }
 
     /// The stored response for `key` when every response stored under it varies on
@@ -197,6 +93,7 @@ impl MemoryTier {
         key: KeyText<'_>,
         names: &[HeaderName],
         request: &HeaderMap,
+        now: SystemTime,
     ) -> Option<Arc<Entry>> {
         let variant = VaryValues::id_of(names, request);
         let epoch = self.front.epoch();
@@ -205,98 +102,51 @@ impl MemoryTier {
         {
             return Some(entry);
         }
-        match self.slots.get(&slot(key, variant) as &dyn SlotView)? {
-            Slot::Entry(entry) if entry.vary.matches(request) => {
-                self.front.put(epoch, key, variant, &entry);
-                Some(entry)
-            }
-            _ => None,
-        }
+        let entry = self.index.get_variant(key, names, request, now)?;
+        self.front.put(epoch, key, variant, &entry);
+        Some(entry)
     }
 
     /// Stores `entry` (replacing the same variant).
     pub fn insert(&self, entry: Arc<Entry>) {
         let key = entry.key.clone();
-        let variant = entry.vary.variant_id();
-        {
-            let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-            index.insert(SlotKey::new(&key, 0));
-            if variant != 0 {
-                index.insert(SlotKey::new(&key, variant));
-            }
-        }
-        if variant == 0 {
-            self.slots.insert(SlotKey::new(&key, 0), Slot::Entry(entry));
-        } else {
-            let names: Arc<[HeaderName]> = entry.vary.names().into();
-            self.slots.insert(SlotKey::new(&key, 0), Slot::Vary(names));
-            self.slots
-                .insert(SlotKey::new(&key, variant), Slot::Entry(entry));
-        }
+        self.index.insert(&key, entry);
         self.front.invalidate();
     }
 
-    /// Drops one stored variant (or the primary entry).
-    pub fn remove(&self, entry: &Entry) {
-        self.slots
-            .invalidate(&slot(entry.key.text(), entry.vary.variant_id()) as &dyn SlotView);
+    /// Drops one stored variant (or the primary entry), if it is still `entry`.
+    pub fn remove(&self, entry: &Arc<Entry>) {
+        let slot = SlotKey::new(&entry.key, entry.vary.variant_id());
+        self.index
+            .remove_if(&slot, |current| Arc::ptr_eq(current, entry));
         self.front.invalidate();
     }
 
     /// Drops every slot `selector` names (only those stored before `before`, if given);
     /// returns how many responses were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<std::time::SystemTime>) -> usize {
-        let prefix = selector.key_prefix();
-        let selected: Vec<SlotKey> = {
-            let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-            let start = SlotKey::new(&CacheKey::from_raw_prefix(&prefix), 0);
-            index
-                .range(start..)
-                .take_while(|slot| slot.key.as_str().starts_with(&prefix))
-                .cloned()
-                .collect()
-        };
-        let mut dropped = 0;
-        let mut removed = Vec::with_capacity(selected.len());
-        for slot in selected {
-            if let Some(before) = before {
-                match self.slots.get(&slot) {
-                    Some(Slot::Entry(entry)) if entry.freshness.response_time >= before => continue,
-                    Some(Slot::Vary(_)) => continue,
-                    _ => {}
-                }
-            }
-            if let Some(Slot::Entry(_)) = self.slots.remove(&slot) {
-                dropped += 1;
-            }
-            removed.push(slot);
-        }
+    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
+        let dropped = self.index.purge(selector, before);
         self.front.invalidate();
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        for slot in &removed {
-            index.remove(slot);
+        dropped
+    }
+
+    /// Drops entries past their keep window, a batch at a time (called periodically).
+    pub fn sweep(&self, now: SystemTime) -> usize {
+        let dropped = self.index.sweep(now, SWEEP_BATCH);
+        if dropped > 0 {
+            self.front.invalidate();
         }
         dropped
     }
 
-    /// Bytes held (approximate, as weighed).
-    pub fn weighted_size(&self) -> u64 {
-        self.slots.weighted_size()
-    }
-
-    /// Number of slots held (approximate).
-    pub fn entry_count(&self) -> u64 {
-        self.slots.entry_count()
+    /// Bytes held (as weighed) and entries held.
+    pub fn usage(&self) -> (u64, u64) {
+        self.index.usage()
     }
 
     /// Entries evicted for room so far.
     pub fn evictions(&self) -> u64 {
-        self.evictions.load(Ordering::Relaxed)
-    }
-
-    /// Runs moka's pending housekeeping (tests and metrics).
-    pub fn sync(&self) {
-        self.slots.run_pending_tasks();
+        self.evictions.0.load(Ordering::Relaxed)
     }
 }
 
@@ -308,9 +158,10 @@ mod tests {
     use http::{HeaderValue, StatusCode};
 
     use super::*;
+    use crate::cache::CacheKey;
     use crate::cache::Freshness;
     use crate::cache::cors::S3_VARY;
-    use crate::cache::entry::{EntryBody, Validators};
+    use crate::cache::entry::{Body, Validators};
 
     fn request(origin: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -341,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_per_thread_front_never_serves_a_replaced_or_purged_entry() {
-        let tier = MemoryTier::new(1 << 20);
+        let tier = MemoryTier::new(1 << 20, 1 << 16);
         let key = CacheKey::new("site", "index.html", "");
         let first = entry(&key, None);
         let plain = entry_without_vary(&key, "one");
@@ -349,14 +200,18 @@ mod tests {
         for _ in 0..40 {
             // Served from the front most of the time, from moka one time in 16.
             assert!(Arc::ptr_eq(
-                &tier.get(key.text(), &request(None)).unwrap(),
+                &tier
+                    .get(key.text(), &request(None), SystemTime::now())
+                    .unwrap(),
                 &plain
             ));
         }
         let replacement = entry_without_vary(&key, "two");
         tier.insert(replacement.clone());
         assert!(Arc::ptr_eq(
-            &tier.get(key.text(), &request(None)).unwrap(),
+            &tier
+                .get(key.text(), &request(None), SystemTime::now())
+                .unwrap(),
             &replacement
         ));
         let purged = tier.purge(
@@ -367,29 +222,44 @@ mod tests {
             None,
         );
         assert_eq!(purged, 1);
-        assert!(tier.get(key.text(), &request(None)).is_none());
+        assert!(
+            tier.get(key.text(), &request(None), SystemTime::now())
+                .is_none()
+        );
         // Varied entries go through the front with their variant.
         tier.insert(first.clone());
         for _ in 0..3 {
             let found = tier
-                .get_variant(key.text(), &S3_VARY, &request(None))
+                .get_variant(key.text(), &S3_VARY, &request(None), SystemTime::now())
                 .unwrap();
             assert!(Arc::ptr_eq(&found, &first));
             assert!(
-                tier.get_variant(key.text(), &S3_VARY, &request(Some("https://x")))
-                    .is_none()
+                tier.get_variant(
+                    key.text(),
+                    &S3_VARY,
+                    &request(Some("https://x")),
+                    SystemTime::now()
+                )
+                .is_none()
             );
         }
         tier.remove(&first);
         assert!(
-            tier.get_variant(key.text(), &S3_VARY, &request(None))
+            tier.get_variant(key.text(), &S3_VARY, &request(None), SystemTime::now())
                 .is_none()
         );
         // Another tier on the same thread never sees this one's slots.
-        let other = MemoryTier::new(1 << 20);
+        let other = MemoryTier::new(1 << 20, 1 << 16);
         tier.insert(plain.clone());
-        assert!(tier.get(key.text(), &request(None)).is_some());
-        assert!(other.get(key.text(), &request(None)).is_none());
+        assert!(
+            tier.get(key.text(), &request(None), SystemTime::now())
+                .is_some()
+        );
+        assert!(
+            other
+                .get(key.text(), &request(None), SystemTime::now())
+                .is_none()
+        );
     }
 
     fn entry_without_vary(key: &CacheKey, body: &'static str) -> Arc<Entry> {
@@ -401,25 +271,33 @@ mod tests {
 
     #[test]
     fn each_origin_finds_its_own_variant() {
-        let tier = MemoryTier::new(1 << 20);
+        let tier = MemoryTier::new(1 << 20, 1 << 16);
         let key = CacheKey::new("fonts", "f.woff2", "");
         let origins = [None, Some("https://a.example"), Some("https://b.example")];
         for origin in origins {
-            assert!(tier.get(key.text(), &request(origin)).is_none());
+            assert!(
+                tier.get(key.text(), &request(origin), SystemTime::now())
+                    .is_none()
+            );
             tier.insert(entry(&key, origin));
         }
         for origin in origins {
-            let found = tier.get(key.text(), &request(origin)).unwrap();
-            assert!(matches!(&found.body, EntryBody::Memory(b) if b == origin.unwrap_or("none")));
+            let found = tier
+                .get(key.text(), &request(origin), SystemTime::now())
+                .unwrap();
+            assert!(matches!(&found.body, Body::Memory(b) if b == origin.unwrap_or("none")));
             let direct = tier
-                .get_variant(key.text(), &S3_VARY, &request(origin))
+                .get_variant(key.text(), &S3_VARY, &request(origin), SystemTime::now())
                 .unwrap();
             assert!(Arc::ptr_eq(&found, &direct));
         }
         for other in [Some("https://c.example"), Some("")] {
-            assert!(tier.get(key.text(), &request(other)).is_none());
             assert!(
-                tier.get_variant(key.text(), &S3_VARY, &request(other))
+                tier.get(key.text(), &request(other), SystemTime::now())
+                    .is_none()
+            );
+            assert!(
+                tier.get_variant(key.text(), &S3_VARY, &request(other), SystemTime::now())
                     .is_none()
             );
         }
@@ -431,6 +309,9 @@ mod tests {
             None,
         );
         assert_eq!(purged, 3);
-        assert!(tier.get(key.text(), &request(None)).is_none());
+        assert!(
+            tier.get(key.text(), &request(None), SystemTime::now())
+                .is_none()
+        );
     }
 }

@@ -1,97 +1,214 @@
-//! The cache: keys, freshness rules, the storage tiers and request coalescing.
-//!
-//! `Cache` is the one door: lookups go to the memory tier, then the disk tier, misses join or
-//! start a fill, and purges reach every tier and every fill in flight.
+//! The cache: keys, freshness rules, the storage tiers and request coalescing, behind one
+//! door. A request asks [`Cache::lookup`] (the memory tier's answer first, from
+//! [`Cache::lookup_memory`], without waiting) and gets a [`Lookup`]: a fresh entry, a stale
+//! one it may serve while a revalidation runs, the permit to fetch the key itself, or the
+//! fill of another request to join. Purges reach every tier and every fill in flight.
 
+pub mod body;
 pub mod cache_control;
+pub mod clock;
 pub mod cors;
 pub mod disk;
 pub mod entry;
 pub mod fill;
 pub mod freshness;
 mod front;
+pub mod index;
 pub mod key;
 pub mod memory;
+pub mod outcome;
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
-pub use disk::{DiskBody, DiskTier, Spool, SpoolHead};
-pub use entry::{Entry, EntryBody, Validators, VaryValues};
-pub use fill::{Fill, FillError, FillHead, FillKind, FillReader};
+pub use body::{Body, BodyError, StoredBody};
+pub use clock::{Clock, SharedClock};
+pub use disk::{DiskTier, Spool, SpoolHead};
+pub use entry::{Entry, Validators, VaryValues};
+pub use fill::{Fill, FillError, FillHead, FillKind, FillPermit, FillReader, FillRequest, Origin};
 pub use freshness::{Freshness, FreshnessState, NotStored, TtlRules};
 pub use key::{CacheKey, KeyText, PurgeSelector};
+pub use outcome::{BypassReason, CacheOutcome, Tier};
+
+use fill::{Joined, Registry};
 use memory::MemoryTier;
 
-/// Outcome of joining the fill registry.
-pub enum Join {
-    /// This request started the fill and must drive it.
-    Leader(Arc<Fill>),
-    /// Another request is fetching; read from it.
-    Follower(Arc<Fill>),
+/// What the cache holds for a request.
+pub enum Lookup {
+    /// A fresh stored response.
+    Fresh(Arc<Entry>, Tier),
+    /// A stale stored response that may be served while it is revalidated; `revalidation`
+    /// is this request's to start, unless another one runs already.
+    StaleWhileRevalidate {
+        entry: Arc<Entry>,
+        tier: Tier,
+        revalidation: Option<FillPermit>,
+    },
+    /// Nothing servable: this request fetches (revalidating `permit.stale()`, if any).
+    Miss(FillPermit),
+    /// Another request is fetching: read its fill.
+    Join(Arc<Fill>),
+}
+
+/// Which slot of a key a request's response is in, when the origin decides it in advance.
+#[derive(Debug, Clone, Copy)]
+pub enum Variants {
+    /// As the stored responses' `Vary` says.
+    ByVary,
+    /// Every response varies on these names (S3 origins: `Origin`, see [`cors`]).
+    Always(&'static [HeaderName]),
 }
 
 /// The PoP's cache: the memory tier, the disk tier and the fills in flight.
 pub struct Cache {
     memory: MemoryTier,
     disk: DiskTier,
-    fills: Mutex<HashMap<CacheKey, Arc<Fill>>>,
+    fills: Registry,
     max_memory_object: u64,
-    /// Disk entries received before this time (milliseconds since the epoch; 0: none) may have
-    /// been purged by peers while this PoP was down: they are revalidated, never served as
-    /// they are, until the PoP has caught up with its peers' purges.
+    /// Disk entries received before this time (milliseconds since the epoch; 0: none) may
+    /// have been purged by peers while this PoP was down: they are revalidated, never served
+    /// as they are, until the PoP has caught up with its peers' purges.
     disk_untrusted_before: AtomicU64,
+    clock: SharedClock,
 }
 
 impl Cache {
     /// A cache whose memory tier holds `memory` bytes, objects up to `max_memory_object`,
-    /// without a disk tier.
-    pub fn new(memory: u64, max_memory_object: u64) -> Cache {
+    /// with a disk tier of `disk` bytes under `disk_path` (none when `disk` is 0), reading
+    /// the time from `clock`.
+    pub fn new(
+        memory: u64,
+        max_memory_object: u64,
+        disk_path: &Path,
+        disk: u64,
+        clock: SharedClock,
+    ) -> Cache {
         Cache {
-            memory: MemoryTier::new(memory),
-            disk: DiskTier::disabled(),
-            fills: Mutex::default(),
+            memory: MemoryTier::new(memory, max_memory_object),
+            disk: DiskTier::open(disk_path, disk, clock.clone()),
+            fills: Registry::default(),
             max_memory_object,
             disk_untrusted_before: AtomicU64::new(0),
+            clock,
         }
     }
 
-    /// A cache with a disk tier of `disk` bytes under `disk_path` (none when `disk` is 0).
-    pub fn with_disk(memory: u64, max_memory_object: u64, disk_path: &Path, disk: u64) -> Cache {
-        Cache {
-            disk: DiskTier::open(disk_path, disk),
-            ..Cache::new(memory, max_memory_object)
+    /// A cache without a disk tier, on the real clock.
+    pub fn in_memory(memory: u64, max_memory_object: u64) -> Cache {
+        Cache::new(memory, max_memory_object, Path::new(""), 0, clock::system())
+    }
+
+    /// The time, as the cache's clock tells it.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// The cache's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The memory tier's answer, without waiting: a fresh entry, or a stale one servable
+    /// while revalidating. `None`: ask [`Cache::lookup`].
+    pub fn lookup_memory(
+        self: &Arc<Self>,
+        key: KeyText<'_>,
+        variants: Variants,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Lookup> {
+        let entry = self.memory_entry(key, variants, request, now)?;
+        match entry.freshness.state(now) {
+            FreshnessState::Fresh => Some(Lookup::Fresh(entry, Tier::Memory)),
+            FreshnessState::StaleWhileRevalidate => {
+                let revalidation = self.revalidation(&entry);
+                Some(Lookup::StaleWhileRevalidate {
+                    entry,
+                    tier: Tier::Memory,
+                    revalidation,
+                })
+            }
+            FreshnessState::Stale => None,
         }
     }
 
-    fn fills(&self) -> MutexGuard<'_, HashMap<CacheKey, Arc<Fill>>> {
-        self.fills.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The stored response for `key` matching the request's varied headers, from memory.
-    pub fn lookup(&self, key: KeyText<'_>, request: &HeaderMap) -> Option<Arc<Entry>> {
-        self.memory.get(key, request)
-    }
-
-    /// Like [`Cache::lookup`] when every response under `key` varies on `names` (S3 origins:
-    /// `Origin`, see [`cors`]): the variant is found without reading the primary slot.
-    pub fn lookup_variant(
+    fn memory_entry(
         &self,
         key: KeyText<'_>,
-        names: &[http::HeaderName],
+        variants: Variants,
         request: &HeaderMap,
+        now: SystemTime,
     ) -> Option<Arc<Entry>> {
-        self.memory.get_variant(key, names, request)
+        match variants {
+            Variants::ByVary => self.memory.get(key, request, now),
+            Variants::Always(names) => self.memory.get_variant(key, names, request, now),
+        }
+    }
+
+    /// The one door: the memory tier, then the disk tier, then the fills in flight.
+    pub async fn lookup(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        variants: Variants,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Lookup {
+        let mut tier = Tier::Memory;
+        let mut stored = self.memory_entry(key.text(), variants, request, now);
+        if stored.is_none() {
+            tier = Tier::Disk;
+            stored = self.lookup_disk(key, request).await;
+        }
+        if let Some(entry) = &stored {
+            match entry.freshness.state(now) {
+                FreshnessState::Fresh => return Lookup::Fresh(entry.clone(), tier),
+                FreshnessState::StaleWhileRevalidate => {
+                    return Lookup::StaleWhileRevalidate {
+                        entry: entry.clone(),
+                        tier,
+                        revalidation: self.revalidation(entry),
+                    };
+                }
+                FreshnessState::Stale => {}
+            }
+        }
+        self.fetch(key, stored)
+    }
+
+    /// Joins the key's fill in flight, or gets the permit to start one (revalidating
+    /// `stale`, if given).
+    pub fn fetch(self: &Arc<Self>, key: &CacheKey, stale: Option<Arc<Entry>>) -> Lookup {
+        match self.fills.join(key) {
+            Joined::Leader(fill) => Lookup::Miss(FillPermit::registered(
+                self.clone(),
+                key.clone(),
+                fill,
+                stale,
+            )),
+            Joined::Follower(fill) => Lookup::Join(fill),
+        }
+    }
+
+    /// The permit to revalidate `entry` in the background, unless a fill for its key runs.
+    pub fn revalidation(self: &Arc<Self>, entry: &Arc<Entry>) -> Option<FillPermit> {
+        match self.fills.join(&entry.key) {
+            Joined::Leader(fill) => Some(FillPermit::registered(
+                self.clone(),
+                entry.key.clone(),
+                fill,
+                Some(entry.clone()),
+            )),
+            Joined::Follower(_) => None,
+        }
     }
 
     /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit
     /// the memory tier are read whole and promoted to it; larger ones stream from the file.
-    pub async fn lookup_disk(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
+    async fn lookup_disk(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
         let mut entry = self
             .disk
             .lookup(key, request, self.max_memory_object)
@@ -103,7 +220,7 @@ impl Cache {
         {
             entry = Arc::new(entry.must_revalidate());
         }
-        if matches!(entry.body, EntryBody::Memory(_)) {
+        if matches!(entry.body, Body::Memory(_)) {
             self.memory.insert(entry.clone());
         }
         Some(entry)
@@ -140,16 +257,6 @@ impl Cache {
         self.disk.spool(length)
     }
 
-    /// Disk errors seen (each turns the disk tier pass-through for a while).
-    pub fn disk_errors(&self) -> u64 {
-        self.disk.errors()
-    }
-
-    /// Bytes and entries in the disk tier.
-    pub fn disk_usage(&self) -> (u64, u64) {
-        self.disk.usage()
-    }
-
     /// Finishes pending disk writes and releases the disk directory.
     pub async fn shutdown(&self) {
         self.disk.shutdown().await;
@@ -160,84 +267,95 @@ impl Cache {
         self.max_memory_object
     }
 
-    /// Joins the fill in flight for `key`, or registers a new one this request leads.
-    pub fn join(&self, key: &CacheKey) -> Join {
-        let mut fills = self.fills();
-        if let Some(fill) = fills.get(key)
-            && fill.joinable()
-        {
-            return Join::Follower(fill.clone());
-        }
-        let fill = Fill::new();
-        fills.insert(key.clone(), fill.clone());
-        Join::Leader(fill)
-    }
-
     /// Ends a fill: stores `entry` (if any) unless a purge detached the fill meanwhile.
-    pub fn complete(&self, key: &CacheKey, fill: &Arc<Fill>, entry: Option<Entry>) {
-        let mut fills = self.fills();
-        let registered = fills.get(key).is_some_and(|f| Arc::ptr_eq(f, fill));
-        if registered {
-            fills.remove(key);
-            if let Some(entry) = entry {
-                let headers = entry::owned_headers(&entry.headers);
-                let validators = Validators::from_headers(&headers);
-                let entry = Arc::new(Entry {
-                    headers,
-                    validators,
-                    ..entry
-                });
-                let fits = matches!(&entry.body, EntryBody::Memory(body) if body.len() as u64 <= self.max_memory_object);
-                if fits {
-                    self.memory.insert(entry.clone());
-                }
-                // Under the fills lock, so a purge either detached this fill or comes later.
-                self.disk.store(entry, self.disk.generation());
+    pub(crate) fn complete(&self, key: &CacheKey, fill: &Arc<Fill>, entry: Option<Entry>) {
+        self.fills.leave(key, fill, || {
+            let Some(entry) = entry else { return };
+            let headers = entry::owned_headers(&entry.headers);
+            let validators = Validators::from_headers(&headers);
+            let entry = Arc::new(Entry {
+                headers,
+                validators,
+                ..entry
+            });
+            let fits = matches!(&entry.body, Body::Memory(body) if body.len() as u64 <= self.max_memory_object);
+            if fits {
+                self.memory.insert(entry.clone());
             }
-        }
+            // Under the registry's lock: a purge either detached this fill or comes later.
+            self.disk.store(entry, self.disk.generation());
+        });
     }
 
-    /// Removes one stored response from memory (e.g. after an unsafe method invalidated it);
-    /// purges reach the disk tier.
-    pub fn remove(&self, entry: &Entry) {
-        self.memory.remove(entry);
+    /// Stores `entry` as if a fill had fetched it, unless a fill for its key runs
+    /// (benchmarks and tests fill caches so).
+    pub fn insert(&self, entry: Entry) {
+        let key = entry.key.clone();
+        if let Joined::Leader(fill) = self.fills.join(&key) {
+            self.complete(&key, &fill, Some(entry));
+        }
     }
 
     /// Drops everything `selector` names from every tier, and detaches matching fills so
     /// nothing fetched before the purge is stored after it. Returns responses dropped.
     pub fn purge(&self, selector: &PurgeSelector) -> usize {
-        let mut fills = self.fills();
-        fills.retain(|key, fill| {
-            let keep = !selector.matches(key);
-            if !keep {
-                fill.close();
-            }
-            keep
-        });
+        self.fills.detach(selector);
         let memory = self.memory.purge(selector, None);
         let disk = self.disk.purge(selector, None);
         memory.max(disk)
     }
 
     /// Replays a purge applied elsewhere at `at`: drops only what was stored before then.
-    pub fn purge_stored_before(
-        &self,
-        selector: &PurgeSelector,
-        at: std::time::SystemTime,
-    ) -> usize {
+    pub fn purge_stored_before(&self, selector: &PurgeSelector, at: SystemTime) -> usize {
         let memory = self.memory.purge(selector, Some(at));
         let disk = self.disk.purge(selector, Some(at));
         memory.max(disk)
     }
 
-    /// Memory-tier evictions for room so far.
-    pub fn memory_evictions(&self) -> u64 {
-        self.memory.evictions()
+    /// Drops memory entries past their keep window, a batch at a time (called every few
+    /// seconds; the disk tier sweeps its own).
+    pub fn sweep(&self) -> usize {
+        self.memory.sweep(self.now())
+    }
+
+    /// Figures for the metrics.
+    pub fn figures(&self) -> CacheFigures {
+        let (memory_bytes, memory_entries) = self.memory.usage();
+        let (disk_bytes, disk_entries) = self.disk.usage();
+        CacheFigures {
+            memory_bytes,
+            memory_entries,
+            memory_evictions: self.memory.evictions(),
+            disk_bytes,
+            disk_entries,
+            disk_errors: self.disk.errors(),
+            disk_corrupt: self.disk.corrupt_entries(),
+            disk_revalidating: !self.disk_trusted(),
+        }
     }
 
     /// Bytes and entries in the memory tier.
     pub fn memory_usage(&self) -> (u64, u64) {
-        self.memory.sync();
-        (self.memory.weighted_size(), self.memory.entry_count())
+        self.memory.usage()
     }
+
+    /// Bytes and entries in the disk tier.
+    pub fn disk_usage(&self) -> (u64, u64) {
+        self.disk.usage()
+    }
+}
+
+/// The cache's figures at one instant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheFigures {
+    pub memory_bytes: u64,
+    pub memory_entries: u64,
+    pub memory_evictions: u64,
+    pub disk_bytes: u64,
+    pub disk_entries: u64,
+    pub disk_errors: u64,
+    pub disk_corrupt: u64,
+    /// Whether disk entries are revalidated before they are served (see
+    /// [`Cache::distrust_disk_before`]).
+    pub disk_revalidating: bool,
 }

@@ -1,4 +1,5 @@
-//! The request path, as named phases: route, method, key, lookup, coalesce/fetch, respond.
+//! The request path, as named phases: framing, route, method, key, lookup, respond. Every
+//! request ends as an [`Answer`]: its response and the cache outcome it came from.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -6,146 +7,94 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::Edge;
+use super::answer::Answer;
 use super::body::EdgeBody;
+use super::cache_status::{self, CACHE_STATUS};
 use super::conn::{ConnInfo, Route};
-use super::fetch::{self, FetchSpec};
-use super::head_memo;
 use super::presign;
-use super::respond::{self, CACHE_STATUS, Decision};
-use crate::cache::key::{decoded_key, key_query, object_key, with_key_text};
+use crate::cache::fill::driver;
+use crate::cache::key::{decoded_key, key_query, with_key_text};
 use crate::cache::{
-    CacheKey, DiskBody, Entry, EntryBody, FillError, FillHead, FillKind, FreshnessState, Join,
-    Validators,
+    Body, BypassReason, CacheKey, CacheOutcome, FillError, FillPermit, FillRequest, Lookup,
+    Variants,
 };
 use crate::config::{PlainHttp, Space};
 use crate::routing::host_name;
 
-/// How a response came about, rendered as `Cache-Status` (RFC 9211).
-#[derive(Debug, Clone, Copy)]
-pub enum CacheOutcome {
-    /// Served from a stored entry (`disk`: from the disk tier).
-    Hit {
-        ttl: i64,
-        disk: bool,
+/// Where the phases that need no waiting leave a request.
+enum Step {
+    /// Answered: a hit from memory, a redirect or an error.
+    Answered(Answer),
+    /// Forwarded uncached: OPTIONS, and other methods on HTTP origins.
+    PassThrough {
+        space: Arc<Space>,
+        /// Boxed, as `Lookup`: the hit path moves a `Step` and should not copy these.
+        request: Box<Request<Incoming>>,
+        unsafe_method: bool,
     },
-    Miss {
-        stored: bool,
-        collapsed: bool,
-    },
-    Revalidated {
-        status: StatusCode,
-        stored: bool,
-        collapsed: bool,
-    },
-    StaleOnError {
-        status: StatusCode,
-        ttl: i64,
-    },
-    Bypass,
+    /// Not answerable from memory: the full lookup (disk tier, fills), then a fetch.
+    Lookup(Box<Pending>),
 }
 
-impl CacheOutcome {
-    /// This PoP's member of `Cache-Status`, written without `format!`: the hit path renders
-    /// one per response.
-    fn header(self, pop: &str) -> HeaderValue {
-        let mut text = String::with_capacity(pop.len() + 48);
-        text.push_str(pop);
-        let mut number = itoa::Buffer::new();
-        match self {
-            CacheOutcome::Hit { ttl, disk } => {
-                text.push_str("; hit; ttl=");
-                text.push_str(number.format(ttl));
-                if disk {
-                    text.push_str("; detail=disk");
-                }
-            }
-            CacheOutcome::Miss {
-                collapsed: true, ..
-            } => text.push_str("; fwd=miss; collapsed"),
-            CacheOutcome::Miss { stored: true, .. } => text.push_str("; fwd=miss; stored"),
-            CacheOutcome::Miss { .. } => text.push_str("; fwd=miss"),
-            CacheOutcome::Revalidated {
-                status,
-                stored,
-                collapsed,
-            } => {
-                text.push_str("; fwd=stale; fwd-status=");
-                text.push_str(status.as_str());
-                if stored {
-                    text.push_str("; stored");
-                }
-                if collapsed {
-                    text.push_str("; collapsed");
-                }
-            }
-            CacheOutcome::StaleOnError { status, ttl } => {
-                text.push_str("; fwd=stale; fwd-status=");
-                text.push_str(status.as_str());
-                text.push_str("; ttl=");
-                text.push_str(number.format(ttl));
-            }
-            CacheOutcome::Bypass => text.push_str("; fwd=bypass"),
-        }
-        // The PoP name is checked at config load; keep a valid value if it were not.
-        HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("edge; fwd=bypass"))
-    }
+/// A request the memory tier could not answer.
+pub(super) struct Pending {
+    pub space: Arc<Space>,
+    pub key: CacheKey,
+    pub object_key: String,
+    pub parts: http::request::Parts,
+    pub hard_expiry: Option<SystemTime>,
 }
 
 /// Which query string an origin request carries.
 #[derive(Debug, Clone, Copy)]
-enum UpstreamQuery {
+pub(super) enum UpstreamQuery {
     /// The one the cache key keeps (cache fills: the stored response is the key's resource).
     Key,
     /// The client's, whole (requests the cache does not store).
     Raw,
 }
 
-/// Where the phases that need no waiting leave a request.
-enum Step {
-    /// Answered: a hit from memory, a redirect or an error.
-    Answered(Response<EdgeBody>),
-    /// Forwarded uncached: OPTIONS, and other methods on HTTP origins.
-    PassThrough {
-        space: Arc<Space>,
-        /// Boxed, as `Miss`: the hit path moves a `Step` and should not copy these.
-        request: Box<Request<Incoming>>,
-        unsafe_method: bool,
-    },
-    /// Not answerable from memory: the disk tier, then a fill.
-    Miss(Box<Miss>),
-}
-
-/// What the disk lookup and a fill need from a request the memory tier could not answer.
-struct Miss {
-    space: Arc<Space>,
-    key: CacheKey,
-    object_key: String,
-    parts: http::request::Parts,
-    hard_expiry: Option<SystemTime>,
-    /// The entry found in memory (stale, or with its body on disk), if any.
-    stored: Option<Arc<Entry>>,
-}
+/// Where ACME HTTP-01 challenge answers are served.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 impl Edge {
     /// Answers one request.
-    pub async fn handle(
-        self: &Arc<Self>,
-        request: Request<Incoming>,
-        conn: &ConnInfo,
-    ) -> Response<EdgeBody> {
-        // Phase: framing. hyper already refuses duplicate lengths, obs-fold, bare CRs and
-        // any transfer coding but chunked. A chunked request is refused too, and the
-        // connection closed: bodies on reads have no meaning here, and a write must say its
-        // length (as S3 insists). hyper drops a Content-Length sent beside Transfer-Encoding
-        // (RFC 9112 6.3), so this is also the one place that refuses that smuggling shape
-        // (RFC 9112 6.1 lets a server reject it) instead of forwarding it re-framed.
-        // HTTP/2 has no Transfer-Encoding: there a write whose body follows without a stated
-        // length is refused the same way (the stream, not the connection).
+    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Answer {
+        if let Some(refused) = self.framing(&request) {
+            return refused;
+        }
+        // ACME HTTP-01 answers, for any host (the CA may reach any PoP).
+        if self.acme_challenges.is_some()
+            && request.uri().path().starts_with(ACME_CHALLENGE_PATH)
+            && let Some(response) = Box::pin(self.acme_challenge(&request)).await
+        {
+            return (response, CacheOutcome::Bypass(BypassReason::Edge));
+        }
+        // The slow paths are boxed: their futures are large, and hyper moves the request
+        // future (HTTP/1.1) or spawns it (HTTP/2) on every request, hits included.
+        match self.answer_now(request, conn) {
+            Step::Answered(answer) => answer,
+            Step::PassThrough {
+                space,
+                request,
+                unsafe_method,
+            } => Box::pin(self.pass_through(space, *request, conn, unsafe_method)).await,
+            Step::Lookup(pending) => Box::pin(self.answer_lookup(*pending, conn)).await,
+        }
+    }
+
+    /// Phase: framing. hyper already refuses duplicate lengths, obs-fold, bare CRs and any
+    /// transfer coding but chunked. A chunked request is refused too, and the connection
+    /// closed: bodies on reads have no meaning here, and a write must say its length (as S3
+    /// insists). hyper drops a Content-Length sent beside Transfer-Encoding (RFC 9112 6.3),
+    /// so this is also the one place that refuses that smuggling shape (RFC 9112 6.1 lets a
+    /// server reject it) instead of forwarding it re-framed. HTTP/2 has no
+    /// Transfer-Encoding: there a write whose body follows without a stated length is
+    /// refused the same way (the stream, not the connection).
+    fn framing(&self, request: &Request<Incoming>) -> Option<Answer> {
         let read = matches!(
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS
@@ -155,46 +104,27 @@ impl Edge {
             && !read
             && !request.headers().contains_key(header::CONTENT_LENGTH)
             && !http_body::Body::is_end_stream(request.body());
-        if chunked || unstated {
-            let mut response = if read {
-                self.error(StatusCode::BAD_REQUEST, "a body on a read request")
-            } else {
-                self.error(
-                    StatusCode::LENGTH_REQUIRED,
-                    "a request body needs Content-Length; uploads of unknown length are not forwarded",
-                )
-            };
-            if chunked {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            return response;
+        if !chunked && !unstated {
+            return None;
         }
-
-        // Phase: ACME HTTP-01 answers, for any host (the CA may reach any PoP).
-        if self.acme_challenges.is_some()
-            && request.uri().path().starts_with(ACME_CHALLENGE_PATH)
-            && let Some(response) = Box::pin(self.acme_challenge(&request)).await
-        {
-            return response;
+        let mut refused = if read {
+            self.error(StatusCode::BAD_REQUEST, "a body on a read request")
+        } else {
+            self.error(
+                StatusCode::LENGTH_REQUIRED,
+                "a request body needs Content-Length; uploads of unknown length are not forwarded",
+            )
+        };
+        if chunked {
+            refused
+                .0
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-
-        // The slow paths are boxed: their futures are large, and hyper moves the request
-        // future (HTTP/1.1) or spawns it (HTTP/2) on every request, hits included.
-        match self.answer_now(request, conn) {
-            Step::Answered(response) => response,
-            Step::PassThrough {
-                space,
-                request,
-                unsafe_method,
-            } => Box::pin(self.pass_through(space, *request, conn, unsafe_method)).await,
-            Step::Miss(miss) => Box::pin(self.answer_miss(miss, conn)).await,
-        }
+        Some(refused)
     }
 
-    /// The phases that need no waiting: route, method, key, memory lookup, and the answer
-    /// from an entry held in memory.
+    /// The phases that need no waiting: route, method, key, and the memory tier's answer.
     fn answer_now(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Step {
         // Phase: route, from the request's one authority.
         let host = match request_authority(&request) {
@@ -230,14 +160,14 @@ impl Edge {
                     unsafe_method: false,
                 };
             }
-            _ if self.origin.is_s3() => {
-                let mut response =
+            _ if self.upstream.client.is_s3() => {
+                let mut refused =
                     self.error(StatusCode::METHOD_NOT_ALLOWED, "the edge is read-only");
-                response.headers_mut().insert(
+                refused.0.headers_mut().insert(
                     header::ALLOW,
                     HeaderValue::from_static("GET, HEAD, OPTIONS"),
                 );
-                return Step::Answered(response);
+                return Step::Answered(refused);
             }
             _ => {
                 return Step::PassThrough {
@@ -254,204 +184,205 @@ impl Edge {
             Ok(key) => key,
             Err(e) => return Step::Answered(self.error(StatusCode::BAD_REQUEST, &e.to_string())),
         };
-        if object_key.is_empty() && self.origin.is_s3() {
+        if object_key.is_empty() && self.upstream.client.is_s3() {
             return Step::Answered(self.error(StatusCode::NOT_FOUND, "no object key"));
         }
         let query = parts.uri.query();
+        let now = self.cache.now();
         let hard_expiry = match presign::expiry(query) {
             Ok(expiry) => expiry,
             Err(e) => return Step::Answered(self.error(StatusCode::BAD_REQUEST, &e.to_string())),
         };
-        if hard_expiry.is_some_and(|expiry| expiry <= SystemTime::now()) {
+        if hard_expiry.is_some_and(|expiry| expiry <= now) {
             return Step::Answered(
                 self.error(StatusCode::FORBIDDEN, "the presigned URL has expired"),
             );
         }
         let query = key_query(query, &space.query);
 
-        // Phase: lookup in memory; a fresh (or stale-while-revalidate) body held there is
-        // answered now.
-        let now = SystemTime::now();
-        let stored = with_key_text(&space.name, &object_key, &query, |key| {
-            if self.origin.is_s3() {
-                // Every S3 response is stored as its `Origin` variant (`cache::cors`).
-                self.cache
-                    .lookup_variant(key, &crate::cache::cors::S3_VARY, &parts.headers)
-            } else {
-                self.cache.lookup(key, &parts.headers)
-            }
+        // Phase: lookup in memory; what it holds is answered now.
+        let variants = self.variants();
+        let found = with_key_text(&space.name, &object_key, &query, |key| {
+            self.cache.lookup_memory(key, variants, &parts.headers, now)
         });
-        if let Some(entry) = &stored
-            && let EntryBody::Memory(body) = &entry.body
+        if let Some(lookup) = found
+            && let Some(answer) = self.answer_stored(lookup, &space, &parts, hard_expiry, conn, now)
         {
-            let state = entry.freshness.state(now);
-            if state == FreshnessState::StaleWhileRevalidate {
-                self.revalidate_in_background(
-                    entry,
-                    &space,
-                    &entry.key,
-                    &object_key,
-                    &parts,
-                    conn,
-                    hard_expiry,
-                );
-            }
-            if state != FreshnessState::Stale {
-                let outcome = CacheOutcome::Hit {
-                    ttl: entry.freshness.ttl_seconds(now),
-                    disk: false,
-                };
-                return Step::Answered(self.respond_from_entry(entry, body, &parts, outcome, now));
-            }
+            return Step::Answered(answer);
         }
-        let key = CacheKey::new(&space.name, &object_key, &query);
-        let object_key = object_key.into_owned();
-        Step::Miss(Box::new(Miss {
+        Step::Lookup(Box::new(Pending {
+            key: CacheKey::new(&space.name, &object_key, &query),
+            object_key: object_key.into_owned(),
             space,
-            key,
-            object_key,
             parts,
             hard_expiry,
-            stored,
         }))
     }
 
-    /// Starts revalidating a stale-while-revalidate entry unless a fill for it runs already.
-    #[allow(clippy::too_many_arguments)]
-    fn revalidate_in_background(
+    /// How the stored responses of this PoP's origin vary.
+    fn variants(&self) -> Variants {
+        if self.upstream.client.is_s3() {
+            // Every S3 response is stored as its `Origin` variant (`cache::cors`).
+            Variants::Always(&crate::cache::cors::S3_VARY)
+        } else {
+            Variants::ByVary
+        }
+    }
+
+    /// Phase: respond, from a fresh or stale-while-revalidate entry whose body is in memory
+    /// (starting the revalidation this request got). `None` for anything else.
+    fn answer_stored(
         self: &Arc<Self>,
-        entry: &Arc<Entry>,
+        lookup: Lookup,
         space: &Arc<Space>,
-        key: &CacheKey,
-        object_key: &str,
         parts: &http::request::Parts,
-        conn: &ConnInfo,
         hard_expiry: Option<SystemTime>,
-    ) {
-        if let Join::Leader(fill) = self.cache.join(key) {
-            let spec = self.fetch_spec(
+        conn: &ConnInfo,
+        now: SystemTime,
+    ) -> Option<Answer> {
+        let (entry, tier, revalidation) = match lookup {
+            Lookup::Fresh(entry, tier) => (entry, tier, None),
+            Lookup::StaleWhileRevalidate {
+                entry,
+                tier,
+                revalidation,
+            } => (entry, tier, revalidation),
+            Lookup::Miss(_) | Lookup::Join(_) => return None,
+        };
+        let Body::Memory(body) = &entry.body else {
+            return None;
+        };
+        if let Some(permit) = revalidation {
+            let request = self.fill_request(
                 space,
-                key.clone(),
-                object_key.to_owned(),
+                entry.key.clone(),
+                entry.key.object_key().to_owned(),
                 UpstreamQuery::Key,
                 parts,
                 conn,
                 hard_expiry,
             );
-            tokio::spawn(fetch::drive(self.clone(), fill, spec, Some(entry.clone())));
+            self.spawn_fill(permit, request);
         }
+        let outcome = Edge::hit(&entry, tier, now);
+        Some(self.answer_from_memory(&entry, body, parts, outcome, now))
     }
 
-    /// The phases that may wait: the disk tier, then coalesce and fetch (a miss, or a
-    /// revalidation of a stale entry).
-    async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>, conn: &ConnInfo) -> Response<EdgeBody> {
-        let Miss {
-            space,
-            key,
-            object_key,
-            parts,
-            hard_expiry,
-            mut stored,
-        } = *miss;
-
-        // Phase: lookup on disk.
-        let from_disk = stored.is_none();
-        if from_disk {
-            stored = self.cache.lookup_disk(&key, &parts.headers).await;
-        }
-        if let Some(entry) = stored.clone() {
-            let now = SystemTime::now();
-            let state = entry.freshness.state(now);
-            if state != FreshnessState::Stale {
-                if state == FreshnessState::StaleWhileRevalidate {
-                    self.revalidate_in_background(
-                        &entry,
-                        &space,
-                        &key,
-                        &object_key,
-                        &parts,
-                        conn,
-                        hard_expiry,
-                    );
+    /// The phases that may wait: the full lookup (disk tier, fills in flight), then a fetch
+    /// or a read of another request's fetch.
+    async fn answer_lookup(self: &Arc<Self>, pending: Pending, conn: &ConnInfo) -> Answer {
+        let variants = self.variants();
+        // A stored body found bad is dropped by its tier: the second lookup is a miss.
+        for _ in 0..2 {
+            let now = self.cache.now();
+            let lookup = self
+                .cache
+                .lookup(&pending.key, variants, &pending.parts.headers, now)
+                .await;
+            match lookup {
+                Lookup::Fresh(entry, tier) => {
+                    let outcome = Edge::hit(&entry, tier, now);
+                    if let Some(answer) = self
+                        .answer_from_entry(&entry, &pending.parts, outcome, now)
+                        .await
+                    {
+                        return answer;
+                    }
                 }
-                let outcome = CacheOutcome::Hit {
-                    ttl: entry.freshness.ttl_seconds(now),
-                    disk: from_disk,
-                };
-                if let EntryBody::Memory(body) = &entry.body {
-                    return self.respond_from_entry(&entry, body, &parts, outcome, now);
+                Lookup::StaleWhileRevalidate {
+                    entry,
+                    tier,
+                    revalidation,
+                } => {
+                    if let Some(permit) = revalidation {
+                        let request = self.pending_fill_request(&pending, conn);
+                        self.spawn_fill(permit, request);
+                    }
+                    let outcome = Edge::hit(&entry, tier, now);
+                    if let Some(answer) = self
+                        .answer_from_entry(&entry, &pending.parts, outcome, now)
+                        .await
+                    {
+                        return answer;
+                    }
                 }
-                match self
-                    .respond_from_disk_entry(&entry, &parts, outcome, now)
-                    .await
-                {
-                    Some(response) => return response,
-                    // The disk entry failed its checksums (and is gone): a miss.
-                    None => stored = None,
+                Lookup::Miss(permit) => {
+                    let Some(reader) = permit.reader() else {
+                        return self
+                            .error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
+                    };
+                    self.spawn_fill(permit, self.pending_fill_request(&pending, conn));
+                    return self.read_fill(reader, &pending, conn, false).await;
+                }
+                Lookup::Join(fill) => {
+                    let Some(reader) = fill.reader(0) else {
+                        return self
+                            .error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
+                    };
+                    return self.read_fill(reader, &pending, conn, true).await;
                 }
             }
         }
+        self.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stored copy unreadable, retry",
+        )
+    }
 
-        // Phase: coalesce and fetch.
-        let (fill, collapsed) = match self.cache.join(&key) {
-            Join::Leader(fill) => {
-                let spec = self.fetch_spec(
-                    &space,
-                    key.clone(),
-                    object_key.clone(),
-                    UpstreamQuery::Key,
-                    &parts,
-                    conn,
-                    hard_expiry,
-                );
-                tokio::spawn(fetch::drive(
-                    self.clone(),
-                    fill.clone(),
-                    spec,
-                    stored.clone(),
-                ));
-                (fill, false)
-            }
-            Join::Follower(fill) => (fill, true),
-        };
-        let Some(mut reader) = fill.reader(0) else {
-            return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
-        };
+    /// Answers from a fill once its head is known. A request that joined another's fill
+    /// gets its response only when a shared cache may give it to anyone (and it is of the
+    /// request's variant); otherwise the request goes to the origin on its own.
+    async fn read_fill(
+        self: &Arc<Self>,
+        mut reader: crate::cache::FillReader,
+        pending: &Pending,
+        conn: &ConnInfo,
+        collapsed: bool,
+    ) -> Answer {
         let head = match reader.head().await {
             Ok(head) => head,
             Err(e) => return self.fill_error(&e),
         };
-        if collapsed && !head.shareable_with(&parts.headers) {
-            // Joined a fill whose response is not for this request: another variant, or one
-            // a shared cache may not give to anyone but the client it was fetched for
-            // (`private`, `no-store`, an `Authorization`-dependent answer...). This request
-            // goes to the origin on its own.
-            let fill = crate::cache::Fill::new();
-            let spec = self.fetch_spec(
-                &space,
-                key,
-                object_key,
-                UpstreamQuery::Key,
-                &parts,
-                conn,
-                hard_expiry,
-            );
-            let Some(mut own) = fill.reader(0) else {
+        if collapsed && !head.shareable_with(&pending.parts.headers) {
+            let permit = FillPermit::detached(self.cache.clone(), pending.key.clone());
+            let Some(mut own) = permit.reader() else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
             };
-            tokio::spawn(fetch::drive(self.clone(), fill, spec, None));
+            self.spawn_fill(permit, self.pending_fill_request(pending, conn));
             let head = match own.head().await {
                 Ok(head) => head,
                 Err(e) => return self.fill_error(&e),
             };
-            return self.respond_from_fill(head, own, &parts, false).await;
+            return self
+                .answer_from_fill(head, own, &pending.parts, false)
+                .await;
         }
-        self.respond_from_fill(head, reader, &parts, collapsed)
+        self.answer_from_fill(head, reader, &pending.parts, collapsed)
             .await
     }
 
+    /// Starts the task that drives `permit`'s fill of `request`.
+    pub(super) fn spawn_fill(&self, permit: FillPermit, request: FillRequest) {
+        let rules = self.ttl_rules(&request.space);
+        let origin: Arc<dyn crate::cache::Origin> = self.upstream.clone();
+        tokio::spawn(driver::drive(permit, request, origin, rules));
+    }
+
+    fn pending_fill_request(&self, pending: &Pending, conn: &ConnInfo) -> FillRequest {
+        self.fill_request(
+            &pending.space,
+            pending.key.clone(),
+            pending.object_key.clone(),
+            UpstreamQuery::Key,
+            &pending.parts,
+            conn,
+            pending.hard_expiry,
+        )
+    }
+
+    /// What a fill (or a forwarded request) asks the origin for.
     #[allow(clippy::too_many_arguments)]
-    fn fetch_spec(
+    pub(super) fn fill_request(
         &self,
         space: &Arc<Space>,
         key: CacheKey,
@@ -460,7 +391,7 @@ impl Edge {
         parts: &http::request::Parts,
         conn: &ConnInfo,
         hard_expiry: Option<SystemTime>,
-    ) -> FetchSpec {
+    ) -> FillRequest {
         let mut client_headers = parts.headers.clone();
         // The route was taken from the request's one authority (`request_authority`): the
         // headers passed on carry that authority and nothing else.
@@ -478,7 +409,7 @@ impl Edge {
             UpstreamQuery::Raw => parts.uri.query().unwrap_or_default(),
         };
         let path_and_query = crate::origin::http_target(&object_key, upstream_query);
-        FetchSpec {
+        FillRequest {
             space: space.clone(),
             key,
             object_key,
@@ -488,236 +419,16 @@ impl Edge {
             client_addr: conn.client_addr,
             tls: conn.tls,
             hard_expiry,
-            forwards_client_headers: !self.origin.is_s3(),
+            forwards_client_headers: !self.upstream.client.is_s3(),
         }
     }
 
-    fn respond_from_entry(
-        &self,
-        entry: &Arc<Entry>,
-        body: &Bytes,
-        parts: &http::request::Parts,
-        outcome: CacheOutcome,
-        now: SystemTime,
-    ) -> Response<EdgeBody> {
-        let decision = respond::decide(
-            &parts.method,
-            &parts.headers,
-            entry.status,
-            &entry.validators,
-            Some(body.len() as u64),
-        );
-        let age = entry.freshness.age(now).as_secs();
-        // A whole hit's head depends only on the entry, its age and its ttl: hot objects
-        // reuse the head this thread rendered last (see `head_memo`).
-        let memo = match (&decision, outcome) {
-            (Decision::Full, CacheOutcome::Hit { ttl, disk: false }) => {
-                Some(head_memo::Stamp { age, ttl })
-            }
-            _ => None,
-        };
-        if let Some(stamp) = memo
-            && let Some(headers) = head_memo::get(entry, stamp)
-        {
-            return respond::full(&parts.method, entry.status, headers, body);
-        }
-        let extra = [
-            (header::AGE, HeaderValue::from(age)),
-            (CACHE_STATUS, outcome.header(&self.pop_name)),
-        ];
-        let response = respond::from_bytes(
-            decision,
-            &parts.method,
-            entry.status,
-            &entry.headers,
-            body,
-            &extra,
-        );
-        if let Some(stamp) = memo {
-            head_memo::offer(entry, stamp, response.headers());
-        }
-        response
-    }
-
-    /// Answers from an entry whose body is a disk file; `None` when the file is bad.
-    async fn respond_from_disk_entry(
-        &self,
-        entry: &Entry,
-        parts: &http::request::Parts,
-        outcome: CacheOutcome,
-        now: SystemTime,
-    ) -> Option<Response<EdgeBody>> {
-        let EntryBody::Disk(disk) = &entry.body else {
-            return None;
-        };
-        let extra = [
-            (
-                header::AGE,
-                HeaderValue::from(entry.freshness.age(now).as_secs()),
-            ),
-            (CACHE_STATUS, outcome.header(&self.pop_name)),
-        ];
-        from_disk_body(
-            disk,
-            entry.status,
-            &entry.headers,
-            &entry.validators,
-            parts,
-            &extra,
-        )
-        .await
-    }
-
-    async fn respond_from_fill(
-        &self,
-        head: Arc<FillHead>,
-        reader: crate::cache::FillReader,
-        parts: &http::request::Parts,
-        collapsed: bool,
-    ) -> Response<EdgeBody> {
-        let now = SystemTime::now();
-        let stored = head.admission.is_ok();
-        let outcome = match head.kind {
-            FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
-            FillKind::Revalidation(status) => CacheOutcome::Revalidated {
-                status,
-                stored,
-                collapsed,
-            },
-            FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
-                status,
-                ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
-            },
-        };
-        let mut extra = vec![(CACHE_STATUS, outcome.header(&self.pop_name))];
-        if let Ok(freshness) = &head.admission {
-            extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
-        }
-        let validators = Validators::from_headers(&head.headers);
-        if let Some(disk) = &head.disk_body {
-            return match from_disk_body(
-                disk,
-                head.status,
-                &head.headers,
-                &validators,
-                parts,
-                &extra,
-            )
-            .await
-            {
-                Some(response) => response,
-                None => self.error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "stored copy unreadable, retry",
-                ),
-            };
-        }
-        let mut decision = respond::decide(
-            &parts.method,
-            &parts.headers,
-            head.status,
-            &validators,
-            head.content_length,
-        );
-        if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
-            // Multipart ranges are answered from stored entries; while filling, send it whole.
-            decision = Decision::Full;
-        }
-        match decision {
-            Decision::NotModified => return respond::not_modified(&head.headers, &extra),
-            Decision::Unsatisfiable => {
-                return respond::unsatisfiable(head.content_length.unwrap_or(0), &extra);
-            }
-            _ => {}
-        }
-        let (status, headers) = respond::streaming_head(
-            &decision,
-            head.status,
-            &head.headers,
-            head.content_length,
-            &extra,
-        );
-        let body = if parts.method == Method::HEAD {
-            EdgeBody::Empty
-        } else {
-            let (reader, end) = match &decision {
-                Decision::Partial(ranges) => {
-                    let range = &ranges[0];
-                    match reader.fill().reader(*range.start()) {
-                        Some(ranged) => (ranged, Some(range.end() + 1)),
-                        None => {
-                            return self.error(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "range no longer buffered, retry",
-                            );
-                        }
-                    }
-                }
-                _ => (reader, None),
-            };
-            stream_body(reader, end)
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        response
-    }
-
-    fn fill_error(&self, e: &FillError) -> Response<EdgeBody> {
+    pub(super) fn fill_error(&self, e: &FillError) -> Answer {
         let status = match e {
             FillError::Origin(status, _) => *status,
             _ => StatusCode::BAD_GATEWAY,
         };
         self.error(status, "origin unavailable")
-    }
-
-    /// Methods the cache does not handle: forwarded uncached; unsafe ones invalidate.
-    async fn pass_through(
-        self: &Arc<Self>,
-        space: Arc<Space>,
-        request: Request<Incoming>,
-        conn: &ConnInfo,
-        unsafe_method: bool,
-    ) -> Response<EdgeBody> {
-        let (parts, body) = request.into_parts();
-        let object_key = match object_key(parts.uri.path()) {
-            Ok(key) => key,
-            Err(e) => return self.error(StatusCode::BAD_REQUEST, &e.to_string()),
-        };
-        let spec = self.fetch_spec(
-            &space,
-            CacheKey::new(&space.name, &object_key, ""),
-            object_key.clone(),
-            UpstreamQuery::Raw,
-            &parts,
-            conn,
-            None,
-        );
-        let response = match self
-            .origin
-            .forward(&spec.origin_request(parts.method.clone(), None), body)
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => return self.error(e.status(), "origin unavailable"),
-        };
-        if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
-            let selector = crate::cache::PurgeSelector::Path {
-                space: space.name.clone(),
-                key: object_key,
-            };
-            self.cache.purge(&selector);
-        }
-        let (mut head, body) = response.into_parts();
-        head.headers = fetch::end_to_end(head.headers);
-        respond::append_cache_status(
-            &mut head.headers,
-            &CacheOutcome::Bypass.header(&self.pop_name),
-        );
-        let body = body
-            .map_err(|e| FillError::Body(e.to_string().into()))
-            .boxed();
-        Response::from_parts(head, EdgeBody::Stream(body))
     }
 
     /// The key authorization for `/.well-known/acme-challenge/<token>`, if one is published.
@@ -743,7 +454,7 @@ impl Edge {
         Some(response)
     }
 
-    fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Response<EdgeBody> {
+    fn redirect_to_https(&self, host: &str, request: &Request<Incoming>) -> Answer {
         let name = host_name(host).unwrap_or(host);
         let port = self
             .https_port
@@ -759,15 +470,16 @@ impl Edge {
             "https://{name}{port}{}",
             request.uri().path_and_query().map_or("/", |pq| pq.as_str())
         );
-        let mut response = self.error(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
+        let mut answer = self.error(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
         if let Ok(location) = HeaderValue::from_str(&target) {
-            response.headers_mut().insert(header::LOCATION, location);
+            answer.0.headers_mut().insert(header::LOCATION, location);
         }
-        response
+        answer
     }
 
     /// A response the edge makes itself, with a short text body.
-    pub fn error(&self, status: StatusCode, reason: &str) -> Response<EdgeBody> {
+    pub fn error(&self, status: StatusCode, reason: &str) -> Answer {
+        let outcome = CacheOutcome::Bypass(BypassReason::Edge);
         let body = Bytes::from(format!("{} {}\n", status.as_u16(), reason));
         let mut response = Response::new(EdgeBody::Empty);
         *response.status_mut() = status;
@@ -778,16 +490,11 @@ impl Edge {
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(CACHE_STATUS, CacheOutcome::Bypass.header(&self.pop_name));
+        headers.insert(CACHE_STATUS, cache_status::render(&outcome, &self.pop_name));
         *response.body_mut() = EdgeBody::full(body);
-        response
+        (response, outcome)
     }
 }
-
-use http::header::HeaderName;
-
-/// Where ACME HTTP-01 challenge answers are served.
-const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The request's one authority: the target's (`:authority` in HTTP/2, absolute-form in
 /// HTTP/1.1) or `Host`. When both are present they must name the same host and port
@@ -811,54 +518,4 @@ fn request_authority<B>(request: &Request<B>) -> Result<&str, &'static str> {
         (None, Some(host)) => Ok(host),
         (None, None) => Err("missing or invalid Host"),
     }
-}
-
-/// Answers from a disk body: the first block sent is read and verified before the head is
-/// (so a bad entry becomes a miss, `None`); later blocks are verified as they stream, and a
-/// bad one cuts the response. Several ranges get the whole body (allowed by RFC 9110 14.2).
-async fn from_disk_body(
-    disk: &Arc<DiskBody>,
-    status: StatusCode,
-    stored: &http::HeaderMap,
-    validators: &Validators,
-    parts: &http::request::Parts,
-    extra: &[(HeaderName, HeaderValue)],
-) -> Option<Response<EdgeBody>> {
-    let len = disk.len();
-    let mut decision =
-        respond::decide(&parts.method, &parts.headers, status, validators, Some(len));
-    if matches!(&decision, Decision::Partial(ranges) if ranges.len() > 1) {
-        decision = Decision::Full;
-    }
-    let (start, end) = match &decision {
-        Decision::NotModified => return Some(respond::not_modified(stored, extra)),
-        Decision::Unsatisfiable => return Some(respond::unsatisfiable(len, extra)),
-        Decision::Partial(ranges) => (*ranges[0].start(), ranges[0].end() + 1),
-        Decision::Full => (0, len),
-    };
-    let (status, headers) = respond::streaming_head(&decision, status, stored, Some(len), extra);
-    let body = if parts.method == Method::HEAD || start >= end {
-        EdgeBody::Empty
-    } else {
-        let first = disk.block(disk.block_of(start)).await.ok()?;
-        let stream =
-            futures::StreamExt::map(disk.clone().stream(start, end, Some(first)), |piece| {
-                piece
-                    .map(http_body::Frame::data)
-                    .map_err(|e| FillError::Body(e.to_string().into()))
-            });
-        EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Some(response)
-}
-
-fn stream_body(reader: crate::cache::FillReader, end: Option<u64>) -> EdgeBody {
-    let stream = futures::stream::unfold(reader, move |mut reader| async move {
-        let chunk = reader.next_chunk(end).await?;
-        Some((chunk.map(http_body::Frame::data), reader))
-    });
-    EdgeBody::Stream(http_body_util::StreamBody::new(stream).boxed())
 }

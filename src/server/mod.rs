@@ -2,35 +2,38 @@
 //! admin listener, with request limits and graceful shutdown.
 
 pub mod admin;
+mod answer;
 pub mod body;
+pub mod cache_status;
 pub mod conn;
-pub mod fetch;
 pub mod handler;
 mod head_memo;
 pub mod idle;
 pub mod listener;
+mod pass_through;
 pub mod presign;
 pub mod respond;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::access_log::RequestLine;
-use arc_swap::ArcSwap;
-
-use crate::cache::{Cache, TtlRules};
+use crate::cache::{Cache, SharedClock, TtlRules};
 use crate::config::AccessLog;
 use crate::config::{Config, Space};
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Metrics;
 use crate::origin::OriginClient;
 use crate::purge::fanout::Fanout;
 use crate::purge::journal::Journal;
 use crate::routing::Router;
 
 pub use conn::ConnInfo;
+use upstream::Upstream;
 
 /// The part of the config a reload (SIGHUP) replaces: spaces, TTLs, tokens, log format.
 pub struct Live {
@@ -40,7 +43,8 @@ pub struct Live {
     pub generation: u64,
 }
 
-/// What every request shares: config, routing, the cache and the origin client.
+/// What every request shares: config, routing, the cache and the origin client. Built once
+/// by [`Edge::new`]; what a reload may change lives in `live`.
 pub struct Edge {
     /// The config the PoP started with (listeners, origin, limits: these need a restart).
     pub config: Arc<Config>,
@@ -49,11 +53,12 @@ pub struct Edge {
     /// Reloads so far: each new `Live` takes the next count as its generation.
     reloads: std::sync::atomic::AtomicU64,
     pub cache: Arc<Cache>,
-    pub origin: OriginClient,
+    /// The origin fills fetch from (and forwarded requests go to).
+    pub upstream: Arc<Upstream>,
     pub pop_name: Arc<str>,
     /// The port HTTPS is served on, for redirects.
     pub https_port: Option<u16>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Where purges go beyond this PoP.
     pub fanout: Arc<Fanout>,
     /// Purges applied here, for peers catching up.
@@ -64,14 +69,23 @@ pub struct Edge {
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
+/// What a PoP is built from besides its config.
+pub struct EdgeParts {
+    /// Where the embedded store listens (it may have been bound to port 0).
+    pub embedded_origin: Option<SocketAddr>,
+    /// The port HTTPS is served on.
+    pub https_port: Option<u16>,
+    /// Certificates and ACME, when the PoP has them.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Where the time comes from.
+    pub clock: SharedClock,
+}
+
 impl Edge {
-    /// Builds the shared state; `embedded_origin` is where the embedded store listens.
-    pub fn new(
-        config: Config,
-        embedded_origin: Option<SocketAddr>,
-        https_port: Option<u16>,
-    ) -> Result<Edge, crate::origin::OriginError> {
-        let origin = OriginClient::new(&config, embedded_origin)?;
+    /// Builds the shared state.
+    pub fn new(config: Config, parts: EdgeParts) -> Result<Edge, crate::origin::OriginError> {
+        let client = OriginClient::new(&config, parts.embedded_origin)?;
+        let metrics = Arc::new(Metrics::new(&config.pop.name));
         let purge = &config.purge;
         let fanout = Arc::new(Fanout::new(
             purge.peers.clone(),
@@ -90,18 +104,22 @@ impl Edge {
                 router: Router::new(&config),
                 generation: 0,
             }),
-            cache: Arc::new(Cache::with_disk(
+            cache: Arc::new(Cache::new(
                 config.cache.memory,
                 config.cache.max_memory_object,
                 &config.cache.disk_path,
                 config.cache.disk,
+                parts.clock,
             )),
-            origin,
+            upstream: Arc::new(Upstream {
+                client,
+                metrics: metrics.clone(),
+            }),
             pop_name: config.pop.name.as_str().into(),
-            metrics: Metrics::new(&config.pop.name),
-            https_port,
-            acme_challenges: None,
-            tls: None,
+            metrics,
+            https_port: parts.https_port,
+            acme_challenges: parts.tls.as_ref().and_then(|t| t.challenges().cloned()),
+            tls: parts.tls,
             config: Arc::new(config),
         })
     }
@@ -136,12 +154,7 @@ impl Edge {
             );
             (line, std::time::Instant::now())
         });
-        let response = self.handle(request, conn).await;
-        let cache_status = response
-            .headers()
-            .get(respond::CACHE_STATUS)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
+        let (response, outcome) = self.handle(request, conn).await;
         // Body bytes: exact for bodies held whole (no header parsing), else as announced.
         let bytes = http_body::Body::size_hint(response.body())
             .exact()
@@ -153,15 +166,18 @@ impl Edge {
                     .and_then(|v| v.parse().ok())
             })
             .unwrap_or(0);
-        self.metrics.request(
-            Outcome::from_cache_status(cache_status),
-            response.status().as_u16(),
-            bytes,
-        );
+        self.metrics
+            .request(&outcome, response.status().as_u16(), bytes);
         if let Some((line, started)) = line {
-            let cache_status = std::str::from_utf8(cache_status).unwrap_or_default();
+            // The whole field, with the members of caches nearer the origin.
+            let cache_status = response
+                .headers()
+                .get(cache_status::CACHE_STATUS)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             line.log(
                 format,
+                self.cache.now(),
                 conn.client_addr,
                 response.status(),
                 bytes,
@@ -174,19 +190,8 @@ impl Edge {
 
     /// The Prometheus text of this PoP.
     pub fn render_metrics(&self) -> String {
-        let (bytes, entries) = self.cache.memory_usage();
-        let (disk_bytes, disk_entries) = self.cache.disk_usage();
         self.record_certificate_expiry();
-        self.metrics.render(&crate::metrics::TierFigures {
-            memory_bytes: bytes,
-            memory_entries: entries,
-            memory_evictions: self.cache.memory_evictions(),
-            disk_bytes,
-            disk_entries,
-            disk_errors: self.cache.disk_errors(),
-            disk_corrupt: self.cache.disk().corrupt_entries(),
-            disk_revalidating: !self.cache.disk_trusted(),
-        })
+        self.metrics.render(&self.cache.figures())
     }
 }
 
@@ -233,7 +238,7 @@ impl Edge {
     /// Sets `edge_certificate_expiry_seconds{name}` for every certificate served.
     fn record_certificate_expiry(&self) {
         let Some(tls) = &self.tls else { return };
-        let now = std::time::SystemTime::now();
+        let now = self.cache.now();
         let seconds_left = |not_after: std::time::SystemTime| match not_after.duration_since(now) {
             Ok(left) => left.as_secs_f64(),
             Err(past) => -past.duration().as_secs_f64(),

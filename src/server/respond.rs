@@ -11,6 +11,7 @@ use http::{Method, Response, StatusCode};
 use http_range_header::RangeUnsatisfiableError;
 
 use super::body::EdgeBody;
+use super::cache_status::CACHE_STATUS;
 use crate::cache::Validators;
 
 /// What to send for a request against a representation of known validators and length.
@@ -147,9 +148,6 @@ const NOT_MODIFIED_FIELDS: &[header::HeaderName] = &[
     header::VARY,
     header::LAST_MODIFIED,
 ];
-
-/// `Cache-Status` (RFC 9211), a name parsed once at compile time rather than per response.
-pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
 
 /// Builds the response from a whole body held in memory.
 pub fn from_bytes(
@@ -342,7 +340,7 @@ pub fn finish(
 ) {
     for (name, value) in extra {
         if name == CACHE_STATUS {
-            append_cache_status(headers, value);
+            super::cache_status::append(headers, value);
         } else {
             headers.insert(name.clone(), value.clone());
         }
@@ -356,21 +354,6 @@ pub fn finish(
         }
         _ => {
             headers.remove(header::CONTENT_LENGTH);
-        }
-    }
-}
-
-/// Appends our Cache-Status member after those of caches nearer the origin (RFC 9211).
-pub fn append_cache_status(headers: &mut HeaderMap, ours: &HeaderValue) {
-    match headers.get(CACHE_STATUS).and_then(|v| v.to_str().ok()) {
-        Some(upstream) if !upstream.is_empty() => {
-            let joined = format!("{upstream}, {}", ours.to_str().unwrap_or_default());
-            if let Ok(value) = HeaderValue::from_str(&joined) {
-                headers.insert(CACHE_STATUS, value);
-            }
-        }
-        _ => {
-            headers.insert(CACHE_STATUS, ours.clone());
         }
     }
 }

@@ -526,7 +526,7 @@ async fn a_broken_cache_directory_degrades_to_pass_through() {
     wait_for_disk_entries(&edge, 5).await;
     let status = get(0).await;
     assert!(status.ends_with("detail=disk"), "{status}");
-    assert_eq!(edge.edge.cache.disk_errors(), 0);
+    assert_eq!(edge.edge.cache.figures().disk_errors, 0);
 
     // The directory disappears and a regular file takes its place.
     std::fs::remove_dir_all(&cache_dir).unwrap();
@@ -542,7 +542,7 @@ async fn a_broken_cache_directory_degrades_to_pass_through() {
         }
     }
     assert!(
-        edge.edge.cache.disk_errors() >= 1,
+        edge.edge.cache.figures().disk_errors >= 1,
         "disk errors are counted"
     );
     assert!(
@@ -712,20 +712,20 @@ fn count_files(dir: &std::path::Path) -> usize {
 #[tokio::test]
 async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
     use edge::cache::disk::DiskTier;
-    use edge::cache::{Entry, EntryBody, Freshness, Validators};
+    use edge::cache::{Body, Entry, Freshness, Validators};
     let dir = tempfile::tempdir().unwrap();
     let key = CacheKey::new("assets", "forever.js", "");
     let huge = Duration::from_secs(u64::MAX);
     let other = CacheKey::new("assets", "plain.js", "");
     {
-        let tier = DiskTier::open(dir.path(), 64 << 20);
+        let tier = DiskTier::open(dir.path(), 64 << 20, edge::cache::clock::system());
         wait_for_scan(&tier).await;
         for (key, ttl) in [(&key, huge), (&other, Duration::from_secs(600))] {
             let entry = Entry {
                 key: key.clone(),
                 status: http::StatusCode::OK,
                 headers: http::HeaderMap::new(),
-                body: EntryBody::Memory(bytes::Bytes::from_static(b"forever")),
+                body: Body::Memory(bytes::Bytes::from_static(b"forever")),
                 freshness: Freshness {
                     response_time: std::time::SystemTime::now(),
                     initial_age: huge,
@@ -746,7 +746,7 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
         }
         tier.shutdown().await;
     }
-    let tier = DiskTier::open(dir.path(), 64 << 20);
+    let tier = DiskTier::open(dir.path(), 64 << 20, edge::cache::clock::system());
     wait_for_scan(&tier).await;
     assert_eq!(tier.usage().1, 2, "both entries indexed");
     let entry = tier

@@ -6,11 +6,13 @@ use std::fs::File;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt as _};
 
 use super::entry_file::{self, Meta};
 use super::index::{IndexEntry, SlotKey};
 use super::{DiskError, Inner};
+use crate::cache::body::{BodyError, BodyStream, StoredBody};
 
 /// How many blocks a stream reads ahead of the one being sent.
 const READ_AHEAD: usize = 1;
@@ -53,16 +55,6 @@ impl DiskBody {
             found,
             tier,
         }
-    }
-
-    /// Body length.
-    pub fn len(&self) -> u64 {
-        self.layout.body_len
-    }
-
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.layout.body_len == 0
     }
 
     /// Number of blocks.
@@ -174,5 +166,31 @@ impl DiskBody {
             }
             Some((Ok(piece), s))
         })
+    }
+}
+
+impl StoredBody for DiskBody {
+    fn len(&self) -> u64 {
+        self.layout.body_len
+    }
+
+    fn read(
+        self: Arc<Self>,
+        start: u64,
+        end: u64,
+    ) -> BoxFuture<'static, Result<BodyStream, BodyError>> {
+        Box::pin(async move {
+            let failed = |e: DiskError| BodyError(e.to_string().into());
+            let first = self.block(self.block_of(start)).await.map_err(failed)?;
+            let stream = self
+                .stream(start, end, Some(first))
+                .map(move |piece| piece.map_err(failed));
+            let stream: BodyStream = Box::pin(stream);
+            Ok(stream)
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

@@ -1,32 +1,32 @@
 //! The disk tier's in-memory index: which entry files exist, how much they weigh, when they
-//! expire, and which to evict.
-//!
-//! The index is a moka cache weighed by on-disk kibibytes: TinyLFU admission keeps one scan of
-//! cold objects from flushing the working set, LRU picks victims, per-entry expiry drops
-//! entries past their keep window, and its eviction listener queues the files for deletion.
-//! An ordered set of keys beside it lets purges select a key, a prefix or a space without a
-//! scan. A purge log lets a writer that raced a purge notice it before its entry becomes
-//! visible.
+//! expire, and which to evict: the cache's one [`SlotIndex`] over entry files, weighed by
+//! on-disk kibibytes. Files of entries that leave the index (evicted, expired, purged) are
+//! queued and deleted by the janitor. A purge log lets a writer that raced a purge notice it
+//! before its entry becomes visible.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName};
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::cache::entry::VaryValues;
-use crate::cache::freshness::Freshness;
+use crate::cache::freshness::{Freshness, later};
+use crate::cache::index::{Dropped, Indexed, OnDrop, SlotIndex};
 use crate::cache::key::{CacheKey, PurgeSelector};
 
-/// A primary key plus the variant selected by `Vary` (0 for the primary slot).
-pub type SlotKey = (CacheKey, u64);
+pub use crate::cache::index::SlotKey;
 
 /// How many recent purges writers are checked against; older writers give up their entry.
 const PURGE_LOG: usize = 4096;
+
+/// Typical entry file, in KiB (sizes the index's table).
+const TYPICAL_FILE_KIB: u64 = 64;
+
+/// Slots a sweep looks at per call.
+const SWEEP_BATCH: usize = 1024;
 
 /// One entry file as the index knows it (its headers stay on disk).
 #[derive(Debug)]
@@ -39,11 +39,23 @@ pub struct IndexEntry {
     pub vary: VaryValues,
 }
 
-/// What a slot holds: an entry file, or the `Vary` names that select among variants.
-#[derive(Debug, Clone)]
-pub enum DiskSlot {
-    Entry(Arc<IndexEntry>),
-    Vary(Arc<[HeaderName]>),
+impl Indexed for Arc<IndexEntry> {
+    /// Kibibytes on disk, plus one for the inode.
+    fn weight(&self) -> u64 {
+        self.file_len.div_ceil(1024) + 1
+    }
+    fn keep_until(&self) -> SystemTime {
+        later(
+            self.freshness.response_time,
+            self.freshness.keep_for(self.has_validators),
+        )
+    }
+    fn received(&self) -> SystemTime {
+        self.freshness.response_time
+    }
+    fn vary(&self) -> &VaryValues {
+        &self.vary
+    }
 }
 
 struct PurgeLog {
@@ -92,85 +104,42 @@ pub enum Committed {
     Present,
 }
 
-/// The index.
-pub struct Index {
-    slots: Cache<SlotKey, DiskSlot>,
-    /// Files of evicted, expired and purged entries, to delete.
-    doomed: Arc<Mutex<Vec<(SlotKey, PathBuf)>>>,
-    ordered: Arc<Mutex<BTreeSet<SlotKey>>>,
-    purges: Mutex<PurgeLog>,
-}
+/// Files of entries that left the index, to delete.
+#[derive(Clone, Default)]
+struct Doomed(Arc<Mutex<Vec<(SlotKey, PathBuf)>>>);
 
-struct SlotExpiry;
-
-impl moka::Expiry<SlotKey, DiskSlot> for SlotExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &SlotKey,
-        slot: &DiskSlot,
-        _now: Instant,
-    ) -> Option<Duration> {
-        match slot {
-            DiskSlot::Entry(entry) => {
-                let keep = entry.freshness.keep_for(entry.has_validators);
-                let elapsed = SystemTime::now()
-                    .duration_since(entry.freshness.response_time)
-                    .unwrap_or_default();
-                Some(keep.saturating_sub(elapsed).max(Duration::from_secs(1)))
-            }
-            DiskSlot::Vary(_) => None,
+impl OnDrop<Arc<IndexEntry>> for Doomed {
+    fn dropped(&self, slot: &SlotKey, entry: Arc<IndexEntry>, why: Dropped) {
+        // A replaced entry's path now holds the newer file (paths are per slot).
+        if why != Dropped::Replaced {
+            lock(&self.0).push((slot.clone(), entry.path.clone()));
         }
     }
+}
 
-    fn expire_after_update(
-        &self,
-        key: &SlotKey,
-        slot: &DiskSlot,
-        now: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, slot, now)
-    }
+/// The index.
+pub struct Index {
+    slots: SlotIndex<Arc<IndexEntry>, Doomed>,
+    doomed: Doomed,
+    purges: Mutex<PurgeLog>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The weight of an entry file in the index: kibibytes on disk, plus one for its inode.
-fn weight(file_len: u64) -> u32 {
-    u32::try_from(file_len.div_ceil(1024) + 1).unwrap_or(u32::MAX)
-}
-
 impl Index {
-    /// An index for `capacity` bytes of files.
-    pub fn new(capacity: u64) -> Index {
-        let ordered: Arc<Mutex<BTreeSet<SlotKey>>> = Arc::default();
-        let listener_ordered = ordered.clone();
-        let doomed: Arc<Mutex<Vec<(SlotKey, PathBuf)>>> = Arc::default();
-        let listener_doomed = doomed.clone();
-        let slots = Cache::builder()
-            .max_capacity(capacity.div_ceil(1024))
-            .weigher(|_key: &SlotKey, slot: &DiskSlot| match slot {
-                DiskSlot::Entry(entry) => weight(entry.file_len),
-                DiskSlot::Vary(_) => 1,
-            })
-            .expire_after(SlotExpiry)
-            .eviction_listener(move |key: Arc<SlotKey>, slot: DiskSlot, cause| {
-                if cause == RemovalCause::Replaced {
-                    // The same path now holds the newer file.
-                    return;
-                }
-                lock(&listener_ordered).remove(&*key);
-                if let DiskSlot::Entry(entry) = slot {
-                    lock(&listener_doomed).push(((*key).clone(), entry.path.clone()));
-                }
-            })
-            .build();
+    /// An index for `capacity` bytes of files, none larger than `largest` bytes.
+    pub fn new(capacity: u64, largest: u64) -> Index {
+        let doomed = Doomed::default();
         Index {
-            slots,
+            slots: SlotIndex::new(
+                capacity.div_ceil(1024),
+                TYPICAL_FILE_KIB,
+                largest.div_ceil(1024) + 1,
+                doomed.clone(),
+            ),
             doomed,
-            ordered,
             purges: Mutex::new(PurgeLog {
                 generation: 0,
                 recent: VecDeque::new(),
@@ -178,31 +147,27 @@ impl Index {
         }
     }
 
-    /// The entry file for `key` matching the request's `Vary`'d headers.
-    pub fn get(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<IndexEntry>> {
-        match self.slots.get(&(key.clone(), 0))? {
-            DiskSlot::Entry(entry) => Some(entry),
-            DiskSlot::Vary(names) => {
-                let variant = VaryValues::id_of(names.iter(), request);
-                match self.slots.get(&(key.clone(), variant))? {
-                    DiskSlot::Entry(entry) if entry.vary.matches(request) => Some(entry),
-                    _ => None,
-                }
-            }
-        }
+    /// The entry file for `key` matching the request's `Vary`'d headers, if still worth
+    /// keeping at `now`.
+    pub fn get(
+        &self,
+        key: &CacheKey,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Arc<IndexEntry>> {
+        self.slots.get(key.text(), request, now)
     }
 
     /// The primary slot's `Vary` names, when the key varies.
     pub fn vary_names(&self, key: &CacheKey) -> Option<Arc<[HeaderName]>> {
-        match self.slots.get(&(key.clone(), 0))? {
-            DiskSlot::Vary(names) => Some(names),
-            DiskSlot::Entry(_) => None,
-        }
+        self.slots.vary_names(key.text())
     }
 
     /// The entry in `slot`, if it is (still) this one.
     pub fn is_current(&self, slot: &SlotKey, entry: &Arc<IndexEntry>) -> bool {
-        matches!(self.slots.get(slot), Some(DiskSlot::Entry(current)) if Arc::ptr_eq(&current, entry))
+        self.slots
+            .peek(slot)
+            .is_some_and(|current| Arc::ptr_eq(&current, entry))
     }
 
     /// The purge generation a writer starts at.
@@ -223,40 +188,21 @@ impl Index {
         if purges.purged_since(since, key) {
             return Ok(Committed::Purged);
         }
-        let variant = entry.vary.variant_id();
-        let slot = (key.clone(), variant);
         match how {
             Commit::Rename { tmp } => std::fs::rename(tmp, &entry.path)?,
             Commit::Replace => {}
             Commit::Existing => {
-                if self.slots.contains_key(&slot) {
+                if self
+                    .slots
+                    .contains(&SlotKey::new(key, entry.vary.variant_id()))
+                {
                     return Ok(Committed::Present);
                 }
             }
         }
-        let names: Option<Arc<[HeaderName]>> = (variant != 0).then(|| entry.vary.names().into());
-        {
-            let mut ordered = lock(&self.ordered);
-            ordered.insert((key.clone(), 0));
-            ordered.insert(slot.clone());
-        }
-        if let Some(names) = names {
-            let primary = (key.clone(), 0);
-            match self.slots.get(&primary) {
-                Some(DiskSlot::Vary(current)) if current == names => {}
-                Some(DiskSlot::Entry(_)) => {
-                    // The response used not to vary: drop its file.
-                    self.slots.invalidate(&primary);
-                    lock(&self.ordered).insert(primary.clone());
-                    self.slots.insert(primary, DiskSlot::Vary(names));
-                }
-                _ => self.slots.insert(primary, DiskSlot::Vary(names)),
-            }
-        }
-        self.slots.insert(slot, DiskSlot::Entry(Arc::new(entry)));
+        // Evicts at once what no longer fits, so the files stay within the capacity.
+        self.slots.insert(key, Arc::new(entry));
         drop(purges);
-        // Evict now, and delete what was evicted, so the files stay within the capacity.
-        self.slots.run_pending_tasks();
         self.delete_doomed();
         Ok(Committed::Indexed)
     }
@@ -275,67 +221,35 @@ impl Index {
                 purges.recent.pop_front();
             }
         }
-        let prefix = selector.key_prefix();
-        let selected: Vec<SlotKey> = {
-            let ordered = lock(&self.ordered);
-            let start = (CacheKey::from_raw_prefix(&prefix), 0);
-            ordered
-                .range(start..)
-                .take_while(|(key, _)| key.as_str().starts_with(&prefix))
-                .cloned()
-                .collect()
-        };
-        let mut dropped = 0;
-        let mut removed = Vec::with_capacity(selected.len());
-        for slot in selected {
-            if let Some(before) = before {
-                match self.slots.get(&slot) {
-                    Some(DiskSlot::Entry(entry)) if entry.freshness.response_time >= before => {
-                        continue;
-                    }
-                    Some(DiskSlot::Vary(_)) => continue,
-                    _ => {}
-                }
-            }
-            if let Some(DiskSlot::Entry(_)) = self.slots.remove(&slot) {
-                dropped += 1;
-            }
-            removed.push(slot);
-        }
-        let mut ordered = lock(&self.ordered);
-        for slot in &removed {
-            ordered.remove(slot);
-        }
-        dropped
+        self.slots.purge(selector, before)
     }
 
     /// Drops `slot` if it still holds `entry` (a file found corrupt or missing).
     pub fn remove_entry(&self, slot: &SlotKey, entry: &Arc<IndexEntry>) {
-        if self.is_current(slot, entry) {
-            self.slots.invalidate(slot);
-        }
+        self.slots
+            .remove_if(slot, |current| Arc::ptr_eq(current, entry));
     }
 
-    /// Bytes of entry files indexed (as weighed, in kibibytes) and slots held.
+    /// Bytes of entry files indexed (as weighed) and slots held.
     pub fn usage(&self) -> (u64, u64) {
-        self.slots.run_pending_tasks();
-        (self.slots.weighted_size() * 1024, self.slots.entry_count())
+        let (kib, slots) = self.slots.usage();
+        (kib * 1024, slots)
     }
 
-    /// Runs pending evictions and expirations.
-    pub fn maintain(&self) {
-        self.slots.run_pending_tasks();
+    /// Drops a batch of entries past their keep window (the janitor calls it).
+    pub fn maintain(&self, now: SystemTime) {
+        self.slots.sweep(now, SWEEP_BATCH);
     }
 
     /// Deletes the files of entries dropped from the index (blocking). A path whose slot
     /// holds an entry again was rewritten since (paths are per slot) and is kept; the check
     /// and the unlink happen under the lock commits rename under.
     pub fn delete_doomed(&self) {
-        let doomed = std::mem::take(&mut *lock(&self.doomed));
+        let doomed = std::mem::take(&mut *lock(&self.doomed.0));
         for batch in doomed.chunks(256) {
             let _purges = lock(&self.purges);
             for (slot, path) in batch {
-                if matches!(self.slots.get(slot), Some(DiskSlot::Entry(_))) {
+                if self.slots.peek(slot).is_some() {
                     continue;
                 }
                 match std::fs::remove_file(path) {

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 
+use crate::cache::body::Body;
+use crate::cache::clock::SharedClock;
 pub use body::DiskBody;
 use entry_file::Meta;
 use health::Health;
@@ -32,7 +34,7 @@ use index::{Commit, Committed, Index, IndexEntry, SlotKey, entry_path};
 use writer::WriteJob;
 pub use writer::{Spool, SpoolHead};
 
-use super::entry::{Entry, EntryBody, Validators, VaryValues};
+use super::entry::{Entry, Validators, VaryValues};
 use super::key::{CacheKey, PurgeSelector};
 
 /// Why a disk-tier operation failed.
@@ -68,8 +70,8 @@ const WRITER_THREAD: &str = "edge-disk-writer";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the janitor deletes dropped entries' files.
 const JANITOR_TICK: Duration = Duration::from_millis(200);
-/// How often expired entries are collected when the index is idle.
-const MAINTENANCE: Duration = Duration::from_secs(10);
+/// How often a batch of expired entries is collected.
+const MAINTENANCE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Inner {
     root: PathBuf,
@@ -85,6 +87,7 @@ pub(crate) struct Inner {
     /// Spool commits under way (shutdown waits for them).
     committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
+    clock: SharedClock,
     writer: Mutex<Option<SyncSender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -107,11 +110,11 @@ impl DiskTier {
 
     /// Opens (creating) the tier under `root`, holding at most `capacity` bytes of files.
     /// Never fails: a directory that cannot be used leaves the tier off, with a warning.
-    pub fn open(root: &Path, capacity: u64) -> DiskTier {
+    pub fn open(root: &Path, capacity: u64, clock: SharedClock) -> DiskTier {
         if capacity == 0 {
             return DiskTier::disabled();
         }
-        match Inner::open(root, capacity) {
+        match Inner::open(root, capacity, clock) {
             Ok(inner) => DiskTier { inner: Some(inner) },
             Err(e) => {
                 tracing::warn!(path = %root.display(), error = %e, "disk tier unavailable; serving from memory and origin only");
@@ -143,7 +146,7 @@ impl DiskTier {
         whole_up_to: u64,
     ) -> Option<Arc<Entry>> {
         let inner = self.usable()?.clone();
-        let found = inner.index.get(key, request);
+        let found = inner.index.get(key, request, inner.clock.now());
         let scanning = inner.scanning.load(Ordering::Acquire);
         if found.is_none() && !scanning {
             return None;
@@ -170,8 +173,8 @@ impl DiskTier {
             return;
         }
         let queued = match &entry.body {
-            EntryBody::Memory(body) => body.len() as u64,
-            EntryBody::Disk(_) => 0,
+            Body::Memory(body) => body.len() as u64,
+            Body::Stored(_) => 0,
         };
         if inner.queued_bytes.fetch_add(queued, Ordering::AcqRel) + queued > WRITE_QUEUE_BYTES {
             inner.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
@@ -257,7 +260,7 @@ impl DiskTier {
 }
 
 impl Inner {
-    fn open(root: &Path, capacity: u64) -> Result<Arc<Inner>, DiskError> {
+    fn open(root: &Path, capacity: u64, clock: SharedClock) -> Result<Arc<Inner>, DiskError> {
         let entries = root.join("entries");
         let tmp = root.join("tmp");
         std::fs::create_dir_all(&entries)?;
@@ -282,7 +285,7 @@ impl Inner {
             entries,
             tmp,
             max_object: capacity / 4,
-            index: Index::new(capacity),
+            index: Index::new(capacity, capacity / 4),
             health: Health::default(),
             closed: AtomicBool::new(false),
             scanning: AtomicBool::new(true),
@@ -290,6 +293,7 @@ impl Inner {
             queued_bytes: AtomicU64::new(0),
             committing: AtomicU64::new(0),
             lock_file: Mutex::new(Some(lock_file)),
+            clock,
             writer: Mutex::new(Some(writer_tx)),
             threads: Mutex::default(),
         });
@@ -342,7 +346,7 @@ impl Inner {
         self.index
             .commit(key, entry, since, Commit::Existing)
             .ok()?;
-        self.index.get(key, &HeaderMap::new())
+        self.index.get(key, &HeaderMap::new(), self.clock.now())
     }
 
     /// Opens and verifies the entry file `found` for `key` (blocking).
@@ -352,7 +356,7 @@ impl Inner {
         found: Arc<IndexEntry>,
         whole_up_to: u64,
     ) -> Option<Arc<Entry>> {
-        let slot: SlotKey = (key.clone(), found.vary.variant_id());
+        let slot = SlotKey::new(key, found.vary.variant_id());
         let result = (|| {
             let file = File::open(&found.path)?;
             let meta = entry_file::read_meta(&file)?;
@@ -360,9 +364,9 @@ impl Inner {
                 return Err(DiskError::Corrupt("the file holds another key".into()));
             }
             let body = if meta.body_len <= whole_up_to {
-                EntryBody::Memory(entry_file::read_body(&file, &meta)?)
+                Body::Memory(entry_file::read_body(&file, &meta)?)
             } else {
-                EntryBody::Disk(Arc::new(DiskBody::new(
+                Body::Stored(Arc::new(DiskBody::new(
                     file,
                     &meta,
                     slot.clone(),
@@ -396,7 +400,7 @@ impl Inner {
             e if e.is_missing() => {}
             DiskError::Corrupt(reason) => {
                 self.health.corrupt_found();
-                tracing::warn!(key = ?slot.0.as_str(), path = %found.path.display(), %reason, "corrupt disk entry removed");
+                tracing::warn!(key = ?slot.key.as_str(), path = %found.path.display(), %reason, "corrupt disk entry removed");
             }
             e => self.failed("reading an entry", e),
         }
@@ -473,7 +477,7 @@ fn janitor(weak: &Weak<Inner>) {
         std::thread::sleep(JANITOR_TICK);
         let Some(inner) = weak.upgrade() else { return };
         if last.elapsed() >= MAINTENANCE {
-            inner.index.maintain();
+            inner.index.maintain(inner.clock.now());
             last = Instant::now();
         }
         inner.index.delete_doomed();
@@ -539,7 +543,7 @@ fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
         meta.freshness.response_time,
         meta.freshness.keep_for(has_validators),
     );
-    if SystemTime::now() >= keep_until {
+    if inner.clock.now() >= keep_until {
         return Err(DiskError::Corrupt("expired past its keep window".into()));
     }
     let key = meta.key.clone();

@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::entry_file::{self, BLOCK_SIZE, BlockSums, Meta};
 use super::index::{Commit, Committed, IndexEntry, entry_path};
-use super::{DiskError, Inner};
-use crate::cache::entry::{Entry, EntryBody, Validators, VaryValues};
+use super::{DiskBody, DiskError, Inner};
+use crate::cache::body::Body;
+use crate::cache::entry::{Entry, Validators, VaryValues};
 use crate::cache::freshness::Freshness;
 use crate::cache::key::CacheKey;
 
@@ -44,8 +44,12 @@ pub fn run(weak: &Weak<Inner>, jobs: &Mutex<Receiver<WriteJob>>) {
             continue;
         }
         let result = match &job.entry.body {
-            EntryBody::Memory(body) => write_whole(&inner, &job.entry, body, job.since),
-            EntryBody::Disk(disk) => refresh(&inner, &job.entry, disk, job.since),
+            Body::Memory(body) => write_whole(&inner, &job.entry, body, job.since),
+            Body::Stored(stored) => match stored.as_any().downcast_ref::<DiskBody>() {
+                Some(disk) => refresh(&inner, &job.entry, disk, job.since),
+                // Not one of this tier's files: nothing to refresh here.
+                None => Ok(false),
+            },
         };
         if let Err(e) = result {
             inner.failed("writing an entry", &e);
@@ -111,9 +115,9 @@ fn publish(
     }
 }
 
-fn meta_of(entry: &Entry, body_len: u64, block_crcs: Vec<u32>) -> Meta {
+fn meta_of(inner: &Inner, entry: &Entry, body_len: u64, block_crcs: Vec<u32>) -> Meta {
     Meta {
-        written_at: SystemTime::now(),
+        written_at: inner.clock.now(),
         key: entry.key.clone(),
         vary: entry.vary.clone(),
         status: entry.status,
@@ -126,7 +130,12 @@ fn meta_of(entry: &Entry, body_len: u64, block_crcs: Vec<u32>) -> Meta {
 }
 
 fn write_whole(inner: &Inner, entry: &Entry, body: &Bytes, since: u64) -> Result<bool, DiskError> {
-    let meta = meta_of(entry, body.len() as u64, entry_file::block_sums(body));
+    let meta = meta_of(
+        inner,
+        entry,
+        body.len() as u64,
+        entry_file::block_sums(body),
+    );
     let (tmp, mut file) = create_tmp(inner)?;
     let written = (|| {
         file.write_all(body)?;
@@ -141,12 +150,7 @@ fn write_whole(inner: &Inner, entry: &Entry, body: &Bytes, since: u64) -> Result
 }
 
 /// A revalidated large entry: append its new meta to the file in place (the body stays).
-fn refresh(
-    inner: &Inner,
-    entry: &Entry,
-    disk: &super::DiskBody,
-    since: u64,
-) -> Result<bool, DiskError> {
+fn refresh(inner: &Inner, entry: &Entry, disk: &DiskBody, since: u64) -> Result<bool, DiskError> {
     let found = disk.found();
     let mut file = match File::options().read(true).append(true).open(&found.path) {
         Ok(file) => file,
@@ -158,7 +162,7 @@ fn refresh(
     if current.block_crcs != disk.layout().block_crcs || current.key != entry.key {
         return Ok(false);
     }
-    let meta = meta_of(entry, current.body_len, current.block_crcs);
+    let meta = meta_of(inner, entry, current.body_len, current.block_crcs);
     file.write_all(&meta.encode())?;
     file.sync_data()?;
     let updated = IndexEntry {
@@ -275,7 +279,7 @@ impl Spool {
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let meta = Meta {
-                    written_at: SystemTime::now(),
+                    written_at: inner.clock.now(),
                     key: head.key.clone(),
                     vary: head.vary,
                     status: head.status,

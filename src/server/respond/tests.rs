@@ -130,6 +130,9 @@ fn multipart_body_lists_each_range() {
 fn cache_status_appends_after_parent() {
     let mut headers = HeaderMap::new();
     headers.insert("cache-status", HeaderValue::from_static("shield; hit"));
-    append_cache_status(&mut headers, &HeaderValue::from_static("edge-1; fwd=miss"));
+    crate::server::cache_status::append(
+        &mut headers,
+        &HeaderValue::from_static("edge-1; fwd=miss"),
+    );
     assert_eq!(headers["cache-status"], "shield; hit, edge-1; fwd=miss");
 }

@@ -1,5 +1,5 @@
-//! Request coalescing: one origin fetch (a *fill*) per key, read by any number of requests
-//! while the body arrives. Memory is bounded whatever the size: a body for the memory tier is
+//! A fill's buffer: one origin response, read by any number of requests while the body
+//! arrives. Memory is bounded whatever the size: a body for the memory tier is
 //! retained whole; a large body for the disk tier is *spooled* to a file as it arrives and
 //! readers read what was written from the file at their own pace (the fetch never waits for
 //! them, and late joiners start from byte 0); a body that will not be stored keeps only a
@@ -14,8 +14,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{Notify, watch};
 
-use super::entry::VaryValues;
-use super::freshness::{Freshness, NotStored};
+use crate::cache::body::StoredBody;
+use crate::cache::entry::VaryValues;
+use crate::cache::freshness::{Freshness, NotStored};
 
 /// How far (in bytes) a fill that is not being stored may run ahead of its slowest reader.
 pub const STREAM_WINDOW: u64 = 4 << 20;
@@ -72,7 +73,7 @@ pub struct FillHead {
     pub retained: bool,
     /// A stored disk body this response has (revalidated or served stale): readers stream it
     /// from its file rather than from the fill.
-    pub disk_body: Option<Arc<super::DiskBody>>,
+    pub stored_body: Option<Arc<dyn StoredBody>>,
 }
 
 impl FillHead {
@@ -496,7 +497,7 @@ mod tests {
             vary: VaryValues::default(),
             kind: FillKind::Miss,
             retained,
-            disk_body: None,
+            stored_body: None,
         }
     }
 

@@ -1,0 +1,379 @@
+//! Driving a fill: one origin fetch whose head and body are published to every request
+//! reading the fill, then stored. Decides admission (RFC 9111 storage rules and the TTLs),
+//! caps the lifetime at a presigned URL's expiry, keeps the body whole for the memory tier or
+//! spools it to the disk tier, revalidates stale entries (a 304 refreshes the entry without a
+//! body transfer) and serves them when the origin fails (`stale-if-error`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderName};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::{Fill, FillError, FillHead, FillKind, FillPermit, FillRequest, Origin};
+use crate::cache::body::{Body, StoredBody};
+use crate::cache::cors::{S3_VARY, s3_response_vary};
+use crate::cache::entry::{Entry, Validators, VaryValues, vary_names};
+use crate::cache::freshness::{Freshness, TtlRules, admit};
+use crate::cache::{Spool, SpoolHead};
+
+/// Response headers a hop must not pass on, or that the cache recomputes.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::AGE,
+    header::CONTENT_LENGTH,
+];
+
+/// Strips hop-by-hop fields (and those named by `Connection`) from origin response headers.
+pub fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    headers
+}
+
+/// The origin's response headers as the edge stores and sends them.
+fn response_headers(request: &FillRequest, origin: HeaderMap) -> HeaderMap {
+    let mut headers = end_to_end(origin);
+    if request.varies_by_origin() {
+        s3_response_vary(&mut headers);
+    }
+    headers
+}
+
+/// The values of the request headers that select this response among its variants.
+fn vary_values(request: &FillRequest, headers: &HeaderMap) -> VaryValues {
+    if request.varies_by_origin() {
+        VaryValues::of(&S3_VARY, &request.client_headers)
+    } else {
+        VaryValues::of(&vary_names(headers), &request.client_headers)
+    }
+}
+
+/// The request path as a URI, for the storage rules.
+fn uri_of(request: &FillRequest) -> http::Uri {
+    http::Uri::builder()
+        .path_and_query(request.path_and_query.as_str())
+        .build()
+        .unwrap_or_default()
+}
+
+/// The request headers the origin saw, as far as storage rules care (`Authorization`).
+fn origin_request_headers(request: &FillRequest) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(auth) = request.client_headers.get(header::AUTHORIZATION)
+        && request.forwards_client_headers
+    {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    headers
+}
+
+/// Runs one fill to its end: fetches `request` from `origin` (revalidating the permit's stale
+/// entry, if any), publishes the response to the fill's readers and stores it under `rules`.
+pub async fn drive(
+    permit: FillPermit,
+    request: FillRequest,
+    origin: Arc<dyn Origin>,
+    rules: TtlRules,
+) {
+    let stale = permit.stale().cloned();
+    let result = origin.fetch(&request, stale.as_deref()).await;
+    let now = permit.cache().now();
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(space = %request.space.name, key = %request.object_key, error = %e, "origin fetch failed");
+            let status = match &e {
+                FillError::Origin(status, _) => *status,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            match stale.filter(|s| s.freshness.usable_on_error(now)) {
+                Some(stale) => serve_stale(permit, &stale, status).await,
+                None => {
+                    permit.fill().finish(Err(e));
+                    permit.complete(None);
+                }
+            }
+            return;
+        }
+    };
+    let (parts, body) = response.into_parts();
+
+    if let Some(stale) = &stale {
+        if parts.status == StatusCode::NOT_MODIFIED {
+            refresh(permit, &request, stale, &parts.headers, now, &rules).await;
+            return;
+        }
+        if parts.status.is_server_error() && stale.freshness.usable_on_error(now) {
+            serve_stale(permit, stale, parts.status).await;
+            return;
+        }
+    }
+
+    let headers = response_headers(&request, parts.headers);
+    let content_length = http_body::Body::size_hint(&body).exact();
+    let admission = admit(
+        &uri_of(&request),
+        &origin_request_headers(&request),
+        parts.status,
+        &headers,
+        now,
+        &rules,
+    )
+    .map(|f| match request.hard_expiry {
+        Some(hard) => Freshness {
+            hard_expiry: Some(hard),
+            ..f
+        },
+        None => f,
+    });
+    let cache = permit.cache().clone();
+    let vary = vary_values(&request, &headers);
+    let retained =
+        admission.is_ok() && content_length.is_none_or(|len| len <= cache.max_memory_object());
+    // A large body that will be stored streams to the disk tier as it arrives.
+    let spool = if admission.is_ok() && !retained {
+        cache.spool(content_length)
+    } else {
+        None
+    };
+    let head = FillHead {
+        status: parts.status,
+        headers,
+        content_length,
+        admission,
+        vary,
+        kind: match &stale {
+            Some(_) => FillKind::Revalidation(parts.status),
+            None => FillKind::Miss,
+        },
+        retained,
+        stored_body: None,
+    };
+    let stored = head
+        .admission
+        .ok()
+        .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    let fill = permit.fill().clone();
+    fill.set_head(head);
+    if let Some(spool) = &spool {
+        fill.start_spooling(spool.file());
+    }
+
+    let pumped = pump(
+        &cache,
+        &fill,
+        body,
+        retained,
+        spool,
+        stored.is_some(),
+        origin.body_timeout(),
+    )
+    .await;
+    match pumped {
+        Ok(spool) => {
+            fill.finish(Ok(()));
+            if let (Some(spool), Some((status, headers, freshness, vary))) = (spool, stored.clone())
+            {
+                let head = SpoolHead {
+                    key: request.key.clone(),
+                    status,
+                    headers,
+                    freshness,
+                    vary,
+                };
+                if let Err(e) = spool.commit(head).await {
+                    tracing::warn!(space = %request.space.name, key = %request.object_key, error = %e, "large body not stored on disk");
+                }
+            }
+            let entry = match (stored, fill.retained_body()) {
+                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry {
+                    key: request.key.clone(),
+                    status,
+                    validators: Validators::from_headers(&headers),
+                    headers,
+                    body: Body::Memory(body),
+                    freshness,
+                    vary,
+                }),
+                _ => None,
+            };
+            permit.complete(entry);
+        }
+        Err(e) => {
+            tracing::warn!(space = %request.space.name, key = %request.object_key, error = %e, "origin body failed");
+            fill.finish(Err(e));
+            permit.complete(None);
+        }
+    }
+}
+
+/// Bytes a spooling fill gathers before writing them to its file.
+const SPOOL_FLUSH: u64 = 1 << 20;
+
+/// Copies the origin body into the fill, and into the spool file when the body goes to disk.
+/// A body outgrowing the memory tier switches to spooling (or to a window, without a disk
+/// tier). Stops early when nobody reads and nothing is stored. Returns the spool to commit.
+async fn pump(
+    cache: &crate::cache::Cache,
+    fill: &Fill,
+    mut body: Incoming,
+    mut retained: bool,
+    mut spool: Option<Spool>,
+    storable: bool,
+    timeout: std::time::Duration,
+) -> Result<Option<Spool>, FillError> {
+    let limit = cache.max_memory_object();
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err(FillError::Body("origin body timed out".into())),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(FillError::Body(e.to_string().into())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        fill.push(data).await;
+        if retained && fill.received() > limit {
+            retained = false;
+            spool = if storable { cache.spool(None) } else { None };
+            match &spool {
+                Some(spool) => fill.start_spooling(spool.file()),
+                None => fill.stop_retaining(),
+            }
+        }
+        if let Some(writer) = &mut spool
+            && fill.received() - writer.written() >= SPOOL_FLUSH
+        {
+            spool = flush(fill, spool.take()).await;
+        }
+        if !retained && spool.is_none() && fill.reader_count() == 0 {
+            return Err(FillError::Abandoned);
+        }
+    }
+    if spool.is_some() {
+        spool = flush(fill, spool.take()).await;
+    }
+    Ok(spool)
+}
+
+/// Writes what the fill holds beyond the spool file's end; on a disk error the fill falls
+/// back to a window (the body is then not stored).
+async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
+    let mut spool = spool?;
+    match spool.write(fill.unflushed()).await {
+        Ok(written) => {
+            fill.set_flushed(written);
+            Some(spool)
+        }
+        Err(_) => {
+            fill.stop_spooling();
+            None
+        }
+    }
+}
+
+/// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
+async fn refresh(
+    permit: FillPermit,
+    request: &FillRequest,
+    stale: &Entry,
+    update: &HeaderMap,
+    now: SystemTime,
+    rules: &TtlRules,
+) {
+    let mut headers = stale.headers.clone();
+    for name in end_to_end(update.clone()).keys() {
+        headers.remove(name);
+        for value in update.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let headers = response_headers(request, headers);
+    let admission = admit(
+        &uri_of(request),
+        &HeaderMap::new(),
+        stale.status,
+        &headers,
+        now,
+        rules,
+    )
+    .map(|fresh| stale.freshness.refreshed(fresh));
+    let head = FillHead {
+        status: stale.status,
+        headers: headers.clone(),
+        content_length: Some(stale.body.len()),
+        admission,
+        vary: stale.vary.clone(),
+        kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
+        retained: true,
+        stored_body: stored_body(&stale.body),
+    };
+    let fill = permit.fill().clone();
+    fill.set_head(head);
+    push_stored(&fill, &stale.body).await;
+    fill.finish(Ok(()));
+    let entry = admission.ok().map(|freshness| Entry {
+        key: stale.key.clone(),
+        status: stale.status,
+        validators: Validators::from_headers(&headers),
+        headers,
+        body: stale.body.clone(),
+        freshness,
+        vary: stale.vary.clone(),
+    });
+    permit.complete(entry);
+}
+
+/// The origin failed with `status`; the stale entry is served as it is (and stays stored as
+/// it is: the next request tries the origin again).
+async fn serve_stale(permit: FillPermit, stale: &Entry, status: StatusCode) {
+    let head = FillHead {
+        status: stale.status,
+        headers: stale.headers.clone(),
+        content_length: Some(stale.body.len()),
+        admission: Ok(stale.freshness),
+        vary: stale.vary.clone(),
+        kind: FillKind::StaleOnError(status),
+        retained: true,
+        stored_body: stored_body(&stale.body),
+    };
+    let fill = permit.fill().clone();
+    fill.set_head(head);
+    push_stored(&fill, &stale.body).await;
+    fill.finish(Ok(()));
+    permit.complete(None);
+}
+
+/// Publishes a stored body to a fill: a memory body whole; a stored one is not copied, the
+/// head names it and readers stream it from storage (`FillHead::stored_body`).
+async fn push_stored(fill: &Fill, body: &Body) {
+    if let Body::Memory(bytes) = body {
+        fill.push(bytes.clone()).await;
+    }
+}
+
+fn stored_body(body: &Body) -> Option<Arc<dyn StoredBody>> {
+    match body {
+        Body::Stored(stored) => Some(stored.clone()),
+        Body::Memory(_) => None,
+    }
+}
