@@ -103,9 +103,14 @@ impl Cluster {
         S3cmd::new(dir, self.host(), &self.access_key, &self.secret_key)
     }
 
-    /// A new bucket no other test uses (`<prefix>-<n>`), created by `s3`.
+    /// A bucket name no other test uses (`<prefix>-<n>`).
+    pub fn name(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", BUCKETS.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A new bucket no other test uses, created by `s3`.
     pub fn bucket(&self, s3: &S3cmd, prefix: &str) -> String {
-        let name = format!("{prefix}-{}", BUCKETS.fetch_add(1, Ordering::Relaxed));
+        let name = self.name(prefix);
         s3.run(&["mb", &format!("s3://{name}")]);
         name
     }
