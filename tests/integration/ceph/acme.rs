@@ -46,7 +46,10 @@ async fn conditional_writes_listing_and_lease_takeover_on_rgw() {
         .expect("a new key is written");
     assert_eq!(s.put(key, bytes("x"), Write::IfAbsent).await.unwrap(), None);
     let current = s.get(key).await.unwrap().unwrap();
-    assert_eq!((current.body, current.etag.clone()), (bytes("one"), e1.clone()));
+    assert_eq!(
+        (current.body, current.etag.clone()),
+        (bytes("one"), e1.clone())
+    );
 
     // If-Match on the current version wins (RGW needs the bare ETag), on an old one loses.
     let e2 = s
@@ -56,13 +59,19 @@ async fn conditional_writes_listing_and_lease_takeover_on_rgw() {
         .expect("If-Match with the current ETag writes");
     assert_ne!(e1, e2);
     assert_eq!(
-        s.put(key, bytes("three"), Write::IfMatch(e1)).await.unwrap(),
+        s.put(key, bytes("three"), Write::IfMatch(e1))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        s.put("leases/none.example", bytes("x"), Write::IfMatch(e2.clone()))
-            .await
-            .unwrap(),
+        s.put(
+            "leases/none.example",
+            bytes("x"),
+            Write::IfMatch(e2.clone())
+        )
+        .await
+        .unwrap(),
         None,
         "If-Match on a missing key"
     );
@@ -222,12 +231,21 @@ async fn a_pop_takes_over_a_dead_pops_lease_and_the_fleet_shares_the_certificate
     )
     .await;
     let manager_a = pop_a.acme().unwrap().clone();
-    eventually(ISSUE_LIMIT, "PoP A to take the expired lease and order", || {
-        let manager = manager_a.clone();
-        async move { manager.metrics().orders_started == 1 }
-    })
+    eventually(
+        ISSUE_LIMIT,
+        "PoP A to take the expired lease and order",
+        || {
+            let manager = manager_a.clone();
+            async move { manager.metrics().orders_started == 1 }
+        },
+    )
     .await;
-    let pop_b = start_pop(&pop_config("pop-b", &acme, domain, &bucket), http_b, https_b).await;
+    let pop_b = start_pop(
+        &pop_config("pop-b", &acme, domain, &bucket),
+        http_b,
+        https_b,
+    )
+    .await;
     let manager_b = pop_b.acme().unwrap().clone();
 
     let root = pebble.root().await;

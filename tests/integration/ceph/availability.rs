@@ -53,7 +53,10 @@ async fn gateway_down_at_start_then_stale_if_error_while_stopped_and_recovery() 
 
     let (status, _, body) = get(&c, &at("sie.txt")).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("origin unavailable"), "a clear reason: {body}");
+    assert!(
+        body.contains("origin unavailable"),
+        "a clear reason: {body}"
+    );
 
     gateway.restart();
     for key in ["sie.txt", "plain.txt", "fresh.txt"] {
@@ -135,10 +138,17 @@ async fn wrong_keys_are_a_clear_403_while_stored_objects_are_still_served() {
         let edge = start_edge(&text).await;
         let (status, cache, body) = get(&c, &url(edge.http_addr, "priv", "/uncached.txt")).await;
         assert_eq!(status, 403, "{body}");
-        assert!(body.contains(code), "RGW's reason reaches the client: {body}");
+        assert!(
+            body.contains(code),
+            "RGW's reason reaches the client: {body}"
+        );
         assert!(!cache.contains("stored"), "{cache}");
         let (status, cache, body) = get(&c, &url(edge.http_addr, "priv", "/cached.txt")).await;
-        assert_eq!((status, body.as_str()), (200, "cached.txt"), "{code}: {cache}");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "cached.txt"),
+            "{code}: {cache}"
+        );
         assert!(cache.ends_with("detail=disk"), "{code}: {cache}");
         edge.stop().await;
     }
@@ -164,7 +174,11 @@ async fn a_missing_bucket_is_a_clear_404_and_other_spaces_keep_serving() {
             "{}{}{}",
             space("pub", &bucket, ""),
             space("gone", "no-such-bucket-here", ""),
-            space("gonesigned", "no-such-bucket-here", "origin_auth = \"signed\"")
+            space(
+                "gonesigned",
+                "no-such-bucket-here",
+                "origin_auth = \"signed\""
+            )
         ),
     ))
     .await;

@@ -108,7 +108,11 @@ async fn public_and_signed_private_objects_with_metadata_and_cors() {
     // A private object: RGW refuses the anonymous space, every time (nothing stored); the
     // signed space reads it with the user's keys.
     for _ in 0..2 {
-        let r = c.get(at("pub", "/private/report.txt")).send().await.unwrap();
+        let r = c
+            .get(at("pub", "/private/report.txt"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         assert!(!cache_status(&r).contains("hit"), "{}", cache_status(&r));
         assert!(r.text().await.unwrap().contains("AccessDenied"));
@@ -174,7 +178,12 @@ async fn presigned_urls_open_only_their_object_until_they_expire() {
     let s3 = ceph.s3cmd(dir.path());
     let bucket = ceph.bucket(&s3, "presign");
     for key in ["p.txt", "other.txt"] {
-        s3.put(dir.path(), key.as_bytes(), &format!("s3://{bucket}/{key}"), &[]);
+        s3.put(
+            dir.path(),
+            key.as_bytes(),
+            &format!("s3://{bucket}/{key}"),
+            &[],
+        );
     }
     let edge = start_edge(&config(
         "ceph-presign",
@@ -419,7 +428,11 @@ async fn keys_with_reserved_characters_anonymous_and_signed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403, "RGW hides missing keys from anonymous readers");
+    assert_eq!(
+        r.status(),
+        403,
+        "RGW hides missing keys from anonymous readers"
+    );
     let r = c
         .get(url(edge.http_addr, "priv", "/literal%41percent.txt"))
         .send()
@@ -453,7 +466,11 @@ async fn purge_after_an_overwrite_serves_the_new_object() {
     s3.put(dir.path(), b"console.log(2)", &target, &options);
     let r = c.get(&app).send().await.unwrap();
     assert!(cache_status(&r).contains("hit"));
-    assert_eq!(r.text().await.unwrap(), "console.log(1)", "fresh for an hour");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "console.log(1)",
+        "fresh for an hour"
+    );
 
     let reply = purge(&c, edge.admin_addr, "pub", &["/app.js"]).await;
     assert_eq!(reply["pops"][0]["status"], "done", "{reply}");

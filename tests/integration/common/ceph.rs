@@ -20,8 +20,6 @@ pub struct Cluster {
     /// The S3 user `edge`.
     pub access_key: String,
     pub secret_key: String,
-    /// How long `scripts/ceph-dev.sh start` took.
-    pub started_in: Duration,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -80,7 +78,6 @@ fn start_cluster() -> Result<Cluster, String> {
         access_key: field("access_key")?,
         secret_key: field("secret_key")?,
         dir,
-        started_in,
     };
     eprintln!(
         "ceph: cluster under {} up in {:.1}s",
