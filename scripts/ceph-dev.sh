@@ -17,10 +17,14 @@
 #
 # CEPH_DEV_TIMEOUT (seconds, default 180) bounds a start. On failure one line starting with
 # `ceph-dev: error:` names what failed, followed by the tail of that daemon's log.
+# CEPH_DEV_BEAST_OPTIONS (default `tcp_nodelay=1`) are added to each gateway's beast frontend.
 set -euo pipefail
 
 SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 TIMEOUT=${CEPH_DEV_TIMEOUT:-180}
+# Without tcp_nodelay the gateway's Nagle meets the client's delayed ACK: each small object
+# read on a kept-alive connection waits ~40 ms.
+BEAST_OPTIONS=${CEPH_DEV_BEAST_OPTIONS-tcp_nodelay=1}
 PACKAGES=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common)
 # Manager modules Ceph 16.2 always runs; the others stay unloaded (a faster, smaller manager).
 MGR_MODULES=(balancer crash devicehealth orchestrator pg_autoscaler progress rbd_support status
@@ -204,7 +208,7 @@ start_gateway() { # NAME PORT [KEYRING]
   local name=$1 port=$2 keyring=${3:-}
   echo "$port" >"$DIR/gateways/$name.port"
   spawn "rgw.$name" radosgw -n "client.rgw.$name" ${keyring:+--keyring "$keyring"} \
-    --rgw-frontends "beast endpoint=127.0.0.1:$port" --rgw-data "$DIR/rgw/$name"
+    --rgw-frontends "beast endpoint=127.0.0.1:$port $BEAST_OPTIONS" --rgw-data "$DIR/rgw/$name"
 }
 
 cmd_start() {
