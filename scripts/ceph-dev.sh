@@ -37,16 +37,26 @@ usage() {
 
 say() { echo "ceph-dev: $*" >&2; }
 
-# One clear line, then the tail of the log that tells why; stops what was started.
-fail() {
-  local what=$1 log=${2:-}
-  echo "ceph-dev: error: $what${log:+ (log: $log)}" >&2
-  if [ -n "$log" ] && [ -f "$log" ]; then
-    tail -n 15 "$log" | sed 's/^/    /' >&2
+# One clear line, then the tail of the daemon's log (or of its output, while the log is still
+# empty); stops what was started.
+fail() { # WHAT [LOG [OUTPUT]]
+  local what=$1 log=${2:-} shown=
+  for shown in "$@"; do
+    [ "$shown" != "$what" ] && [ -s "$shown" ] && break
+    shown=
+  done
+  echo "ceph-dev: error: $what${shown:+ (log: $shown)}" >&2
+  if [ -n "$shown" ]; then
+    tail -n 15 "$shown" | sed 's/^/    /' >&2
+  elif [ -n "$log" ]; then
+    echo "    ($log is empty)" >&2
   fi
-  stop_all >/dev/null 2>&1 || true
+  $on_fail >/dev/null 2>&1 || true
   exit 1
 }
+
+# What a failure stops: the whole cluster during `start`, only the new gateway otherwise.
+on_fail=:
 
 install_if_missing() {
   local tool missing=0
@@ -108,39 +118,60 @@ alive() { # NAME
   ours "$pid"
 }
 
-stop_daemon() { # NAME
-  local name=$1 pid i
-  pid=$(cat "$DIR/pids/$name" 2>/dev/null) || return 0
-  if ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
-      ours "$pid" || break
-      sleep 0.1
+# Stops the daemons NAME... together: SIGTERM, up to 10 s to exit, then SIGKILL.
+stop_daemons() {
+  local name pid i pids=()
+  for name in "$@"; do
+    pid=$(cat "$DIR/pids/$name" 2>/dev/null) || continue
+    if ours "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for i in $(seq 100); do
+    local running=0
+    for pid in "${pids[@]}"; do
+      ours "$pid" && running=1
     done
+    [ "$running" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
     ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$DIR/pids/$name"
+  done
+  for name in "$@"; do
+    rm -f "$DIR/pids/$name"
+  done
 }
+
+stop_daemon() { stop_daemons "$1"; }
 
 stop_all() {
   [ -d "$DIR/pids" ] || return 0
-  local file
-  for file in "$DIR"/pids/rgw.* "$DIR/pids/mgr" "$DIR/pids/osd" "$DIR/pids/mon"; do
-    [ -e "$file" ] && stop_daemon "$(basename "$file")"
+  local file names=()
+  for file in "$DIR"/pids/rgw.* "$DIR/pids/mgr" "$DIR/pids/osd"; do
+    [ -e "$file" ] && names+=("$(basename "$file")")
   done
+  # The monitor last: the others tell it they are going.
+  [ ${#names[@]} -gt 0 ] && stop_daemons "${names[@]}"
+  stop_daemons mon
   # The watcher, unless this is it stopping the cluster.
   local watcher
   watcher=$(cat "$DIR/pids/watch" 2>/dev/null || true)
-  if [ -n "$watcher" ] && [ "$watcher" != "$$" ] && [ -z "${CEPH_DEV_WATCHER:-}" ]; then
-    kill "$watcher" 2>/dev/null || true
+  if [ -n "$watcher" ] && [ -z "${CEPH_DEV_WATCHER:-}" ]; then
+    local cmdline
+    cmdline=$(tr '\0' ' ' <"/proc/$watcher/cmdline" 2>/dev/null) || cmdline=
+    if [[ $cmdline == *ceph-dev-watch*"$DIR"* ]]; then
+      kill "$watcher" 2>/dev/null || true
+    fi
   fi
   rm -f "$DIR/pids/watch"
 }
 
 deadline=0
-check_time() { # WHAT LOG
+check_time() { # WHAT LOG [OUTPUT]
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    fail "$1 within ${TIMEOUT}s" "$2"
+    fail "$1 within ${TIMEOUT}s" "${@:2}"
   fi
 }
 
@@ -187,13 +218,13 @@ EOF
 }
 
 wait_gateway() { # NAME PORT
-  local name=$1 port=$2 log="$DIR/log/client.rgw.$1.log"
+  local name=$1 port=$2 log="$DIR/log/client.rgw.$1.log" out="$DIR/log/rgw.$1.out"
   while :; do
-    alive "rgw.$name" || fail "gateway $name exited at start" "$log"
+    alive "rgw.$name" || fail "gateway $name exited at start" "$log" "$out"
     if [[ $(http_status "$port") == HTTP/1.1\ [0-9]* ]]; then
       return 0
     fi
-    check_time "gateway $name did not answer on 127.0.0.1:$port" "$log"
+    check_time "gateway $name did not answer on 127.0.0.1:$port" "$log" "$out"
     sleep 0.2
   done
 }
@@ -225,6 +256,7 @@ cmd_start() {
     say "error: a cluster is already running under $DIR (scripts/ceph-dev.sh stop $DIR)"
     exit 1
   fi
+  on_fail=stop_all
   local started
   started=$(date +%s)
   deadline=$((started + TIMEOUT))
@@ -271,7 +303,7 @@ cmd_start() {
   say "starting the monitor on 127.0.0.1:$mon_port"
   spawn mon ceph-mon -i a
   until ceph_cli mon stat >/dev/null 2>&1; do
-    alive mon || fail "the monitor exited at start" "$DIR/log/mon.a.log"
+    alive mon || fail "the monitor exited at start" "$DIR/log/mon.a.log" "$DIR/log/mon.out"
     check_time "the monitor did not form a quorum" "$DIR/log/mon.a.log"
     sleep 0.3
   done
@@ -288,7 +320,7 @@ cmd_start() {
   say "starting the OSD"
   spawn osd ceph-osd -i 0
   until output_has '1 up' ceph_cli osd stat; do
-    alive osd || fail "the OSD exited at start" "$DIR/log/osd.0.log"
+    alive osd || fail "the OSD exited at start" "$DIR/log/osd.0.log" "$DIR/log/osd.out"
     check_time "the OSD did not come up" "$DIR/log/osd.0.log"
     sleep 0.3
   done
@@ -300,7 +332,7 @@ cmd_start() {
   wait_gateway main "$rgw_port"
 
   until output_has '"available": true' ceph_cli mgr stat; do
-    alive mgr || fail "the manager exited at start" "$DIR/log/mgr.x.log"
+    alive mgr || fail "the manager exited at start" "$DIR/log/mgr.x.log" "$DIR/log/mgr.out"
     check_time "the manager did not become available" "$DIR/log/mgr.x.log"
     sleep 0.3
   done
@@ -346,6 +378,7 @@ cmd_gateway() { # NAME
   alive mon || { say "error: no cluster is running under $DIR"; exit 1; }
   deadline=$(($(date +%s) + TIMEOUT))
   stop_daemon "rgw.$name"
+  on_fail="stop_daemon rgw.$name"
   keyring="$DIR/keys/client.rgw.$name.keyring"
   if [ ! -f "$keyring" ]; then
     ceph_cli auth get-or-create "client.rgw.$name" mon 'allow rw' osd 'allow rwx' \
