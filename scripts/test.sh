@@ -8,11 +8,21 @@ command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 # The browser end-to-end test drives Debian's Chromium at this path.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing test dependencies: ${missing[*]}"
+# The Ceph tests run a single-node cluster (scripts/ceph-dev.sh) from Debian's Ceph 16.2.
+ceph=()
+for tool in ceph-mon ceph-osd ceph-mgr radosgw radosgw-admin; do
+  command -v "$tool" >/dev/null 2>&1 || ceph=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common)
+done
+if [ ${#missing[@]} -gt 0 ] || [ ${#ceph[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${missing[*]} ${ceph[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  fi
+  if [ ${#ceph[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${ceph[@]}"
+  fi
 fi
 
 cargo test --workspace --locked "$@"

@@ -9,6 +9,7 @@ mod common;
 mod acme;
 mod browser;
 mod cache_flows;
+mod ceph;
 mod coalescing;
 mod cors;
 mod disk;

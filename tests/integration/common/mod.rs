@@ -1,5 +1,6 @@
 //! Shared helpers: real servers on 127.0.0.1:0 and real clients.
 
+pub mod ceph;
 pub mod origin;
 pub mod pebble;
 pub mod process;

@@ -1,7 +1,17 @@
 //! The ACME state in the origin's private `edge-acme` bucket, over SigV4-signed S3 requests:
 //! what every PoP of a fleet reads and writes. Conditional PUTs (`If-None-Match: *`,
 //! `If-Match`) make the order lease safe between PoPs.
+//!
+//! Ceph's RADOS Gateway (16.2, and DigitalOcean Spaces, which runs it) compares the `If-Match`
+//! of a PUT with the stored ETag *without* its quotes, so the quoted entity-tag RFC 9110 asks
+//! for never matches there. A quoted `If-Match` refused while the object still carries that
+//! very ETag can only be that misreading: the write is asked again with the bare value, and
+//! this store sends the bare value from then on. A store that compares as RFC 9110 says never
+//! refuses a matching quoted tag, so it never sees the bare form and its lease is as strict as
+//! before. RGW also answers a conditional write that lost a race with 500 (where AWS says 409
+//! or 412): such a 500 is settled by reading what is stored.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -40,6 +50,8 @@ pub struct OriginStore {
     client: HttpClient,
     timeout: Duration,
     bucket_ready: OnceCell<()>,
+    /// The store compares `If-Match` on PUT with the bare ETag (RGW): send it unquoted.
+    bare_if_match: AtomicBool,
 }
 
 struct Reply {
@@ -87,6 +99,7 @@ impl OriginStore {
             client,
             timeout,
             bucket_ready: OnceCell::new(),
+            bare_if_match: AtomicBool::new(false),
         })
     }
 
@@ -265,19 +278,96 @@ impl OriginStore {
     ) -> Result<Option<String>, StoreError> {
         check(key)?;
         self.ensure_bucket().await?;
+        match self.put_conditional(key, body.clone(), &when).await {
+            Err(error @ StoreError::Status { status: 500.., .. }) if when != Write::Always => {
+                self.settle(key, &body, &when, error).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// After a conditional write failed with a server error: RGW answers one that lost a race
+    /// to a concurrent write (ECANCELED) with 500. If what is stored no longer meets the
+    /// precondition, the race was lost (or won, when our body is what is stored); otherwise
+    /// the error stands.
+    async fn settle(
+        &self,
+        key: &str,
+        body: &Bytes,
+        when: &Write,
+        error: StoreError,
+    ) -> Result<Option<String>, StoreError> {
+        let current = self.get_object(key).await?;
+        let unchanged = match (when, &current) {
+            (Write::IfAbsent, None) => true,
+            (Write::IfMatch(etag), Some(current)) => current.etag == *etag,
+            _ => false,
+        };
+        if unchanged {
+            return Err(error);
+        }
+        Ok(current.filter(|c| c.body == *body).map(|c| c.etag))
+    }
+
+    /// A write with its precondition, `If-Match` in the form the store understands.
+    async fn put_conditional(
+        &self,
+        key: &str,
+        body: Bytes,
+        when: &Write,
+    ) -> Result<Option<String>, StoreError> {
+        let Write::IfMatch(etag) = when else {
+            return self.put_once(key, body, when, false).await;
+        };
+        let bare = self.bare_if_match.load(Ordering::Relaxed);
+        let written = self.put_once(key, body.clone(), when, bare).await?;
+        if written.is_some() || bare {
+            return Ok(written);
+        }
+        // Refused: either the object changed, or the store misread the quoted tag (RGW).
+        match self.get_object(key).await? {
+            Some(current) if current.etag == *etag => {
+                let written = self.put_once(key, body, when, true).await?;
+                if written.is_some() && !self.bare_if_match.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        bucket = %self.bucket,
+                        "the store compares If-Match without quotes (Ceph RGW): sending bare ETags"
+                    );
+                }
+                Ok(written)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// One PUT; an `If-Match` tag goes quoted unless `bare`.
+    async fn put_once(
+        &self,
+        key: &str,
+        body: Bytes,
+        when: &Write,
+        bare: bool,
+    ) -> Result<Option<String>, StoreError> {
         let mut headers = vec![(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         )];
-        match &when {
+        match when {
             Write::Always => {}
             Write::IfAbsent => headers.push((header::IF_NONE_MATCH, HeaderValue::from_static("*"))),
-            Write::IfMatch(etag) => headers.push((
-                header::IF_MATCH,
-                HeaderValue::from_str(&format!("\"{etag}\"")).map_err(|_| {
-                    StoreError::Key(format!("{key} (etag `{etag}` is not a header value)"))
-                })?,
-            )),
+            Write::IfMatch(etag) => {
+                let value = if bare {
+                    etag.clone()
+                } else {
+                    format!("\"{etag}\"")
+                };
+                headers.push((
+                    header::IF_MATCH,
+                    HeaderValue::from_str(&value).map_err(|_| {
+                        StoreError::Key(format!("{key} (etag `{etag}` is not a header value)"))
+                    })?,
+                ));
+            }
         }
         let reply = self
             .send(
@@ -299,7 +389,7 @@ impl OriginStore {
                     .unwrap_or_default(),
             )),
             // 409: a concurrent conditional write won (what AWS answers to such a race).
-            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if when != Write::Always => {
+            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if *when != Write::Always => {
                 Ok(None)
             }
             // If-Match on a key that is gone.
