@@ -478,6 +478,8 @@ def main():
     ap.add_argument("--baseline-bin", help="an edge binary from an earlier commit, run as 'edge before'")
     ap.add_argument("--json", help="also write every run's figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    ap.add_argument("--edge-disk", default="10GiB",
+                    help='the edge\'s cache.disk ("0": memory tier only, as for the memory-per-object figure)')
     ap.add_argument("--nice", type=int, default=0,
                     help="run servers and load generators at nice -N (root), ahead of other work on a shared machine")
     args = ap.parse_args()
@@ -498,7 +500,7 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="edge-bench-")
     os.chmod(workdir, 0o755)  # nginx workers and Varnish's child drop privileges
-    values = dict(ports, DIR=workdir)
+    values = dict(ports, DIR=workdir, EDGE_DISK=args.edge_disk)
     servers = {}
 
     def cleanup(*_):

@@ -58,8 +58,11 @@ trap 'exit 130' INT TERM
 if [ -n "$baseline" ]; then
     baseline_tree="$(mktemp -d -t edge-bench-baseline-XXXXXX)"
     git worktree add --detach "$baseline_tree" "$baseline" >&2
-    (cd "$baseline_tree" && cargo build --release --bin edge >&2)
-    cp "$CARGO_TARGET_DIR/release/edge" "$bins/edge-baseline"
+    # Its own target directory: cargo tells fresh from stale by file times, and two trees
+    # built in one directory can each be taken for the other's build.
+    (cd "$baseline_tree" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-baseline" \
+        cargo build --release --bin edge >&2)
+    cp "$CARGO_TARGET_DIR/bench-baseline/release/edge" "$bins/edge-baseline"
     args+=(--baseline-bin "$bins/edge-baseline")
 fi
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use edge::cache::{Body, CacheKey, Entry, Freshness, Validators, VaryValues};
+use edge::cache::{Body, CacheKey, Entry, Freshness, VaryValues};
 use edge::config::Config;
 use edge::{Listeners, Running};
 use http::{HeaderMap, StatusCode};
@@ -34,12 +34,12 @@ fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
             format!("other{}", i % 97)
         };
         let key = CacheKey::new("assets", &format!("{dir}/object-{i}.png"), "");
-        let entry = Entry {
-            key: key.clone(),
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Body::Memory(Bytes::from_static(b"x")),
-            freshness: Freshness {
+        let entry = Entry::new(
+            key.clone(),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            Body::Memory(Bytes::from_static(b"x")),
+            Freshness {
                 response_time: now,
                 initial_age: Duration::ZERO,
                 ttl_at_store: Duration::from_secs(3600),
@@ -47,9 +47,8 @@ fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
             },
-            validators: Validators::default(),
-            vary: VaryValues::default(),
-        };
+            VaryValues::default(),
+        );
         cache.insert(entry);
     }
     // Let the memory tier finish the housekeeping of 100,000 inserts made in the last

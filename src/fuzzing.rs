@@ -40,7 +40,7 @@ pub fn range(data: &[u8]) {
     };
     let mut headers = HeaderMap::new();
     headers.insert(http::header::RANGE, value);
-    let validators = Validators::default();
+    let validators = Validators::default;
     if let crate::server::respond::Decision::Partial(ranges) = crate::server::respond::decide(
         &Method::GET,
         &headers,

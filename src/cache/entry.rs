@@ -4,37 +4,102 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::header::{ETAG, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 pub use super::body::Body;
 use super::freshness::Freshness;
+pub use super::head::StoredHead;
 use super::key::CacheKey;
 
-/// One cached response. Cheap to share: the body is a `Bytes` (or a disk file) and the entry
-/// sits in an `Arc`.
+/// One cached response. Cheap to share: the body is a `Bytes` (or a stored-body handle) and
+/// the entry sits in an `Arc`.
+///
+/// Memory per entry (a 1 KiB object with four header fields): this struct ~250 bytes, its
+/// packed head ~200 ([`StoredHead`]), its key ~50, its index slot ~100, and the body.
 #[derive(Debug)]
 pub struct Entry {
     pub key: CacheKey,
     pub status: StatusCode,
-    /// Response headers as stored (hop-by-hop fields and `Age` removed).
-    pub headers: HeaderMap,
+    /// Response header fields as stored (hop-by-hop fields and `Age` removed).
+    pub head: StoredHead,
     pub body: Body,
     pub freshness: Freshness,
-    pub validators: Validators,
     /// The request header values this variant was selected by (`Vary`).
     pub vary: VaryValues,
+    /// Whether the response has an `ETag` or a `Last-Modified` to revalidate with.
+    has_validators: bool,
 }
 
 impl Entry {
+    /// A stored response with `headers` (packed; see [`StoredHead`]).
+    pub fn new(
+        key: CacheKey,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Body,
+        freshness: Freshness,
+        vary: VaryValues,
+    ) -> Entry {
+        Entry::with_head(
+            key,
+            status,
+            StoredHead::pack(headers),
+            body,
+            freshness,
+            vary,
+        )
+    }
+
+    /// A stored response with a head already packed.
+    pub fn with_head(
+        key: CacheKey,
+        status: StatusCode,
+        head: StoredHead,
+        body: Body,
+        freshness: Freshness,
+        vary: VaryValues,
+    ) -> Entry {
+        let has_validators = head.get(&ETAG).is_some() || head.get(&LAST_MODIFIED).is_some();
+        Entry {
+            key,
+            status,
+            head,
+            body,
+            freshness,
+            vary,
+            has_validators,
+        }
+    }
+
+    /// The stored header fields as a map.
+    pub fn headers(&self) -> HeaderMap {
+        self.head.to_map(0)
+    }
+
+    /// `ETag` and `Last-Modified`, read from the stored fields.
+    pub fn validators(&self) -> Validators {
+        Validators {
+            etag: self.head.get(&ETAG),
+            last_modified: self
+                .head
+                .get(&LAST_MODIFIED)
+                .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok()),
+        }
+    }
+
+    /// Whether the origin can answer a conditional request about it with 304.
+    pub fn has_validators(&self) -> bool {
+        self.has_validators
+    }
+
     /// The same response, stale at once and never servable without a revalidation (not even
     /// when the origin fails): for entries the PoP cannot vouch for.
     pub fn must_revalidate(&self) -> Entry {
         Entry {
             key: self.key.clone(),
             status: self.status,
-            headers: self.headers.clone(),
+            head: self.head.clone(),
             body: self.body.clone(),
             freshness: Freshness {
                 ttl_at_store: Duration::ZERO,
@@ -42,51 +107,17 @@ impl Entry {
                 stale_if_error: Duration::ZERO,
                 ..self.freshness
             },
-            validators: self.validators.clone(),
             vary: self.vary.clone(),
+            has_validators: self.has_validators,
         }
     }
 
     /// Bytes this entry holds, for the memory tier's weigher.
     pub fn weight(&self) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 32)
-            .sum();
         let body = usize::try_from(self.body.len()).unwrap_or(usize::MAX);
-        u32::try_from(body.saturating_add(headers + self.key.as_str().len() + 256))
-            .unwrap_or(u32::MAX)
+        let fixed = std::mem::size_of::<Entry>() + self.key.as_str().len() + 128;
+        u32::try_from(body.saturating_add(self.head.weight() + fixed)).unwrap_or(u32::MAX)
     }
-}
-
-/// Fields a response from the cache adds to the stored ones: `Age`, `Cache-Status`,
-/// `Accept-Ranges`, `Content-Length` and `Content-Range`.
-pub const RESPONSE_FIELDS: usize = 5;
-
-/// A copy of `headers` for storing: values that own their bytes, and an index with room for
-/// [`RESPONSE_FIELDS`] more.
-///
-/// hyper parses values as slices of the connection's read buffer; stored as they are, each
-/// cached response would keep that whole buffer (8 KiB and more) alive.
-///
-/// Every hit clones the stored map and adds its fields. A `HeaderMap` clone keeps the size of
-/// the index but not spare entry capacity, so a map built with room and then cloned once costs
-/// a few index slots per entry and saves each hit from regrowing (rehashing) its copy.
-pub fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut owned = HeaderMap::with_capacity(headers.len() + RESPONSE_FIELDS);
-    for (name, value) in headers {
-        let copy = match HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes())) {
-            Ok(mut copy) => {
-                copy.set_sensitive(value.is_sensitive());
-                copy
-            }
-            // Unreachable: the bytes of a valid value are valid. Keep the original if not.
-            Err(_) => value.clone(),
-        };
-        owned.append(name.clone(), copy);
-    }
-    owned.clone()
 }
 
 /// `ETag` and `Last-Modified` of a stored response, parsed once.

@@ -19,7 +19,7 @@ impl Indexed for Arc<Entry> {
     fn keep_until(&self) -> SystemTime {
         super::freshness::later(
             self.freshness.response_time,
-            self.freshness.keep_for(self.validators.any()),
+            self.freshness.keep_for(self.has_validators()),
         )
     }
     fn received(&self) -> SystemTime {
@@ -161,7 +161,7 @@ mod tests {
     use crate::cache::CacheKey;
     use crate::cache::Freshness;
     use crate::cache::cors::S3_VARY;
-    use crate::cache::entry::{Body, Validators};
+    use crate::cache::entry::Body;
 
     fn request(origin: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -172,12 +172,12 @@ mod tests {
     }
 
     fn entry(key: &CacheKey, origin: Option<&str>) -> Arc<Entry> {
-        Arc::new(Entry {
-            key: key.clone(),
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from(origin.unwrap_or("none").to_owned()).into(),
-            freshness: Freshness {
+        Arc::new(Entry::new(
+            key.clone(),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            Bytes::from(origin.unwrap_or("none").to_owned()).into(),
+            Freshness {
                 response_time: SystemTime::now(),
                 initial_age: Duration::ZERO,
                 ttl_at_store: Duration::from_secs(3600),
@@ -185,9 +185,8 @@ mod tests {
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
             },
-            validators: Validators::default(),
-            vary: VaryValues::of(&S3_VARY, &request(origin)),
-        })
+            VaryValues::of(&S3_VARY, &request(origin)),
+        ))
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod fill;
 pub mod freshness;
 mod front;
+pub mod head;
 pub mod index;
 pub mod key;
 pub mod memory;
@@ -31,6 +32,7 @@ pub use disk::{DiskTier, Spool, SpoolHead};
 pub use entry::{Entry, Validators, VaryValues};
 pub use fill::{Fill, FillError, FillHead, FillKind, FillPermit, FillReader, FillRequest, Origin};
 pub use freshness::{Freshness, FreshnessState, NotStored, TtlRules};
+pub use head::StoredHead;
 pub use key::{CacheKey, KeyText, PurgeSelector};
 pub use outcome::{BypassReason, CacheOutcome, Tier};
 
@@ -161,7 +163,11 @@ impl Cache {
         let mut stored = self.memory_entry(key.text(), variants, request, now);
         if stored.is_none() {
             tier = Tier::Disk;
-            stored = self.lookup_disk(key, request).await;
+            let known_vary = match variants {
+                Variants::ByVary => None,
+                Variants::Always(names) => Some(names),
+            };
+            stored = self.lookup_disk(key, request, known_vary).await;
         }
         if let Some(entry) = &stored {
             match entry.freshness.state(now) {
@@ -208,10 +214,15 @@ impl Cache {
 
     /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit
     /// the memory tier are read whole and promoted to it; larger ones stream from the file.
-    async fn lookup_disk(&self, key: &CacheKey, request: &HeaderMap) -> Option<Arc<Entry>> {
+    async fn lookup_disk(
+        &self,
+        key: &CacheKey,
+        request: &HeaderMap,
+        known_vary: Option<&[HeaderName]>,
+    ) -> Option<Arc<Entry>> {
         let mut entry = self
             .disk
-            .lookup(key, request, self.max_memory_object)
+            .lookup(key, request, known_vary, self.max_memory_object)
             .await?;
         let untrusted_before = self.disk_untrusted_before.load(Ordering::Acquire);
         if untrusted_before > 0
@@ -271,13 +282,7 @@ impl Cache {
     pub(crate) fn complete(&self, key: &CacheKey, fill: &Arc<Fill>, entry: Option<Entry>) {
         self.fills.leave(key, fill, || {
             let Some(entry) = entry else { return };
-            let headers = entry::owned_headers(&entry.headers);
-            let validators = Validators::from_headers(&headers);
-            let entry = Arc::new(Entry {
-                headers,
-                validators,
-                ..entry
-            });
+            let entry = Arc::new(entry);
             let fits = matches!(&entry.body, Body::Memory(body) if body.len() as u64 <= self.max_memory_object);
             if fits {
                 self.memory.insert(entry.clone());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 
@@ -14,7 +14,7 @@ use super::Edge;
 use super::body::EdgeBody;
 use super::cache_status::{self, CACHE_STATUS};
 use super::head_memo;
-use super::respond::{self, Decision};
+use super::respond::{self, Decision, Fields};
 use crate::cache::{
     Body, CacheOutcome, Entry, FillError, FillHead, FillKind, FillReader, StoredBody, Tier,
     Validators,
@@ -29,7 +29,7 @@ pub type Answer = (Response<EdgeBody>, CacheOutcome);
 fn decision(
     parts: &http::request::Parts,
     status: StatusCode,
-    validators: &Validators,
+    validators: &dyn Fn() -> Validators,
     length: Option<u64>,
     in_memory: bool,
 ) -> Decision {
@@ -61,7 +61,7 @@ impl Edge {
         let decision = decision(
             parts,
             entry.status,
-            &entry.validators,
+            &|| entry.validators(),
             Some(body.len() as u64),
             true,
         );
@@ -94,7 +94,7 @@ impl Edge {
             decision,
             &parts.method,
             entry.status,
-            &entry.headers,
+            &entry.head,
             body,
             &extra,
         );
@@ -126,8 +126,8 @@ impl Edge {
                 let response = from_stored(
                     stored,
                     entry.status,
-                    &entry.headers,
-                    &entry.validators,
+                    &entry.head,
+                    &|| entry.validators(),
                     parts,
                     &extra,
                 )
@@ -163,7 +163,7 @@ impl Edge {
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
-        let validators = Validators::from_headers(&head.headers);
+        let validators = || Validators::from_headers(&head.headers);
         if let Some(stored) = &head.stored_body {
             let response = from_stored(
                 stored,
@@ -235,8 +235,8 @@ impl Edge {
 async fn from_stored(
     stored: &Arc<dyn StoredBody>,
     status: StatusCode,
-    headers: &HeaderMap,
-    validators: &Validators,
+    headers: &(dyn Fields + Sync),
+    validators: &(dyn Fn() -> Validators + Sync),
     parts: &http::request::Parts,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Option<Response<EdgeBody>> {

@@ -83,16 +83,16 @@ mod tests {
     use http::{HeaderValue, StatusCode};
 
     use super::*;
-    use crate::cache::{CacheKey, Freshness, Validators, VaryValues};
+    use crate::cache::{CacheKey, Freshness, VaryValues};
 
     fn entry() -> Arc<Entry> {
         let now = SystemTime::now();
-        Arc::new(Entry {
-            key: CacheKey::new("s", "k", ""),
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"x").into(),
-            freshness: Freshness {
+        Arc::new(Entry::new(
+            CacheKey::new("s", "k", ""),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            Bytes::from_static(b"x").into(),
+            Freshness {
                 response_time: now,
                 initial_age: Duration::ZERO,
                 ttl_at_store: Duration::from_secs(60),
@@ -100,9 +100,8 @@ mod tests {
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
             },
-            validators: Validators::default(),
-            vary: VaryValues::default(),
-        })
+            VaryValues::default(),
+        ))
     }
 
     #[test]

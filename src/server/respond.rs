@@ -12,7 +12,7 @@ use http_range_header::RangeUnsatisfiableError;
 
 use super::body::EdgeBody;
 use super::cache_status::CACHE_STATUS;
-use crate::cache::Validators;
+use crate::cache::{StoredHead, Validators};
 
 /// What to send for a request against a representation of known validators and length.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,29 +23,32 @@ pub enum Decision {
     Unsatisfiable,
 }
 
-/// Decides between 304, 200, 206 and 416 (RFC 9110 sections 13.2.2 and 14).
+/// Decides between 304, 200, 206 and 416 (RFC 9110 sections 13.2.2 and 14). The
+/// representation's validators are read (by `validators`) only when the request is
+/// conditional.
 pub fn decide(
     method: &Method,
     request: &HeaderMap,
     status: StatusCode,
-    validators: &Validators,
+    validators: &dyn Fn() -> Validators,
     length: Option<u64>,
 ) -> Decision {
     if status != StatusCode::OK {
         return Decision::Full;
     }
     let fields = RequestFields::of(request);
+    let known = std::cell::OnceCell::new();
+    let validators = || known.get_or_init(validators);
     if let Some(inm) = fields.if_none_match {
-        if etag_list_matches(inm, validators.etag.as_ref(), false) {
+        if etag_list_matches(inm, validators().etag.as_ref(), false) {
             return Decision::NotModified;
         }
-    } else if let (Some(ims), Some(lm)) = (
-        fields
-            .if_modified_since
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok()),
-        validators.last_modified,
-    ) && lm <= ims
+    } else if let Some(ims) = fields
+        .if_modified_since
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        && let Some(lm) = validators().last_modified
+        && lm <= ims
     {
         return Decision::NotModified;
     }
@@ -56,7 +59,7 @@ pub fn decide(
         return Decision::Full;
     };
     if let Some(if_range) = fields.if_range
-        && !if_range_matches(if_range, validators)
+        && !if_range_matches(if_range, validators())
     {
         return Decision::Full;
     }
@@ -71,6 +74,48 @@ pub fn decide(
         Err(_) => Decision::Full,
     }
 }
+
+/// Header fields a response is built from: a stored entry's packed head, or a fill's map.
+pub trait Fields {
+    /// The fields as a map with room for `spare` more.
+    fn map(&self, spare: usize) -> HeaderMap;
+    /// The first value of `name`.
+    fn first(&self, name: &header::HeaderName) -> Option<HeaderValue>;
+    /// Every value of `name`.
+    fn values(&self, name: &header::HeaderName) -> Vec<HeaderValue>;
+}
+
+impl Fields for HeaderMap {
+    fn map(&self, spare: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.len() + spare);
+        for (name, value) in self {
+            map.append(name.clone(), value.clone());
+        }
+        map
+    }
+    fn first(&self, name: &header::HeaderName) -> Option<HeaderValue> {
+        self.get(name).cloned()
+    }
+    fn values(&self, name: &header::HeaderName) -> Vec<HeaderValue> {
+        self.get_all(name).iter().cloned().collect()
+    }
+}
+
+impl Fields for StoredHead {
+    fn map(&self, spare: usize) -> HeaderMap {
+        self.to_map(spare)
+    }
+    fn first(&self, name: &header::HeaderName) -> Option<HeaderValue> {
+        self.get(name)
+    }
+    fn values(&self, name: &header::HeaderName) -> Vec<HeaderValue> {
+        self.get_all(name).collect()
+    }
+}
+
+/// Fields a response from the cache adds to the stored ones: `Age`, `Cache-Status`,
+/// `Accept-Ranges`, `Content-Length` and `Content-Range`.
+const RESPONSE_FIELDS: usize = 5;
 
 /// The request fields [`decide`] reads (the first value of each).
 #[derive(Default)]
@@ -154,20 +199,23 @@ pub fn from_bytes(
     decision: Decision,
     method: &Method,
     status: StatusCode,
-    stored: &HeaderMap,
+    stored: &dyn Fields,
     body: &Bytes,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> Response<EdgeBody> {
     let length = body.len() as u64;
-    // The memory tier stores header maps whose index has room for the fields added here
-    // (see `cache::entry::owned_headers`), so these clones take fields without a rehash.
     let (status, mut headers, body, content_length) = match decision {
         Decision::NotModified => return not_modified(stored, extra),
-        Decision::Full => (status, stored.clone(), EdgeBody::full(body.clone()), length),
+        Decision::Full => (
+            status,
+            stored.map(RESPONSE_FIELDS),
+            EdgeBody::full(body.clone()),
+            length,
+        ),
         Decision::Unsatisfiable => return unsatisfiable(length, extra),
         Decision::Partial(ranges) if ranges.len() == 1 => {
             let range = &ranges[0];
-            let mut headers = stored.clone();
+            let mut headers = stored.map(RESPONSE_FIELDS);
             headers.insert(header::CONTENT_RANGE, content_range(range, length));
             let piece = slice(body, range);
             let len = piece.len() as u64;
@@ -243,16 +291,15 @@ pub fn content_range(range: &RangeInclusive<u64>, length: u64) -> HeaderValue {
 
 /// Headers and parts of a `multipart/byteranges` body.
 fn multipart(
-    stored: &HeaderMap,
+    stored: &dyn Fields,
     ranges: &[RangeInclusive<u64>],
     length: u64,
     mut piece: impl FnMut(&RangeInclusive<u64>) -> Bytes,
 ) -> (HeaderMap, VecDeque<Bytes>) {
     let boundary = format!("edge{:016x}", rand_u64());
     let content_type = stored
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .first(&header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok().map(str::to_owned));
     let mut pieces = VecDeque::with_capacity(ranges.len() * 2 + 1);
     for range in ranges {
         let mut part = format!("\r\n--{boundary}\r\n");
@@ -269,7 +316,7 @@ fn multipart(
         pieces.push_back(piece(range));
     }
     pieces.push_back(Bytes::from(format!("\r\n--{boundary}--\r\n")));
-    let mut headers = stored.clone();
+    let mut headers = stored.map(RESPONSE_FIELDS);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
@@ -292,13 +339,13 @@ fn rand_u64() -> u64 {
 
 /// A 304 for a stored response.
 pub fn not_modified(
-    stored: &HeaderMap,
+    stored: &dyn Fields,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> Response<EdgeBody> {
     let mut headers = HeaderMap::new();
     for name in NOT_MODIFIED_FIELDS {
-        for value in stored.get_all(name) {
-            headers.append(name.clone(), value.clone());
+        for value in stored.values(name) {
+            headers.append(name.clone(), value);
         }
     }
     finish(&mut headers, StatusCode::NOT_MODIFIED, extra, None);
@@ -362,11 +409,11 @@ pub fn finish(
 pub fn streaming_head(
     decision: &Decision,
     status: StatusCode,
-    stored: &HeaderMap,
+    stored: &dyn Fields,
     length: Option<u64>,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> (StatusCode, HeaderMap) {
-    let mut headers = stored.clone();
+    let mut headers = stored.map(RESPONSE_FIELDS);
     let (status, content_length) = match decision {
         Decision::Partial(ranges) if ranges.len() == 1 => {
             let range = &ranges[0];

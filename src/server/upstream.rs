@@ -34,7 +34,10 @@ pub fn origin_request<'a>(
         client_headers: &request.client_headers,
         client_addr: request.client_addr,
         tls: request.tls,
-        revalidate: revalidate.map(|e| (e.validators.etag.clone(), e.validators.last_modified)),
+        revalidate: revalidate.map(|e| {
+            let validators = e.validators();
+            (validators.etag, validators.last_modified)
+        }),
         pass_through,
     }
 }

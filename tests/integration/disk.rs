@@ -712,7 +712,7 @@ fn count_files(dir: &std::path::Path) -> usize {
 #[tokio::test]
 async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
     use edge::cache::disk::DiskTier;
-    use edge::cache::{Body, Entry, Freshness, Validators};
+    use edge::cache::{Body, Entry, Freshness};
     let dir = tempfile::tempdir().unwrap();
     let key = CacheKey::new("assets", "forever.js", "");
     let huge = Duration::from_secs(u64::MAX);
@@ -721,12 +721,12 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
         let tier = DiskTier::open(dir.path(), 64 << 20, edge::cache::clock::system());
         wait_for_scan(&tier).await;
         for (key, ttl) in [(&key, huge), (&other, Duration::from_secs(600))] {
-            let entry = Entry {
-                key: key.clone(),
-                status: http::StatusCode::OK,
-                headers: http::HeaderMap::new(),
-                body: Body::Memory(bytes::Bytes::from_static(b"forever")),
-                freshness: Freshness {
+            let entry = Entry::new(
+                key.clone(),
+                http::StatusCode::OK,
+                &http::HeaderMap::new(),
+                Body::Memory(bytes::Bytes::from_static(b"forever")),
+                Freshness {
                     response_time: std::time::SystemTime::now(),
                     initial_age: huge,
                     ttl_at_store: ttl,
@@ -734,9 +734,8 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
                     stale_if_error: huge,
                     hard_expiry: None,
                 },
-                validators: Validators::default(),
-                vary: VaryValues::default(),
-            };
+                VaryValues::default(),
+            );
             tier.store(Arc::new(entry), tier.generation());
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -750,7 +749,7 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
     wait_for_scan(&tier).await;
     assert_eq!(tier.usage().1, 2, "both entries indexed");
     let entry = tier
-        .lookup(&key, &http::HeaderMap::new(), 1 << 20)
+        .lookup(&key, &http::HeaderMap::new(), None, 1 << 20)
         .await
         .expect("the entry is served");
     assert!(entry.freshness.ttl_at_store <= Duration::from_secs(1 << 31));

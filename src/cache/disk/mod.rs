@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::cache::body::Body;
 use crate::cache::clock::SharedClock;
@@ -139,10 +139,13 @@ impl DiskTier {
 
     /// The stored response for `key` matching the request, read and verified. Bodies up to
     /// `whole_up_to` are read whole into memory; larger ones are streamed block by block.
+    /// `known_vary` names the headers every response under the key varies on, when the origin
+    /// decides it in advance (S3: `Origin`).
     pub async fn lookup(
         &self,
         key: &CacheKey,
         request: &HeaderMap,
+        known_vary: Option<&[HeaderName]>,
         whole_up_to: u64,
     ) -> Option<Arc<Entry>> {
         let inner = self.usable()?.clone();
@@ -152,13 +155,18 @@ impl DiskTier {
             return None;
         }
         let key = key.clone();
-        let request_vary_free = inner.index.vary_names(&key).is_none();
+        // While the start-up scan has not reached the key, its file is looked for where the
+        // request's variant would be: a response without `Vary`, or the known variant.
+        let variant = match (known_vary, inner.index.vary_names(&key)) {
+            (Some(names), _) => Some(VaryValues::of(names, request)),
+            (None, None) => Some(VaryValues::default()),
+            (None, Some(names)) => Some(VaryValues::of(&names, request)),
+        };
+        let request = request.clone();
         let task = tokio::task::spawn_blocking(move || {
             let found = match found {
                 Some(found) => found,
-                // The start-up scan has not reached this key yet: look where its file would be.
-                None if request_vary_free => inner.adopt(&key)?,
-                None => return None,
+                None => inner.adopt(&key, &variant?, &request)?,
             };
             inner.load(&key, found, whole_up_to)
         });
@@ -333,12 +341,17 @@ impl Inner {
         self.tmp.join(format!("{}-{seq}.tmp", std::process::id()))
     }
 
-    /// Indexes the file where `key`'s (non-varying) entry would be, if it is there and sound.
-    fn adopt(&self, key: &CacheKey) -> Option<Arc<IndexEntry>> {
-        let path = entry_path(&self.entries, key, &VaryValues::default());
+    /// Indexes the file where `key`'s entry of `variant` would be, if it is there and sound.
+    fn adopt(
+        &self,
+        key: &CacheKey,
+        variant: &VaryValues,
+        request: &HeaderMap,
+    ) -> Option<Arc<IndexEntry>> {
+        let path = entry_path(&self.entries, key, variant);
         let file = File::open(&path).ok()?;
         let meta = entry_file::read_meta(&file).ok()?;
-        if meta.key != *key || !meta.vary.is_empty() {
+        if meta.key != *key || meta.vary != *variant {
             return None;
         }
         let since = self.index.generation();
@@ -346,7 +359,7 @@ impl Inner {
         self.index
             .commit(key, entry, since, Commit::Existing)
             .ok()?;
-        self.index.get(key, &HeaderMap::new(), self.clock.now())
+        self.index.get(key, request, self.clock.now())
     }
 
     /// Opens and verifies the entry file `found` for `key` (blocking).
@@ -374,15 +387,14 @@ impl Inner {
                     Arc::downgrade(self),
                 )))
             };
-            Ok(Entry {
-                key: key.clone(),
-                status: meta.status,
-                validators: Validators::from_headers(&meta.headers),
-                headers: meta.headers,
+            Ok(Entry::new(
+                key.clone(),
+                meta.status,
+                &meta.headers,
                 body,
-                freshness: meta.freshness,
-                vary: meta.vary,
-            })
+                meta.freshness,
+                meta.vary,
+            ))
         })();
         match result {
             Ok(entry) => Some(Arc::new(entry)),

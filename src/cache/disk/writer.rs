@@ -121,7 +121,7 @@ fn meta_of(inner: &Inner, entry: &Entry, body_len: u64, block_crcs: Vec<u32>) ->
         key: entry.key.clone(),
         vary: entry.vary.clone(),
         status: entry.status,
-        headers: entry.headers.clone(),
+        headers: entry.headers(),
         freshness: entry.freshness,
         body_len,
         block_size: BLOCK_SIZE,

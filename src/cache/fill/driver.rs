@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use super::{Fill, FillError, FillHead, FillKind, FillPermit, FillRequest, Origin};
 use crate::cache::body::{Body, StoredBody};
 use crate::cache::cors::{S3_VARY, s3_response_vary};
-use crate::cache::entry::{Entry, Validators, VaryValues, vary_names};
+use crate::cache::entry::{Entry, VaryValues, vary_names};
 use crate::cache::freshness::{Freshness, TtlRules, admit};
 use crate::cache::{Spool, SpoolHead};
 
@@ -204,15 +204,14 @@ pub async fn drive(
                 }
             }
             let entry = match (stored, fill.retained_body()) {
-                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry {
-                    key: request.key.clone(),
+                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry::new(
+                    request.key.clone(),
                     status,
-                    validators: Validators::from_headers(&headers),
-                    headers,
-                    body: Body::Memory(body),
+                    &headers,
+                    Body::Memory(body),
                     freshness,
                     vary,
-                }),
+                )),
                 _ => None,
             };
             permit.complete(entry);
@@ -300,7 +299,7 @@ async fn refresh(
     now: SystemTime,
     rules: &TtlRules,
 ) {
-    let mut headers = stale.headers.clone();
+    let mut headers = stale.headers();
     for name in end_to_end(update.clone()).keys() {
         headers.remove(name);
         for value in update.get_all(name) {
@@ -331,14 +330,15 @@ async fn refresh(
     fill.set_head(head);
     push_stored(&fill, &stale.body).await;
     fill.finish(Ok(()));
-    let entry = admission.ok().map(|freshness| Entry {
-        key: stale.key.clone(),
-        status: stale.status,
-        validators: Validators::from_headers(&headers),
-        headers,
-        body: stale.body.clone(),
-        freshness,
-        vary: stale.vary.clone(),
+    let entry = admission.ok().map(|freshness| {
+        Entry::new(
+            stale.key.clone(),
+            stale.status,
+            &headers,
+            stale.body.clone(),
+            freshness,
+            stale.vary.clone(),
+        )
     });
     permit.complete(entry);
 }
@@ -348,7 +348,7 @@ async fn refresh(
 async fn serve_stale(permit: FillPermit, stale: &Entry, status: StatusCode) {
     let head = FillHead {
         status: stale.status,
-        headers: stale.headers.clone(),
+        headers: stale.headers(),
         content_length: Some(stale.body.len()),
         admission: Ok(stale.freshness),
         vary: stale.vary.clone(),

@@ -20,7 +20,7 @@ fn decide_get(pairs: &[(&'static str, &'static str)]) -> Decision {
         &Method::GET,
         &request(pairs),
         StatusCode::OK,
-        &validators(),
+        &validators,
         Some(100),
     )
 }
@@ -91,7 +91,7 @@ fn ranges() {
             &Method::HEAD,
             &request(&[("range", "bytes=0-9")]),
             StatusCode::OK,
-            &validators(),
+            &validators,
             Some(100)
         ),
         Decision::Full
