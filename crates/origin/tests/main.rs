@@ -11,5 +11,7 @@ mod common;
 mod crash;
 mod errors;
 mod hostile;
+mod lifecycle;
 mod s3cmd;
 mod streaming;
+mod versioning;
