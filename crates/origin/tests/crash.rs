@@ -236,7 +236,12 @@ async fn sigkill_during_versioned_writes_never_lists_a_version_without_its_body(
     );
     let enable = "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
     let resp = child
-        .request(Some(ALICE), "PUT", "/crashv?versioning", Bytes::from(enable))
+        .request(
+            Some(ALICE),
+            "PUT",
+            "/crashv?versioning",
+            Bytes::from(enable),
+        )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
 
@@ -293,7 +298,10 @@ async fn sigkill_during_versioned_writes_never_lists_a_version_without_its_body(
         acked.push(a);
     }
     assert!(acked.len() >= 30, "only {} acknowledged", acked.len());
-    assert!(acked.len() < 100, "the kill came too late to interrupt anything");
+    assert!(
+        acked.len() < 100,
+        "the kill came too late to interrupt anything"
+    );
 
     let child = Child::spawn(dir.path()).await;
     let listed = list_versions(&child, "crashv").await;
@@ -318,7 +326,11 @@ async fn sigkill_during_versioned_writes_never_lists_a_version_without_its_body(
                 objects += 1;
                 assert_eq!(resp.status, 200, "{key} {version}");
                 assert!(expected.contains(etag), "listed ETag of {key} {version}");
-                assert_eq!(&md5_hex(&resp.body), etag, "{key} {version} reads back whole");
+                assert_eq!(
+                    &md5_hex(&resp.body),
+                    etag,
+                    "{key} {version} reads back whole"
+                );
             }
             None => assert_eq!(resp.status, 405, "a delete marker by id"),
         }
@@ -326,7 +338,11 @@ async fn sigkill_during_versioned_writes_never_lists_a_version_without_its_body(
     for key in (0..10).map(|i| format!("obj/{i:02}")) {
         let latest = listed.iter().filter(|(k, _, _, l)| *k == key && *l).count();
         let any = listed.iter().any(|(k, ..)| *k == key);
-        assert_eq!(latest, usize::from(any), "{key} has exactly one latest version");
+        assert_eq!(
+            latest,
+            usize::from(any),
+            "{key} has exactly one latest version"
+        );
     }
     let leftovers = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
     assert_eq!(leftovers, 0, "recovery removes temp files");
@@ -334,7 +350,10 @@ async fn sigkill_during_versioned_writes_never_lists_a_version_without_its_body(
         .unwrap()
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
         .sum();
-    assert_eq!(blobs, objects, "recovery removes body files no version references");
+    assert_eq!(
+        blobs, objects,
+        "recovery removes body files no version references"
+    );
     println!(
         "versioned crash test: {} acknowledged, {} versions and markers listed after restart",
         acked.len(),

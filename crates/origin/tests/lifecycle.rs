@@ -55,7 +55,11 @@ async fn keys(aws: &Aws, bucket: &str) -> Vec<String> {
         .await;
     ls["Contents"]
         .as_array()
-        .map(|a| a.iter().map(|o| o["Key"].as_str().unwrap().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|o| o["Key"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -65,7 +69,11 @@ async fn uploads(aws: &Aws) -> Vec<String> {
         .await;
     v["Uploads"]
         .as_array()
-        .map(|a| a.iter().map(|u| u["Key"].as_str().unwrap().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|u| u["Key"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -81,11 +89,21 @@ async fn version_count(aws: &Aws, bucket: &str) -> (usize, usize) {
 async fn expiration_days_removes_matching_objects_and_their_bodies() {
     let server = lifecycle_server().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "exp"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "exp"])
+        .await;
     let body = aws.file("b", b"temporary");
     for key in ["tmp/a", "tmp/b", "keep/c"] {
-        aws.json(&["s3api", "put-object", "--bucket", "exp", "--key", key, "--body", &body])
-            .await;
+        aws.json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "exp",
+            "--key",
+            key,
+            "--body",
+            &body,
+        ])
+        .await;
     }
     put_rules(
         &aws,
@@ -94,26 +112,58 @@ async fn expiration_days_removes_matching_objects_and_their_bodies() {
     )
     .await;
     let got = aws
-        .json(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "exp"])
+        .json(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "exp",
+        ])
         .await;
     assert_eq!(got["Rules"][0]["ID"], "tmp");
     assert_eq!(got["Rules"][0]["Expiration"]["Days"], 1);
     assert_eq!(got["Rules"][0]["Filter"]["Prefix"], "tmp/");
     // A fresh object is younger than a day: still there right after the rule is stored.
-    aws.json(&["s3api", "put-object", "--bucket", "exp", "--key", "tmp/fresh", "--body", &body])
-        .await;
-    aws.json(&["s3api", "head-object", "--bucket", "exp", "--key", "tmp/fresh"])
-        .await;
-    eventually(Duration::from_secs(20), "tmp/ objects to expire", || async {
-        keys(&aws, "exp").await == ["keep/c"]
-    })
+    aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "exp",
+        "--key",
+        "tmp/fresh",
+        "--body",
+        &body,
+    ])
     .await;
-    assert_eq!(blob_count(&server), 1, "expired bodies are removed from disk");
+    aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "exp",
+        "--key",
+        "tmp/fresh",
+    ])
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "tmp/ objects to expire",
+        || async { keys(&aws, "exp").await == ["keep/c"] },
+    )
+    .await;
+    assert_eq!(
+        blob_count(&server),
+        1,
+        "expired bodies are removed from disk"
+    );
     // Deleting the configuration stops it.
     aws.json(&["s3api", "delete-bucket-lifecycle", "--bucket", "exp"])
         .await;
     let err = aws
-        .fails(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "exp"])
+        .fails(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "exp",
+        ])
         .await;
     assert!(err.contains("NoSuchLifecycleConfiguration"), "{err}");
 }
@@ -122,7 +172,8 @@ async fn expiration_days_removes_matching_objects_and_their_bodies() {
 async fn versioned_expiry_writes_markers_then_removes_noncurrent_versions() {
     let server = lifecycle_server().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "vexp"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "vexp"])
+        .await;
     aws.json(&[
         "s3api",
         "put-bucket-versioning",
@@ -134,11 +185,29 @@ async fn versioned_expiry_writes_markers_then_removes_noncurrent_versions() {
     .await;
     let body = aws.file("b", b"versioned");
     for _ in 0..2 {
-        aws.json(&["s3api", "put-object", "--bucket", "vexp", "--key", "v/x", "--body", &body])
-            .await;
-    }
-    aws.json(&["s3api", "put-object", "--bucket", "vexp", "--key", "other", "--body", &body])
+        aws.json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "vexp",
+            "--key",
+            "v/x",
+            "--body",
+            &body,
+        ])
         .await;
+    }
+    aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "vexp",
+        "--key",
+        "other",
+        "--body",
+        &body,
+    ])
+    .await;
     // Current versions expire after 1 day, noncurrent ones 2 days after they became
     // noncurrent, and a marker left alone goes too.
     put_rules(
@@ -152,18 +221,22 @@ async fn versioned_expiry_writes_markers_then_removes_noncurrent_versions() {
     )
     .await;
     // First the current version expires into a delete marker.
-    eventually(Duration::from_secs(20), "a delete marker on v/x", || async {
-        version_count(&aws, "vexp").await.1 == 1
-    })
+    eventually(
+        Duration::from_secs(20),
+        "a delete marker on v/x",
+        || async { version_count(&aws, "vexp").await.1 == 1 },
+    )
     .await;
     let err = aws
         .fails(&["s3api", "head-object", "--bucket", "vexp", "--key", "v/x"])
         .await;
     assert!(err.contains("404"), "{err}");
     // Then the noncurrent versions, then the lone marker.
-    eventually(Duration::from_secs(30), "every version of v/x to go", || async {
-        version_count(&aws, "vexp").await == (1, 0)
-    })
+    eventually(
+        Duration::from_secs(30),
+        "every version of v/x to go",
+        || async { version_count(&aws, "vexp").await == (1, 0) },
+    )
     .await;
     assert_eq!(keys(&aws, "vexp").await, ["other"]);
     assert_eq!(blob_count(&server), 1);
@@ -173,12 +246,20 @@ async fn versioned_expiry_writes_markers_then_removes_noncurrent_versions() {
 async fn stale_multipart_uploads_are_aborted() {
     let server = lifecycle_server().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "mpu"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "mpu"])
+        .await;
     let part = aws.file("p", &vec![7u8; 1024]);
     let mut ids = Vec::new();
     for key in ["up/a", "stay/b"] {
         let up = aws
-            .json(&["s3api", "create-multipart-upload", "--bucket", "mpu", "--key", key])
+            .json(&[
+                "s3api",
+                "create-multipart-upload",
+                "--bucket",
+                "mpu",
+                "--key",
+                key,
+            ])
             .await;
         let id = up["UploadId"].as_str().unwrap().to_owned();
         aws.json(&[
@@ -205,20 +286,32 @@ async fn stale_multipart_uploads_are_aborted() {
             "AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1}}]}"#,
     )
     .await;
-    eventually(Duration::from_secs(20), "the up/ upload to be aborted", || async {
-        uploads(&aws).await == ["stay/b"]
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the up/ upload to be aborted",
+        || async { uploads(&aws).await == ["stay/b"] },
+    )
     .await;
-    assert_eq!(blob_count(&server), 1, "the aborted upload's part is removed");
+    assert_eq!(
+        blob_count(&server),
+        1,
+        "the aborted upload's part is removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_rules_are_refused_as_s3_does() {
     let server = Server::start().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "bad"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "bad"])
+        .await;
     let err = aws
-        .fails(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "bad"])
+        .fails(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "bad",
+        ])
         .await;
     assert!(err.contains("NoSuchLifecycleConfiguration"), "{err}");
     for (rules, code) in [
@@ -268,7 +361,12 @@ async fn invalid_rules_are_refused_as_s3_does() {
     )
     .await;
     let got = aws
-        .json(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "bad"])
+        .json(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "bad",
+        ])
         .await;
     assert_eq!(got["Rules"][0]["Status"], "Disabled");
     assert!(

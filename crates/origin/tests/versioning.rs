@@ -37,10 +37,20 @@ fn listing(v: &Value) -> (Vec<(String, String, bool)>, Vec<(String, String, bool
 async fn aws_cli_versioning_round_trip_and_delete_markers() {
     let server = Server::start().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "ver"]).await;
-    let v0 = aws.file("v0", b"written before versioning");
-    aws.json(&["s3api", "put-object", "--bucket", "ver", "--key", "doc", "--body", &v0])
+    aws.json(&["s3api", "create-bucket", "--bucket", "ver"])
         .await;
+    let v0 = aws.file("v0", b"written before versioning");
+    aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "ver",
+        "--key",
+        "doc",
+        "--body",
+        &v0,
+    ])
+    .await;
     let st = aws
         .json(&["s3api", "get-bucket-versioning", "--bucket", "ver"])
         .await;
@@ -62,12 +72,33 @@ async fn aws_cli_versioning_round_trip_and_delete_markers() {
     let v1 = aws.file("v1", b"version one");
     let v2 = aws.file("v2", b"version two!");
     let put1 = aws
-        .json(&["s3api", "put-object", "--bucket", "ver", "--key", "doc", "--body", &v1])
+        .json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc",
+            "--body",
+            &v1,
+        ])
         .await;
     let put2 = aws
-        .json(&["s3api", "put-object", "--bucket", "ver", "--key", "doc", "--body", &v2])
+        .json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc",
+            "--body",
+            &v2,
+        ])
         .await;
-    let (id1, id2) = (s(&put1["VersionId"]).to_owned(), s(&put2["VersionId"]).to_owned());
+    let (id1, id2) = (
+        s(&put1["VersionId"]).to_owned(),
+        s(&put2["VersionId"]).to_owned(),
+    );
     assert_ne!(id1, id2);
 
     let list = aws
@@ -118,8 +149,13 @@ async fn aws_cli_versioning_round_trip_and_delete_markers() {
         .fails(&["s3api", "head-object", "--bucket", "ver", "--key", "doc"])
         .await;
     assert!(err.contains("404"), "{err}");
-    let ls = aws.json(&["s3api", "list-objects-v2", "--bucket", "ver"]).await;
-    assert!(ls.get("Contents").is_none(), "a deleted key is not listed: {ls}");
+    let ls = aws
+        .json(&["s3api", "list-objects-v2", "--bucket", "ver"])
+        .await;
+    assert!(
+        ls.get("Contents").is_none(),
+        "a deleted key is not listed: {ls}"
+    );
     let (versions, markers) = listing(
         &aws.json(&["s3api", "list-object-versions", "--bucket", "ver"])
             .await,
@@ -230,7 +266,8 @@ async fn aws_cli_versioning_round_trip_and_delete_markers() {
 async fn suspended_versioning_overwrites_the_null_version() {
     let server = Server::start().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "sus"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "sus"])
+        .await;
     let enable = |status: &'static str| {
         let aws = &aws;
         async move {
@@ -250,7 +287,16 @@ async fn suspended_versioning_overwrites_the_null_version() {
     let b = aws.file("b", b"bbbb");
     let c = aws.file("c", b"ccccc");
     let put = aws
-        .json(&["s3api", "put-object", "--bucket", "sus", "--key", "k", "--body", &a])
+        .json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "sus",
+            "--key",
+            "k",
+            "--body",
+            &a,
+        ])
         .await;
     let id_a = s(&put["VersionId"]).to_owned();
     enable("Suspended").await;
@@ -259,11 +305,29 @@ async fn suspended_versioning_overwrites_the_null_version() {
         .await;
     assert_eq!(st["Status"], "Suspended");
     let put = aws
-        .json(&["s3api", "put-object", "--bucket", "sus", "--key", "k", "--body", &b])
+        .json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "sus",
+            "--key",
+            "k",
+            "--body",
+            &b,
+        ])
         .await;
     assert!(put.get("VersionId").is_none_or(|v| v == "null"), "{put}");
-    aws.json(&["s3api", "put-object", "--bucket", "sus", "--key", "k", "--body", &c])
-        .await;
+    aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "sus",
+        "--key",
+        "k",
+        "--body",
+        &c,
+    ])
+    .await;
     let (versions, _) = listing(
         &aws.json(&["s3api", "list-object-versions", "--bucket", "sus"])
             .await,
@@ -304,7 +368,8 @@ fn blob_count(server: &Server) -> usize {
 async fn list_object_versions_pages_by_key_and_version_marker() {
     let server = Server::start().await;
     let aws = Aws::new(&server, ALICE);
-    aws.json(&["s3api", "create-bucket", "--bucket", "pages"]).await;
+    aws.json(&["s3api", "create-bucket", "--bucket", "pages"])
+        .await;
     aws.json(&[
         "s3api",
         "put-bucket-versioning",
@@ -317,8 +382,17 @@ async fn list_object_versions_pages_by_key_and_version_marker() {
     let body = aws.file("x", b"x");
     for (key, n) in [("a", 3), ("dir/b", 2), ("dir/c", 1), ("z", 4)] {
         for _ in 0..n {
-            aws.json(&["s3api", "put-object", "--bucket", "pages", "--key", key, "--body", &body])
-                .await;
+            aws.json(&[
+                "s3api",
+                "put-object",
+                "--bucket",
+                "pages",
+                "--key",
+                key,
+                "--body",
+                &body,
+            ])
+            .await;
         }
     }
     aws.json(&["s3api", "delete-object", "--bucket", "pages", "--key", "a"])
@@ -537,7 +611,10 @@ async fn version_requests_answer_s3s_headers_and_errors() {
 async fn versioned_operations_use_their_own_iam_actions() {
     let server = Server::start().await;
     assert_eq!(
-        server.request(Some(ALICE), "PUT", "/iam", &[], "").await.status,
+        server
+            .request(Some(ALICE), "PUT", "/iam", &[], "")
+            .await
+            .status,
         200
     );
     let body = "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
@@ -550,7 +627,9 @@ async fn versioned_operations_use_their_own_iam_actions() {
         .header("x-amz-version-id")
         .unwrap()
         .to_owned();
-    server.request(Some(ALICE), "PUT", "/iam/k", &[], "two").await;
+    server
+        .request(Some(ALICE), "PUT", "/iam/k", &[], "two")
+        .await;
     // Bob may read the latest object but no older version; nobody may destroy versions.
     let policy = r#"{"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Principal":{"AWS":["bob"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::iam/*"},
@@ -572,7 +651,13 @@ async fn versioned_operations_use_their_own_iam_actions() {
     assert_eq!(r.status, 403);
     // The owner too is refused s3:DeleteObjectVersion by the Deny; a marker is still fine.
     let r = server
-        .request(Some(ALICE), "DELETE", &format!("/iam/k?versionId={v1}"), &[], "")
+        .request(
+            Some(ALICE),
+            "DELETE",
+            &format!("/iam/k?versionId={v1}"),
+            &[],
+            "",
+        )
         .await;
     assert_eq!(r.status, 403);
     let multi = format!(
@@ -598,7 +683,13 @@ async fn versioned_operations_use_their_own_iam_actions() {
     assert!(text.contains("<DeleteMarker>true</DeleteMarker>"), "{text}");
     assert_eq!(
         server
-            .request(Some(ALICE), "GET", &format!("/iam/k?versionId={v1}"), &[], "")
+            .request(
+                Some(ALICE),
+                "GET",
+                &format!("/iam/k?versionId={v1}"),
+                &[],
+                ""
+            )
             .await
             .text(),
         "one",

@@ -153,7 +153,7 @@ impl super::Index {
             .map(|v| decode::<BucketRecord>(v.value()))
             .transpose()?;
         if let Some(target) = target {
-            let mut versions = Versions::open(&txn)?;
+            let mut versions = Versions::open(&txn, &self.next_seq)?;
             for action in expire {
                 match action {
                     Expire::Latest { key, blob } => {

@@ -40,6 +40,8 @@ const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts")
 #[derive(Debug)]
 pub struct Index {
     db: Database,
+    /// The next version sequence number (see `versions`: reserved in blocks).
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -66,7 +68,10 @@ impl Index {
             txn.open_table(lifecycle::LIFECYCLE)?;
         }
         txn.commit()?;
-        Ok(Index { db })
+        Ok(Index {
+            db,
+            next_seq: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Every body file id the index references (objects, versions and parts), for crash
@@ -188,7 +193,7 @@ impl Index {
                 DeleteBucketOutcome::Refused
             } else {
                 let has_object = {
-                    let versions = Versions::open(&txn)?;
+                    let versions = Versions::open(&txn, &self.next_seq)?;
                     let first = match versions.objects.range((name, "")..)?.next() {
                         Some(item) => item?.0.value().0 == name,
                         None => false,
@@ -254,7 +259,7 @@ impl Index {
             } else if target.as_ref().is_some_and(|t| !allowed(t)) {
                 PutOutcome::Refused
             } else if versioning != Versioning::Unversioned {
-                let mut versions = Versions::open(&txn)?;
+                let mut versions = Versions::open(&txn, &self.next_seq)?;
                 let current = versions.head(bucket, key)?;
                 if condition.holds(current.as_ref()) {
                     let (version_id, replaced) =
@@ -354,7 +359,7 @@ impl Index {
         let mut allowed = guard(&target);
         let mut deletion = Deletion::default();
         {
-            let mut versions = Versions::open(&txn)?;
+            let mut versions = Versions::open(&txn, &self.next_seq)?;
             for (key, version) in items {
                 if !allowed(key, version.is_some()) {
                     deletion.effects.push(None);
@@ -501,7 +506,7 @@ impl Index {
             }
             let (b, k) = (upload.bucket.as_str(), upload.key.as_str());
             let (version_id, replaced) = {
-                let mut versions = Versions::open(&txn)?;
+                let mut versions = Versions::open(&txn, &self.next_seq)?;
                 let current = versions.head(b, k)?;
                 if !condition.holds(current.as_ref()) {
                     break 'tx CompleteOutcome::PreconditionFailed;

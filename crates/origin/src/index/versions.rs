@@ -10,6 +10,8 @@
 //! version it replaces without a scan. A null version gets its `seq` when it is first made
 //! noncurrent: it was the newest then, so order holds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::records::{MarkerRecord, ObjectRecord, VersionEntry};
@@ -22,9 +24,14 @@ pub(super) const VERSIONS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("versions");
 /// `(bucket, key)` → `seq` of the key's archived null version.
 pub(super) const NULLS: TableDefinition<(&str, &str), u64> = TableDefinition::new("null_versions");
-/// Counters (the version sequence).
+/// Counters: the version sequence's high-water mark. Sequence numbers are handed out from
+/// memory and reserved [`SEQ_BLOCK`] at a time, so most versioned writes do not touch this
+/// table; a number is never reused, since every committed one is below the mark committed
+/// with it or before it, and a restarted store starts at the mark.
 pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const SEQ: &str = "version_seq";
+/// How many sequence numbers one write of the high-water mark reserves.
+const SEQ_BLOCK: u64 = 1024;
 
 /// The versions-table rank of sequence number `seq` (newest sorts first).
 pub(super) fn rank(seq: u64) -> u64 {
@@ -147,25 +154,37 @@ pub(super) struct Versions<'t> {
     versions: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
     nulls: Table<'t, (&'static str, &'static str), u64>,
     counters: Table<'t, &'static str, u64>,
+    next_seq: &'t AtomicU64,
 }
 
 impl<'t> Versions<'t> {
-    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    pub fn open(txn: &'t WriteTransaction, next_seq: &'t AtomicU64) -> Result<Self, StoreError> {
         Ok(Versions {
             objects: txn.open_table(super::OBJECTS)?,
             versions: txn.open_table(VERSIONS)?,
             nulls: txn.open_table(NULLS)?,
             counters: txn.open_table(COUNTERS)?,
+            next_seq,
         })
     }
 
+    /// A fresh sequence number. Write transactions run one at a time, so the in-memory
+    /// counter and the mark read here cannot race; an aborted transaction only leaves a gap.
     fn next_seq(&mut self) -> Result<u64, StoreError> {
-        let current = self.counters.get(SEQ)?.map_or(0, |v| v.value());
-        let next = current
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("version sequence exhausted".into()))?;
-        self.counters.insert(SEQ, next)?;
-        Ok(next)
+        let exhausted = || StoreError::Corrupt("version sequence exhausted".into());
+        let mark = self.counters.get(SEQ)?.map_or(0, |v| v.value());
+        let mut seq = self.next_seq.load(Ordering::Acquire);
+        if seq < mark.saturating_sub(SEQ_BLOCK) || seq == 0 {
+            // First use since the store opened: start above everything ever reserved.
+            seq = mark;
+        }
+        let seq = seq.checked_add(1).ok_or_else(exhausted)?;
+        if seq >= mark {
+            let new_mark = seq.checked_add(SEQ_BLOCK).ok_or_else(exhausted)?;
+            self.counters.insert(SEQ, new_mark)?;
+        }
+        self.next_seq.store(seq, Ordering::Release);
+        Ok(seq)
     }
 
     /// The key's latest object.
@@ -397,6 +416,10 @@ impl super::Index {
     pub fn latest(&self, bucket: &str, key: &str) -> Result<Latest, StoreError> {
         let txn = self.db.begin_read()?;
         let objects = txn.open_table(super::OBJECTS)?;
+        // The common case, a latest object, reads one table.
+        if let Some(v) = objects.get((bucket, key))? {
+            return Ok(Latest::Object(decode(v.value())?));
+        }
         let versions = txn.open_table(VERSIONS)?;
         latest(&objects, &versions, bucket, key)
     }
@@ -436,7 +459,7 @@ impl super::Index {
             else {
                 break 'tx Applied::NoSuchBucket;
             };
-            let mut versions = Versions::open(&txn)?;
+            let mut versions = Versions::open(&txn, &self.next_seq)?;
             let Some(mut found) = versions.find(bucket, key, sel)? else {
                 break 'tx Applied::NoSuchVersion;
             };

@@ -20,6 +20,20 @@ use crate::store::{State, now_ms};
 const BATCH_VERSIONS: usize = 500;
 /// Multipart uploads aborted per write transaction.
 const BATCH_UPLOADS: usize = 100;
+/// How much one pass does before it saves its place and goes on (or, in tests, stops).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Versions read per scan.
+    batch: usize,
+    /// Stop (as a crash would) after this many batches; `None` in production.
+    stop_after: Option<usize>,
+}
+
+const LIMITS: Limits = Limits {
+    batch: BATCH_VERSIONS,
+    stop_after: None,
+};
+
 /// Pause after a failed pass before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -63,7 +77,7 @@ async fn run(state: Weak<State>, config: LifecycleConfig) {
             continue;
         }
         let day_ms = millis(config.day);
-        match pass(&st, progress.unwrap_or_default(), day_ms).await {
+        match pass(&st, progress.unwrap_or_default(), day_ms, LIMITS).await {
             Ok(()) => tracing::debug!("lifecycle pass finished"),
             Err(e) => {
                 tracing::warn!(error = %e, "lifecycle pass failed; retrying later");
@@ -75,7 +89,13 @@ async fn run(state: Weak<State>, config: LifecycleConfig) {
 }
 
 /// One pass over every bucket, resuming `progress.pass` when one was under way.
-async fn pass(st: &Arc<State>, progress: Progress, day_ms: i64) -> Result<(), StoreError> {
+async fn pass(
+    st: &Arc<State>,
+    progress: Progress,
+    day_ms: i64,
+    limits: Limits,
+) -> Result<(), StoreError> {
+    let mut batches = 0usize;
     let last_finished_ms = progress.last_finished_ms;
     let mut cursor = progress.pass.unwrap_or_else(|| PassCursor {
         started_ms: now_ms(),
@@ -103,7 +123,19 @@ async fn pass(st: &Arc<State>, progress: Progress, day_ms: i64) -> Result<(), St
             .filter(|r| r.enabled)
             .collect();
         if !rules.is_empty() {
-            bucket_pass(st, &rules, &mut cursor, last_finished_ms, day_ms).await?;
+            let done = bucket_pass(
+                st,
+                &rules,
+                &mut cursor,
+                last_finished_ms,
+                day_ms,
+                limits,
+                &mut batches,
+            )
+            .await?;
+            if !done {
+                return Ok(());
+            }
         }
         // Bucket names have no NUL: this sorts right after the bucket just done.
         cursor.bucket.push('\0');
@@ -118,19 +150,22 @@ async fn pass(st: &Arc<State>, progress: Progress, day_ms: i64) -> Result<(), St
     blocking(move || st.index.save_lifecycle_progress(&done)).await
 }
 
-/// Applies `rules` to the cursor's bucket from where the cursor is.
+/// Applies `rules` to the cursor's bucket from where the cursor is; `false` when it stopped
+/// early (`limits.stop_after`).
 async fn bucket_pass(
     st: &Arc<State>,
     rules: &[Rule],
     cursor: &mut PassCursor,
     last_finished_ms: i64,
     day_ms: i64,
-) -> Result<(), StoreError> {
+    limits: Limits,
+    batches: &mut usize,
+) -> Result<bool, StoreError> {
     let bucket = cursor.bucket.clone();
     while !cursor.uploads {
         let (keys, more) = {
             let (st, b, after) = (st.clone(), bucket.clone(), cursor.after_key.clone());
-            blocking(move || st.index.scan_versions(&b, after.as_deref(), BATCH_VERSIONS)).await?
+            blocking(move || st.index.scan_versions(&b, after.as_deref(), limits.batch)).await?
         };
         let now = now_ms();
         let mut expire = Vec::new();
@@ -150,6 +185,10 @@ async fn bucket_pass(
             blocking(move || st.index.apply_lifecycle(&b, &expire, &[], &progress)).await?
         };
         st.blobs.remove(removed).await;
+        *batches = batches.saturating_add(1);
+        if limits.stop_after.is_some_and(|n| *batches >= n) {
+            return Ok(false);
+        }
         tokio::task::yield_now().await;
     }
     let uploads = {
@@ -177,5 +216,8 @@ async fn bucket_pass(
         let removed = blocking(move || st2.index.apply_lifecycle(&b, &[], &ids, &progress)).await?;
         st.blobs.remove(removed).await;
     }
-    Ok(())
+    Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

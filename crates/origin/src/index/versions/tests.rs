@@ -252,3 +252,36 @@ fn version_listing_paginates_inside_a_key() {
         }
     ));
 }
+
+#[test]
+fn version_ids_keep_growing_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut last = String::new();
+    for round in 0..3 {
+        let index = Index::open(&path).unwrap();
+        if round == 0 {
+            index
+                .create_bucket(
+                    "b",
+                    &BucketRecord {
+                        owner: "alice".into(),
+                        created_ms: 0,
+                        acl: Default::default(),
+                        policy: None,
+                        cors: None,
+                        versioning: Versioning::Enabled,
+                        lifecycle: None,
+                    },
+                )
+                .unwrap();
+        }
+        for i in 0..3 {
+            let id = put(&index, "k", &format!("{round}{i}")).0.unwrap();
+            assert!(id > last, "{id} after {last}");
+            last = id;
+        }
+    }
+    let index = Index::open(&path).unwrap();
+    assert_eq!(versions(&index).len(), 9);
+}
