@@ -13,8 +13,10 @@ fn s(v: &Value) -> &str {
 
 /// (key, version id, is latest) of every version and marker, in the order S3 lists them
 /// (Versions and DeleteMarkers interleaved back by key, then newest first).
-fn listing(v: &Value) -> (Vec<(String, String, bool)>, Vec<(String, String, bool)>) {
-    let get = |field: &str| -> Vec<(String, String, bool)> {
+type Entries = Vec<(String, String, bool)>;
+
+fn listing(v: &Value) -> (Entries, Entries) {
+    let get = |field: &str| -> Entries {
         v[field]
             .as_array()
             .map(|a| {

@@ -105,6 +105,7 @@ pub struct MarkerRecord {
 /// A version other than the latest object: a noncurrent object version or a delete marker
 /// (current or not).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // short-lived values read from the index; a box would cost an allocation per version
 pub enum VersionEntry {
     /// An object version.
     Object(ObjectRecord),

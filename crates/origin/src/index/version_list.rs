@@ -30,6 +30,7 @@ pub struct VersionListQuery<'a> {
 
 /// One listed entry.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a page holds at most 1000; most entries are versions
 pub enum VersionListEntry {
     /// An object version or a delete marker.
     Version {

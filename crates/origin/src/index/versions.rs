@@ -67,6 +67,7 @@ pub struct Found {
 
 /// What a plain GET of a key finds.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // returned once per GET and matched at once
 pub enum Latest {
     /// The latest version is an object.
     Object(ObjectRecord),
