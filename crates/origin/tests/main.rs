@@ -15,3 +15,4 @@ mod lifecycle;
 mod s3cmd;
 mod streaming;
 mod versioning;
+mod versioning_raw;
