@@ -148,6 +148,10 @@ fn store_config(embedded: &EmbeddedOrigin) -> origin_store::StoreConfig {
                 secret_key: u.secret_key.expose().to_owned(),
             })
             .collect(),
+        lifecycle: origin_store::LifecycleConfig {
+            interval: embedded.lifecycle_interval,
+            day: embedded.lifecycle_day,
+        },
     }
 }
 

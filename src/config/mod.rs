@@ -196,6 +196,12 @@ pub struct EmbeddedOrigin {
     pub users: Vec<OriginUser>,
     /// Whose rights signed spaces read with.
     pub edge_user: String,
+    /// Time between two passes of the lifecycle worker.
+    #[serde(serialize_with = "ser_duration")]
+    pub lifecycle_interval: Duration,
+    /// How long one lifecycle "day" lasts.
+    #[serde(serialize_with = "ser_duration")]
+    pub lifecycle_day: Duration,
 }
 
 /// One owner of the embedded store.
@@ -870,6 +876,10 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
             Ok(())
         }
     };
+    if kind_name != "embedded" {
+        reject(raw.lifecycle_interval.is_some(), "lifecycle_interval")?;
+        reject(raw.lifecycle_day.is_some(), "lifecycle_day")?;
+    }
     let kind = match kind_name {
         "embedded" => {
             reject(raw.endpoint.is_some(), "endpoint")?;
@@ -949,6 +959,23 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                     })
                 })
                 .transpose()?;
+            let positive = |key: &str, value: Option<&str>, default: Duration| {
+                let d = duration(key, value, default)?;
+                if d.as_millis() == 0 {
+                    return Err(invalid(key, "must be at least 1ms"));
+                }
+                Ok(d)
+            };
+            let lifecycle_interval = positive(
+                "origin.lifecycle_interval",
+                raw.lifecycle_interval.as_deref(),
+                Duration::from_secs(3600),
+            )?;
+            let lifecycle_day = positive(
+                "origin.lifecycle_day",
+                raw.lifecycle_day.as_deref(),
+                Duration::from_secs(86_400),
+            )?;
             OriginKind::Embedded(EmbeddedOrigin {
                 listen,
                 data_dir: raw
@@ -958,6 +985,8 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                 domain,
                 users,
                 edge_user,
+                lifecycle_interval,
+                lifecycle_day,
             })
         }
         "s3" => {

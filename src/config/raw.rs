@@ -113,6 +113,8 @@ pub struct RawOrigin {
     #[serde(default, rename = "user")]
     pub users: Vec<RawUser>,
     pub edge_user: Option<String>,
+    pub lifecycle_interval: Option<String>,
+    pub lifecycle_day: Option<String>,
     // s3
     pub endpoint: Option<String>,
     pub region: Option<String>,

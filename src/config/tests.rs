@@ -179,3 +179,34 @@ fn acme_bad_values_name_the_key() {
     );
     assert!(e.starts_with("acme.store:"), "{e}");
 }
+
+#[test]
+fn lifecycle_timing_keys() {
+    let with = |extra: &str| {
+        format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\n{extra}\n[[origin.user]]\nid = \"admin\"\n\
+             access_key = \"AKIDADMIN\"\nsecret_key = \"secret-secret\"\n[[space]]\nname = \"assets\"\n"
+        )
+    };
+    let embedded = |c: Config| match c.origin.kind {
+        OriginKind::Embedded(e) => e,
+        other => panic!("{other:?}"),
+    };
+    let e = embedded(Config::parse(&with("")).unwrap());
+    assert_eq!(e.lifecycle_interval, Duration::from_secs(3600));
+    assert_eq!(e.lifecycle_day, Duration::from_secs(86_400));
+    let e = embedded(
+        Config::parse(&with("lifecycle_interval = \"1s\"\nlifecycle_day = \"2s\"")).unwrap(),
+    );
+    assert_eq!(e.lifecycle_interval, Duration::from_secs(1));
+    assert_eq!(e.lifecycle_day, Duration::from_secs(2));
+    let e = err(&with("lifecycle_day = \"0s\""));
+    assert!(e.contains("origin.lifecycle_day"), "{e}");
+    let e = err(&with("lifecycle_interval = \"soon\""));
+    assert!(e.contains("origin.lifecycle_interval"), "{e}");
+    let e = err(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n\
+         lifecycle_day = \"2s\"\n[[space]]\nname = \"assets\"\n",
+    );
+    assert!(e.contains("origin.lifecycle_day"), "{e}");
+}

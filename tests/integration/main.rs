@@ -26,3 +26,4 @@ mod routing;
 mod security;
 mod tls;
 mod tls_sni;
+mod versioned_origin;

@@ -1,4 +1,6 @@
-//! PUT and GET throughput of the store over loopback, for 4 KiB and 64 MiB objects.
+//! PUT and GET throughput of the store over loopback, for 4 KiB and 64 MiB objects, in an
+//! unversioned bucket and in a versioning-enabled one (new keys, then a second version of
+//! each: the previous version is archived in the same transaction).
 //!
 //! Run with `cargo bench -p origin`. The store runs in-process on a multi-threaded runtime;
 //! the client keeps one HTTP/1.1 connection per worker and signs with SigV4
@@ -106,7 +108,7 @@ async fn run(
             let mut sender = connect(addr).await;
             let mut i = w;
             while i < ops {
-                let path = format!("/bench/{tag}/{i}");
+                let path = format!("/{tag}/{i}");
                 let payload = if method == "PUT" {
                     body.clone()
                 } else {
@@ -126,7 +128,7 @@ async fn run(
     started.elapsed()
 }
 
-fn row(size: usize, op: &str, ops: usize, workers: usize, elapsed: Duration) {
+fn row(size: usize, op: &str, ops: usize, workers: usize, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     let label = if size >= 1 << 20 {
         format!("{} MiB", size >> 20)
@@ -134,10 +136,11 @@ fn row(size: usize, op: &str, ops: usize, workers: usize, elapsed: Duration) {
         format!("{} KiB", size >> 10)
     };
     println!(
-        "| {label:>7} | {op:<3} | {ops:>5} | {workers:>4} | {:>9.1} | {:>8.1} |",
+        "| {label:>7} | {op:<13} | {ops:>5} | {workers:>4} | {:>9.1} | {:>8.1} |",
         ops as f64 / secs,
         (ops * size) as f64 / secs / 1e6
     );
+    secs / ops as f64
 }
 
 fn main() {
@@ -158,9 +161,11 @@ fn main() {
                 access_key: USER.access_key.into(),
                 secret_key: USER.secret_key.into(),
             }],
+            lifecycle: origin::LifecycleConfig::default(),
         })
         .unwrap();
         store.ensure_bucket("bench", USER.id).unwrap();
+        store.ensure_bucket("benchv", USER.id).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -180,14 +185,31 @@ fn main() {
             "origin store throughput over loopback ({} CPUs)",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
-        println!("| size    | op  | ops   | conc |   ops/s   |   MB/s   |");
-        println!("|---------|-----|-------|------|-----------|----------|");
+        let mut sender = connect(addr).await;
+        let enable = Bytes::from_static(
+            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        );
+        request(&mut sender, addr, "PUT", "/benchv?versioning", enable).await;
+        println!("| size    | op            | ops   | conc |   ops/s   |   MB/s   |");
+        println!("|---------|---------------|-------|------|-----------|----------|");
         for (size, ops, workers) in [(4 * 1024, 2000, 16), (64 * 1024 * 1024, 8, 2)] {
-            let tag = format!("s{size}");
+            let tag = format!("bench/s{size}");
             let put = run(addr, "PUT", size, ops, workers, &tag).await;
-            row(size, "PUT", ops, workers, put);
+            let plain = row(size, "PUT", ops, workers, put);
             let get = run(addr, "GET", size, ops, workers, &tag).await;
             row(size, "GET", ops, workers, get);
+            let tag = format!("benchv/s{size}");
+            let put = run(addr, "PUT", size, ops, workers, &tag).await;
+            let new_keys = row(size, "PUT versioned", ops, workers, put);
+            let put = run(addr, "PUT", size, ops, workers, &tag).await;
+            let second = row(size, "PUT 2nd vers.", ops, workers, put);
+            let get = run(addr, "GET", size, ops, workers, &tag).await;
+            row(size, "GET versioned", ops, workers, get);
+            println!(
+                "|         | versioned PUT cost: {:.2}x (new keys), {:.2}x (2nd version) |",
+                new_keys / plain,
+                second / plain
+            );
         }
         let _ = tx.send(());
         server.await.unwrap();

@@ -18,11 +18,13 @@ use s3s::{S3Result, s3_error};
 
 use crate::acl::Permission;
 use crate::error::StoreError;
-use crate::index::records::{BucketRecord, ObjectRecord};
+use crate::index::Found;
+use crate::index::records::{BucketRecord, ObjectRecord, VersionEntry};
 use crate::names::validate_key;
 use crate::policy::{Decision, Policy};
 use crate::store::State;
 use crate::users::User;
+use crate::versioning::Selector;
 
 /// What an operation requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,11 @@ pub fn rule_for(op: &str) -> Rule {
         "ListMultipartUploads" => (Bucket(Read), "s3:ListBucketMultipartUploads"),
         "GetBucketLocation" => (Bucket(Read), "s3:GetBucketLocation"),
         "GetBucketVersioning" => (Bucket(Read), "s3:GetBucketVersioning"),
+        "PutBucketVersioning" => (Owner, "s3:PutBucketVersioning"),
+        "GetBucketLifecycleConfiguration" => (Owner, "s3:GetLifecycleConfiguration"),
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => {
+            (Owner, "s3:PutLifecycleConfiguration")
+        }
         "GetBucketAcl" => (Bucket(ReadAcp), "s3:GetBucketAcl"),
         "PutBucketAcl" => (Bucket(WriteAcp), "s3:PutBucketAcl"),
         "GetBucketCors" => (Owner, "s3:GetBucketCORS"),
@@ -76,6 +83,11 @@ pub fn rule_for(op: &str) -> Rule {
         "GetObject" | "HeadObject" => (Object(Read), "s3:GetObject"),
         "GetObjectAcl" => (Object(ReadAcp), "s3:GetObjectAcl"),
         "PutObjectAcl" => (Object(WriteAcp), "s3:PutObjectAcl"),
+        // Pseudo-operations: the above naming a version (`?versionId=`).
+        "GetObjectVersion" => (Object(Read), "s3:GetObjectVersion"),
+        "GetObjectVersionAcl" => (Object(ReadAcp), "s3:GetObjectVersionAcl"),
+        "PutObjectVersionAcl" => (Object(WriteAcp), "s3:PutObjectVersionAcl"),
+        "DeleteObjectVersion" => (Write, "s3:DeleteObjectVersion"),
         "PutObject"
         | "CopyObject"
         | "CreateMultipartUpload"
@@ -89,6 +101,32 @@ pub fn rule_for(op: &str) -> Rule {
         _ => (Owner, "s3:*"),
     };
     Rule { need, action }
+}
+
+/// The operation an object operation becomes when it names a version (`?versionId=`).
+#[must_use]
+pub fn versioned_op(op: &str) -> &str {
+    match op {
+        "GetObject" | "HeadObject" => "GetObjectVersion",
+        "GetObjectAcl" => "GetObjectVersionAcl",
+        "PutObjectAcl" => "PutObjectVersionAcl",
+        "DeleteObject" => "DeleteObjectVersion",
+        other => other,
+    }
+}
+
+/// The `versionId` query parameter of a request, parsed.
+fn version_param(uri: &http::Uri) -> S3Result<Option<Selector>> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "versionId")
+        .map(|(_, value)| {
+            Selector::parse(&value)
+                .map_err(|_| s3_error!(InvalidArgument, "Invalid version id specified"))
+        })
+        .transpose()
 }
 
 fn denied() -> s3s::S3Error {
@@ -152,10 +190,10 @@ impl<'a> Subject<'a> {
             // Whether any key could pass; each one is decided when the operation applies.
             let may = is_owner
                 || record.acl.allows(caller, Permission::Write)
-                || self
-                    .policy
-                    .as_ref()
-                    .is_some_and(|p| p.may_allow_on_objects(caller, rule.action, bucket));
+                || self.policy.as_ref().is_some_and(|p| {
+                    p.may_allow_on_objects(caller, rule.action, bucket)
+                        || p.may_allow_on_objects(caller, "s3:DeleteObjectVersion", bucket)
+                });
             return if may { Ok(()) } else { Err(denied()) };
         }
         let resource = match key {
@@ -209,6 +247,31 @@ pub fn authorize(
     Subject::new(record, bucket).decide(caller, key, rule, || match key {
         Some(k) => state.index.object(bucket, k),
         None => Ok(None),
+    })
+}
+
+/// Like [`authorize`] for an object, judged against version `sel` of it (its owner and ACL)
+/// when one is named.
+pub fn authorize_version(
+    state: &State,
+    caller: Option<&User>,
+    bucket: &str,
+    key: &str,
+    sel: Option<&Selector>,
+    rule: Rule,
+) -> S3Result<()> {
+    let Some(sel) = sel else {
+        return authorize(state, caller, bucket, Some(key), rule);
+    };
+    let record = state.index.bucket(bucket)?.ok_or_else(no_such_bucket)?;
+    Subject::new(record, bucket).decide(caller.map(|u| u.id.as_str()), Some(key), rule, || {
+        Ok(match state.index.version(bucket, key, sel)? {
+            Some(Found {
+                entry: VersionEntry::Object(o),
+                ..
+            }) => Some(o),
+            _ => None,
+        })
     })
 }
 
@@ -279,7 +342,12 @@ impl S3Access for Access {
             S3Path::Bucket { bucket } => authorize(&self.0, caller.as_deref(), bucket, None, rule),
             S3Path::Object { bucket, key } => {
                 validate_key(key)?;
-                authorize(&self.0, caller.as_deref(), bucket, Some(key), rule)
+                let sel = version_param(cx.uri())?;
+                let rule = match sel {
+                    Some(_) => rule_for(versioned_op(cx.s3_op().name())),
+                    None => rule,
+                };
+                authorize_version(&self.0, caller.as_deref(), bucket, key, sel.as_ref(), rule)
             }
         }
     }

@@ -16,6 +16,26 @@ pub struct StoreConfig {
     pub region: String,
     /// The users; each one is a distinct S3 owner with its own key pair.
     pub users: Vec<UserConfig>,
+    /// When the lifecycle worker runs and how long a lifecycle day is.
+    pub lifecycle: LifecycleConfig,
+}
+
+/// The lifecycle worker's timing (`origin.lifecycle_interval`, `origin.lifecycle_day`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// Time between two passes over the buckets' rules (default one hour).
+    pub interval: std::time::Duration,
+    /// How long one lifecycle "day" lasts (default 24 hours; tests shorten it).
+    pub day: std::time::Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            interval: std::time::Duration::from_secs(3600),
+            day: std::time::Duration::from_secs(86_400),
+        }
+    }
 }
 
 /// One `[[origin.user]]`: an S3 owner and its credentials.
@@ -51,6 +71,12 @@ impl StoreConfig {
         let bad = |msg: String| Err(StoreError::Config(msg));
         if self.region.is_empty() {
             return bad("region must not be empty".into());
+        }
+        if self.lifecycle.interval.is_zero() {
+            return bad("lifecycle_interval must be more than zero".into());
+        }
+        if self.lifecycle.day.as_millis() == 0 {
+            return bad("lifecycle_day must be at least one millisecond".into());
         }
         if let Some(domain) = &self.domain
             && s3s::host::SingleDomain::new(domain).is_err()

@@ -7,8 +7,8 @@
 //! Layout: `index` (redb metadata, listing order), `storage` (body files), `users` (who signed),
 //! `access` + `acl` + `policy` (who may do what), `cors`, `listener` + `idle` (accept loop and
 //! its limits), `service` (the hyper layer around s3s: request ids, CORS preflight), `gate` +
-//! `sigv2` (refusals decided before s3s reads a request) and `s3/` (one module per operation
-//! family).
+//! `sigv2` (refusals decided before s3s reads a request), `s3/` (one module per operation
+//! family), `versioning` (version ids) and `lifecycle/` (rules and their background worker).
 #![forbid(unsafe_code)]
 
 mod access;
@@ -20,6 +20,7 @@ mod gate;
 mod host;
 mod idle;
 mod index;
+mod lifecycle;
 mod listener;
 mod names;
 mod policy;
@@ -29,7 +30,8 @@ mod sigv2;
 mod storage;
 mod store;
 mod users;
+mod versioning;
 
-pub use config::{ServeLimits, StoreConfig, UserConfig};
+pub use config::{LifecycleConfig, ServeLimits, StoreConfig, UserConfig};
 pub use error::StoreError;
 pub use store::Store;

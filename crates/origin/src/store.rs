@@ -5,7 +5,7 @@ use std::sync::Arc;
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::acl::Acl;
-use crate::config::{ServeLimits, StoreConfig};
+use crate::config::{LifecycleConfig, ServeLimits, StoreConfig};
 use crate::error::StoreError;
 use crate::host::Domain;
 use crate::index::Index;
@@ -31,6 +31,9 @@ pub(crate) struct State {
 struct Inner {
     state: Arc<State>,
     s3: S3Service,
+    lifecycle: LifecycleConfig,
+    /// Set once the lifecycle worker runs (it starts with the first `serve`).
+    lifecycle_started: std::sync::atomic::AtomicBool,
 }
 
 /// An open store. Cheap to clone; all clones share one database and data directory.
@@ -85,7 +88,12 @@ impl Store {
         }
         let s3 = builder.build();
         Ok(Store {
-            inner: Arc::new(Inner { state, s3 }),
+            inner: Arc::new(Inner {
+                state,
+                s3,
+                lifecycle: config.lifecycle,
+                lifecycle_started: std::sync::atomic::AtomicBool::new(false),
+            }),
         })
     }
 
@@ -105,6 +113,8 @@ impl Store {
             acl: Acl::default(),
             policy: None,
             cors: None,
+            versioning: crate::versioning::Versioning::Unversioned,
+            lifecycle: None,
         };
         let (current, created) = state.index.create_bucket(bucket, &record)?;
         if current.owner != owner_id {
@@ -125,13 +135,21 @@ impl Store {
     }
 
     /// Like [`Store::serve`], with the listener's limits (header-read and idle timeouts,
-    /// connection cap).
+    /// connection cap). The first call also starts the lifecycle worker, which runs until
+    /// the store is dropped.
     pub async fn serve_with_limits(
         &self,
         listener: tokio::net::TcpListener,
         limits: ServeLimits,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
+        if !self
+            .inner
+            .lifecycle_started
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            crate::lifecycle::spawn(Arc::downgrade(&self.inner.state), self.inner.lifecycle);
+        }
         let service =
             crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
         crate::listener::serve(service, listener, limits, shutdown).await

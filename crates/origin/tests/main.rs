@@ -11,5 +11,8 @@ mod common;
 mod crash;
 mod errors;
 mod hostile;
+mod lifecycle;
 mod s3cmd;
 mod streaming;
+mod versioning;
+mod versioning_raw;

@@ -51,7 +51,7 @@ pub struct ListPage {
 }
 
 /// The smallest string greater than every string starting with `prefix`, if any.
-fn successor(prefix: &str) -> Option<String> {
+pub(super) fn successor(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match last as u32 + 1 {

@@ -5,9 +5,12 @@
 //! precondition and commits in the same transaction, so concurrent writers cannot both win.
 //! All methods block (redb fsyncs on commit): call them from `spawn_blocking` when they write.
 
+mod lifecycle;
 mod list;
 mod outcome;
 pub mod records;
+mod version_list;
+mod versions;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,12 +19,17 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::lifecycle::{Expire, KeyVersions, PassCursor, Progress};
 pub use self::list::{ListEntry, ListPage, ListQuery};
 pub use self::outcome::{
     Applied, CompleteOutcome, DeleteBucketOutcome, Deletion, EtagMatch, PutOutcome, WriteCondition,
 };
-use self::records::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
+use self::records::{BucketRecord, ObjectRecord, PartRecord, UploadRecord, VersionEntry};
+pub use self::version_list::{VersionListEntry, VersionListQuery, VersionPage};
+use self::versions::Versions;
+pub use self::versions::{DeleteEffect, Found, Latest};
 use crate::error::StoreError;
+use crate::versioning::{Selector, Versioning};
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
@@ -32,6 +40,8 @@ const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts")
 #[derive(Debug)]
 pub struct Index {
     db: Database,
+    /// The next version sequence number (see `versions`: reserved in blocks).
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -52,12 +62,20 @@ impl Index {
             txn.open_table(OBJECTS)?;
             txn.open_table(UPLOADS)?;
             txn.open_table(PARTS)?;
+            txn.open_table(versions::VERSIONS)?;
+            txn.open_table(versions::NULLS)?;
+            txn.open_table(versions::COUNTERS)?;
+            txn.open_table(lifecycle::LIFECYCLE)?;
         }
         txn.commit()?;
-        Ok(Index { db })
+        Ok(Index {
+            db,
+            next_seq: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
-    /// Every body file id the index references (objects and parts), for crash recovery.
+    /// Every body file id the index references (objects, versions and parts), for crash
+    /// recovery.
     pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
         let txn = self.db.begin_read()?;
         let mut set = HashSet::new();
@@ -68,6 +86,12 @@ impl Index {
         for item in txn.open_table(PARTS)?.iter()? {
             let (_, v) = item?;
             set.insert(decode::<PartRecord>(v.value())?.blob);
+        }
+        for item in txn.open_table(versions::VERSIONS)?.iter()? {
+            let (_, v) = item?;
+            if let VersionEntry::Object(o) = decode::<VersionEntry>(v.value())? {
+                set.insert(o.blob);
+            }
         }
         Ok(set)
     }
@@ -168,10 +192,13 @@ impl Index {
             if !allowed(&record) {
                 DeleteBucketOutcome::Refused
             } else {
-                let objects = txn.open_table(OBJECTS)?;
-                let has_object = match objects.range((name, "")..)?.next() {
-                    Some(item) => item?.0.value().0 == name,
-                    None => false,
+                let has_object = {
+                    let versions = Versions::open(&txn, &self.next_seq)?;
+                    let first = match versions.objects.range((name, "")..)?.next() {
+                        Some(item) => item?.0.value().0 == name,
+                        None => false,
+                    };
+                    first || versions.any_in_bucket(name)?
                 };
                 let uploads = txn.open_table(UPLOADS)?;
                 let mut has_upload = false;
@@ -224,10 +251,26 @@ impl Index {
                 .get(bucket)?
                 .map(|v| decode::<BucketRecord>(v.value()))
                 .transpose()?;
+            let versioning = target
+                .as_ref()
+                .map_or(Versioning::Unversioned, |t| t.versioning);
             if target.is_none() {
                 PutOutcome::NoSuchBucket
             } else if target.as_ref().is_some_and(|t| !allowed(t)) {
                 PutOutcome::Refused
+            } else if versioning != Versioning::Unversioned {
+                let mut versions = Versions::open(&txn, &self.next_seq)?;
+                let current = versions.head(bucket, key)?;
+                if condition.holds(current.as_ref()) {
+                    let (version_id, replaced) =
+                        versions.place(bucket, key, record.clone(), current, versioning)?;
+                    PutOutcome::Stored {
+                        replaced,
+                        version_id,
+                    }
+                } else {
+                    PutOutcome::PreconditionFailed
+                }
             } else {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let current = objects
@@ -238,6 +281,7 @@ impl Index {
                     objects.insert((bucket, key), encode(record).as_slice())?;
                     PutOutcome::Stored {
                         replaced: current.map(|c| c.blob).filter(|b| *b != record.blob),
+                        version_id: None,
                     }
                 } else {
                     PutOutcome::PreconditionFailed
@@ -289,15 +333,19 @@ impl Index {
         Ok(applied)
     }
 
-    /// Removes the objects named that the guard accepts: `guard` is given the bucket's record
-    /// as it is inside this write transaction and returns the per-key check. `None` when the
-    /// bucket does not exist.
-    pub fn delete_objects<F: FnMut(&str) -> bool>(
+    /// Deletes what each item names, as S3's DeleteObject would: without a version, removes
+    /// the object (unversioned bucket) or writes a delete marker owned by `owner`; with one,
+    /// removes that version for good. `guard` is given the bucket's record as it is inside this
+    /// write transaction and returns the per-item check (key, whether a version is named);
+    /// refused items are left alone. `None` when the bucket does not exist.
+    pub fn delete_objects<F: FnMut(&str, bool) -> bool>(
         &self,
         bucket: &str,
-        keys: &[&str],
+        items: &[(&str, Option<Selector>)],
+        owner: &str,
         guard: impl FnOnce(&BucketRecord) -> F,
     ) -> Result<Option<Deletion>, StoreError> {
+        let now = crate::store::now_ms();
         let txn = self.db.begin_write()?;
         let Some(target) = txn
             .open_table(BUCKETS)?
@@ -311,13 +359,24 @@ impl Index {
         let mut allowed = guard(&target);
         let mut deletion = Deletion::default();
         {
-            let mut objects = txn.open_table(OBJECTS)?;
-            for key in keys {
-                let ok = allowed(key);
-                deletion.refused.push(!ok);
-                if ok && let Some(v) = objects.remove((bucket, *key))? {
-                    deletion.blobs.push(decode::<ObjectRecord>(v.value())?.blob);
+            let mut versions = Versions::open(&txn, &self.next_seq)?;
+            for (key, version) in items {
+                if !allowed(key, version.is_some()) {
+                    deletion.effects.push(None);
+                    continue;
                 }
+                let effect = match version {
+                    Some(sel) => versions.delete_version(bucket, key, sel, &mut deletion.blobs)?,
+                    None => versions.delete_latest(
+                        bucket,
+                        key,
+                        target.versioning,
+                        owner,
+                        now,
+                        &mut deletion.blobs,
+                    )?,
+                };
+                deletion.effects.push(Some(effect));
             }
         }
         drop(allowed);
@@ -445,20 +504,22 @@ impl Index {
             if !allowed(&target) {
                 break 'tx CompleteOutcome::Refused;
             }
-            let mut objects = txn.open_table(OBJECTS)?;
-            let key = (upload.bucket.as_str(), upload.key.as_str());
-            let current = objects
-                .get(key)?
-                .map(|v| decode::<ObjectRecord>(v.value()))
-                .transpose()?;
-            if !condition.holds(current.as_ref()) {
-                break 'tx CompleteOutcome::PreconditionFailed;
-            }
-            objects.insert(key, encode(record).as_slice())?;
+            let (b, k) = (upload.bucket.as_str(), upload.key.as_str());
+            let (version_id, replaced) = {
+                let mut versions = Versions::open(&txn, &self.next_seq)?;
+                let current = versions.head(b, k)?;
+                if !condition.holds(current.as_ref()) {
+                    break 'tx CompleteOutcome::PreconditionFailed;
+                }
+                versions.place(b, k, record.clone(), current, target.versioning)?
+            };
             uploads.remove(upload_id)?;
             let mut unreferenced = remove_parts(&txn, upload_id)?;
-            unreferenced.extend(current.map(|c| c.blob));
-            CompleteOutcome::Stored { unreferenced }
+            unreferenced.extend(replaced);
+            CompleteOutcome::Stored {
+                unreferenced,
+                version_id,
+            }
         };
         match outcome {
             CompleteOutcome::Stored { .. } => txn.commit()?,

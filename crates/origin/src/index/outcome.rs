@@ -53,8 +53,10 @@ impl WriteCondition {
 pub enum PutOutcome {
     /// Committed; `replaced` is the body file of the object it overwrote.
     Stored {
-        /// Body file of the previous version, to delete now.
+        /// Body file no version references any more, to delete now.
         replaced: Option<String>,
+        /// The new version's id (`None`: null).
+        version_id: Option<String>,
     },
     /// The bucket does not exist.
     NoSuchBucket,
@@ -69,8 +71,10 @@ pub enum PutOutcome {
 pub enum CompleteOutcome {
     /// Committed; the listed body files are no longer referenced.
     Stored {
-        /// Previous object body and the part files, to delete now.
+        /// Replaced object body and the part files, to delete now.
         unreferenced: Vec<String>,
+        /// The new version's id (`None`: null).
+        version_id: Option<String>,
     },
     /// The upload does not exist (completed or aborted meanwhile).
     NoSuchUpload,
@@ -104,6 +108,10 @@ pub enum Applied {
     NoSuchBucket,
     /// The object does not exist.
     NoSuchObject,
+    /// The version named does not exist.
+    NoSuchVersion,
+    /// The version named is a delete marker.
+    DeleteMarker,
     /// The guard refused the change against the records as they now are; nothing changed.
     Refused,
 }
@@ -111,8 +119,8 @@ pub enum Applied {
 /// What deleting several objects did.
 #[derive(Debug, Default)]
 pub struct Deletion {
-    /// Per key given, whether the guard refused it (those keys were left alone).
-    pub refused: Vec<bool>,
-    /// Body files of the removed objects, to delete now.
+    /// Per item given, what was done (`None`: the guard refused it and it was left alone).
+    pub effects: Vec<Option<super::DeleteEffect>>,
+    /// Body files no version references any more, to delete now.
     pub blobs: Vec<String>,
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::Acl;
 use crate::cors::CorsRule;
+use crate::lifecycle::Rule as LifecycleRule;
+use crate::versioning::Versioning;
 
 /// A bucket: its owner, ACL, policy and CORS rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +25,12 @@ pub struct BucketRecord {
     /// CORS rules.
     #[serde(default)]
     pub cors: Option<Vec<CorsRule>>,
+    /// Versioning state.
+    #[serde(default)]
+    pub versioning: Versioning,
+    /// Lifecycle rules (validated when stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Vec<LifecycleRule>>,
 }
 
 /// HTTP headers stored with an object and returned on GET/HEAD.
@@ -66,6 +74,72 @@ pub struct ObjectRecord {
     /// Number of parts for a multipart object.
     #[serde(default)]
     pub parts: Option<u32>,
+    /// Version id; `None` is the `null` version (written unversioned or while suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Where the version sorts among its key's versions (`index::versions`); 0 for a null
+    /// version that was never made noncurrent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A delete marker: a version that says the key is deleted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkerRecord {
+    /// Version id; `None` is the `null` version.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    /// Sort position among the key's versions.
+    pub seq: u64,
+    /// Who deleted (the marker's owner).
+    pub owner: String,
+    /// When, Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+/// A version other than the latest object: a noncurrent object version or a delete marker
+/// (current or not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // short-lived values read from the index; a box would cost an allocation per version
+pub enum VersionEntry {
+    /// An object version.
+    Object(ObjectRecord),
+    /// A delete marker.
+    Marker(MarkerRecord),
+}
+
+impl VersionEntry {
+    /// The version id (`None`: null).
+    #[must_use]
+    pub fn version_id(&self) -> Option<&str> {
+        match self {
+            Self::Object(o) => o.version_id.as_deref(),
+            Self::Marker(m) => m.version_id.as_deref(),
+        }
+    }
+
+    /// When the version was written, Unix milliseconds.
+    #[must_use]
+    pub fn modified_ms(&self) -> i64 {
+        match self {
+            Self::Object(o) => o.modified_ms,
+            Self::Marker(m) => m.modified_ms,
+        }
+    }
+
+    /// Its sort position.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Object(o) => o.seq,
+            Self::Marker(m) => m.seq,
+        }
+    }
 }
 
 /// An in-progress multipart upload.

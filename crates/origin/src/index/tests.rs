@@ -14,6 +14,8 @@ fn bucket() -> BucketRecord {
         acl: Default::default(),
         policy: None,
         cors: None,
+        versioning: crate::versioning::Versioning::Unversioned,
+        lifecycle: None,
     }
 }
 
@@ -27,6 +29,8 @@ fn object(blob: &str, etag: &str) -> ObjectRecord {
         acl: Default::default(),
         headers: Default::default(),
         parts: None,
+        version_id: None,
+        seq: 0,
     }
 }
 
@@ -58,7 +62,7 @@ fn conditional_put_checks_and_commits_atomically() {
         index
             .put_object("b", "k", &object("1", "e1"), &create_only, |_| true)
             .unwrap(),
-        PutOutcome::Stored { replaced: None }
+        PutOutcome::Stored { replaced: None, .. }
     ));
     assert!(matches!(
         index
@@ -84,7 +88,7 @@ fn conditional_put_checks_and_commits_atomically() {
         .put_object("b", "k", &object("2", "e2"), &if_match, |_| true)
         .unwrap()
     {
-        PutOutcome::Stored { replaced } => assert_eq!(replaced.as_deref(), Some("1")),
+        PutOutcome::Stored { replaced, .. } => assert_eq!(replaced.as_deref(), Some("1")),
         other => panic!("{other:?}"),
     }
     assert_eq!(index.object("b", "k").unwrap().unwrap().etag, "e2");
@@ -118,21 +122,21 @@ fn delete_bucket_only_when_empty() {
         DeleteBucketOutcome::NotEmpty
     );
     let deletion = index
-        .delete_objects("b", &["x"], |_| |_: &str| true)
+        .delete_objects("b", &[("x", None)], "alice", |_| |_: &str, _| true)
         .unwrap()
         .unwrap();
     assert_eq!(deletion.blobs, ["2"]);
-    assert_eq!(deletion.refused, [false]);
+    assert_eq!(deletion.effects, [Some(DeleteEffect::Removed)]);
     // A guard that refuses leaves the bucket (and every key) as it was.
     assert_eq!(
         index.delete_bucket("c", |_| false).unwrap(),
         DeleteBucketOutcome::Refused
     );
     let deletion = index
-        .delete_objects("c", &["x"], |_| |_: &str| false)
+        .delete_objects("c", &[("x", None)], "alice", |_| |_: &str, _| false)
         .unwrap()
         .unwrap();
-    assert!(deletion.blobs.is_empty() && deletion.refused == [true]);
+    assert!(deletion.blobs.is_empty() && deletion.effects == [None]);
     assert!(index.object("c", "x").unwrap().is_some());
     assert_eq!(
         index.delete_bucket("b", |_| true).unwrap(),

@@ -4,7 +4,8 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{applied, blocking, require_bucket, require_object, version_is_null};
+use super::versions::{parse_version, resolve};
+use super::{applied, blocking, require_bucket};
 use crate::access::Recheck;
 use crate::acl::{
     ALL_USERS_URI, AUTHENTICATED_USERS_URI, Acl, AclError, Grant as AclGrant,
@@ -180,10 +181,8 @@ pub(super) fn get_object_acl(
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = req.input;
-    version_is_null(input.version_id.as_deref())?;
-    let bucket = require_bucket(state, &input.bucket)?;
-    let object = require_object(state, &input.bucket, &input.key)?;
-    let _ = bucket;
+    let sel = parse_version(input.version_id.as_deref())?;
+    let object = resolve(state, &input.bucket, &input.key, sel.as_ref())?;
     Ok(S3Response::new(GetObjectAclOutput {
         grants: Some(grants_dto(&state.users, &object.owner, &object.acl)),
         owner: Some(state.users.owner(&object.owner)),
@@ -197,8 +196,8 @@ pub(super) async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let caller = super::caller(state, &req);
     let input = req.input;
-    version_is_null(input.version_id.as_deref())?;
-    let object = require_object(state, &input.bucket, &input.key)?;
+    let sel = parse_version(input.version_id.as_deref())?;
+    let object = resolve(state, &input.bucket, &input.key, sel.as_ref())?;
     let grants = GrantHeaders {
         full_control: input.grant_full_control.as_deref(),
         read: input.grant_read.as_deref(),
@@ -215,15 +214,27 @@ pub(super) async fn put_object_acl(
     )?;
     let st = state.clone();
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let check = Recheck::new(caller.as_deref(), &bucket, "PutObjectAcl");
+    let op = if sel.is_some() {
+        "PutObjectVersionAcl"
+    } else {
+        "PutObjectAcl"
+    };
+    let check = Recheck::new(caller.as_deref(), &bucket, op);
     applied(
-        blocking(move || {
-            st.index.update_object(
+        blocking(move || match sel {
+            Some(sel) => st.index.update_version(
+                &bucket,
+                &key,
+                &sel,
+                |b, o| check.allows(b, Some(&key), Some(o)),
+                |rec| rec.acl = acl,
+            ),
+            None => st.index.update_object(
                 &bucket,
                 &key,
                 |b, o| check.allows(b, Some(&key), Some(o)),
                 |rec| rec.acl = acl,
-            )
+            ),
         })
         .await?,
     )?;

@@ -1,4 +1,4 @@
-//! Bucket operations: Create/Head/Delete/List, GetBucketLocation, GetBucketVersioning.
+//! Bucket operations: Create/Head/Delete/List, GetBucketLocation.
 
 use std::sync::Arc;
 
@@ -73,6 +73,8 @@ pub(super) async fn create_bucket(
         acl,
         policy: None,
         cors: None,
+        versioning: crate::versioning::Versioning::Unversioned,
+        lifecycle: None,
     };
     let st = state.clone();
     let name = input.bucket.clone();
@@ -140,12 +142,4 @@ pub(super) fn get_bucket_location(
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
     }))
-}
-
-pub(super) fn get_bucket_versioning(
-    state: &State,
-    req: S3Request<GetBucketVersioningInput>,
-) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    require_bucket(state, &req.input.bucket)?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }

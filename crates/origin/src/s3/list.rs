@@ -1,4 +1,5 @@
-//! ListObjects (V1), ListObjectsV2 and ListObjectVersions over the index's sorted scan.
+//! ListObjects (V1) and ListObjectsV2 over the index's sorted scan (ListObjectVersions is in
+//! `versions`, which shares the encoding helpers here).
 
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -18,15 +19,15 @@ const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-const MAX_KEYS: i32 = 1000;
+pub(super) const MAX_KEYS: i32 = 1000;
 
 /// Applies `encoding-type`.
-struct Encoder {
+pub(super) struct Encoder {
     url: bool,
 }
 
 impl Encoder {
-    fn new(encoding: Option<&EncodingType>) -> S3Result<Encoder> {
+    pub(super) fn new(encoding: Option<&EncodingType>) -> S3Result<Encoder> {
         match encoding.map(EncodingType::as_str) {
             None => Ok(Encoder { url: false }),
             Some("url") => Ok(Encoder { url: true }),
@@ -37,7 +38,7 @@ impl Encoder {
         }
     }
 
-    fn apply(&self, s: &str) -> String {
+    pub(super) fn apply(&self, s: &str) -> String {
         if self.url {
             utf8_percent_encode(s, KEY_ENCODE).to_string()
         } else {
@@ -45,17 +46,17 @@ impl Encoder {
         }
     }
 
-    fn opt(&self, s: Option<&str>) -> Option<String> {
+    pub(super) fn opt(&self, s: Option<&str>) -> Option<String> {
         s.map(|s| self.apply(s))
     }
 
-    fn encoding_type(&self) -> Option<EncodingType> {
+    pub(super) fn encoding_type(&self) -> Option<EncodingType> {
         self.url
             .then(|| EncodingType::from_static(EncodingType::URL))
     }
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
         Some(n) => Ok(usize::try_from(n.min(MAX_KEYS)).unwrap_or(0)),
@@ -200,67 +201,6 @@ pub(super) fn list_objects_v2(
         delimiter: enc.opt(input.delimiter.as_deref()),
         encoding_type: enc.encoding_type(),
         start_after: enc.opt(input.start_after.as_deref()),
-        ..Default::default()
-    }))
-}
-
-pub(super) fn list_object_versions(
-    state: &State,
-    req: S3Request<ListObjectVersionsInput>,
-) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let input = req.input;
-    require_bucket(state, &input.bucket)?;
-    let enc = Encoder::new(input.encoding_type.as_ref())?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().unwrap_or_default();
-    let page = state.index.list(&ListQuery {
-        bucket: &input.bucket,
-        prefix: &prefix,
-        delimiter: &delimiter,
-        after: input.key_marker.as_deref().filter(|m| !m.is_empty()),
-        max: max_keys(input.max_keys)?,
-    })?;
-    let mut versions = Vec::new();
-    let mut prefixes = Vec::new();
-    for entry in &page.entries {
-        match entry {
-            ListEntry::Object(key, rec) => versions.push(ObjectVersion {
-                key: Some(enc.apply(key)),
-                e_tag: Some(etag(&rec.etag)),
-                is_latest: Some(true),
-                last_modified: Some(timestamp(rec.modified_ms)),
-                owner: Some(state.users.owner(&rec.owner)),
-                size: i64::try_from(rec.size).ok(),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
-                version_id: Some("null".to_owned()),
-                ..Default::default()
-            }),
-            ListEntry::Prefix(p) => prefixes.push(CommonPrefix {
-                prefix: Some(enc.apply(p)),
-            }),
-        }
-    }
-    let next = if page.truncated {
-        last_name(&page)
-    } else {
-        None
-    };
-    Ok(S3Response::new(ListObjectVersionsOutput {
-        common_prefixes: Some(prefixes),
-        delete_markers: None,
-        delimiter: enc.opt(input.delimiter.as_deref()),
-        encoding_type: enc.encoding_type(),
-        is_truncated: Some(page.truncated),
-        key_marker: Some(enc.apply(input.key_marker.as_deref().unwrap_or(""))),
-        max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS).min(MAX_KEYS)),
-        name: Some(input.bucket),
-        next_version_id_marker: next.as_ref().map(|_| "null".to_owned()),
-        next_key_marker: enc.opt(next.as_deref()),
-        prefix: Some(enc.apply(&prefix)),
-        version_id_marker: input.version_id_marker,
-        versions: Some(versions),
         ..Default::default()
     }))
 }

@@ -7,9 +7,11 @@ mod bucket;
 mod conditions;
 mod config;
 mod delete;
+mod lifecycle;
 mod list;
 mod multipart;
 mod object;
+mod versions;
 
 use std::sync::Arc;
 
@@ -17,7 +19,6 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::StoreError;
-use crate::index::records::ObjectRecord;
 use crate::storage::WriteError;
 use crate::store::State;
 use crate::users::User;
@@ -75,15 +76,6 @@ fn require_bucket(state: &State, bucket: &str) -> S3Result<crate::index::records
     state.index.bucket(bucket)?.ok_or_else(no_such_bucket)
 }
 
-/// The object, or NoSuchKey / NoSuchBucket.
-fn require_object(state: &State, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-    match state.index.object(bucket, key)? {
-        Some(rec) => Ok(rec),
-        None if state.index.bucket(bucket)?.is_none() => Err(no_such_bucket()),
-        None => Err(no_such_key()),
-    }
-}
-
 /// The S3 answer to a guarded change of a record.
 fn applied(outcome: crate::index::Applied) -> S3Result<()> {
     use crate::index::Applied;
@@ -91,6 +83,11 @@ fn applied(outcome: crate::index::Applied) -> S3Result<()> {
         Applied::Done => Ok(()),
         Applied::NoSuchBucket => Err(no_such_bucket()),
         Applied::NoSuchObject => Err(no_such_key()),
+        Applied::NoSuchVersion => Err(versions::no_such_version()),
+        Applied::DeleteMarker => Err(s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        )),
         Applied::Refused => Err(s3_error!(AccessDenied, "Access Denied")),
     }
 }
@@ -136,16 +133,6 @@ fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     Ok(Some(digest))
 }
 
-fn version_is_null(version: Option<&str>) -> S3Result<()> {
-    match version {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist."
-        )),
-    }
-}
-
 #[async_trait::async_trait]
 impl S3 for Backend {
     async fn list_buckets(
@@ -182,7 +169,31 @@ impl S3 for Backend {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        bucket::get_bucket_versioning(&self.state, req)
+        versions::get_bucket_versioning(&self.state, req)
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        versions::put_bucket_versioning(&self.state, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(&self.state, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get_bucket_lifecycle_configuration(&self.state, req)
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(&self.state, req).await
     }
 
     async fn put_object(
@@ -238,7 +249,7 @@ impl S3 for Backend {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        list::list_object_versions(&self.state, req)
+        versions::list_object_versions(&self.state, req)
     }
 
     async fn create_multipart_upload(

@@ -342,6 +342,8 @@ async fn finish_completion(
         acl: upload.acl.clone(),
         headers: upload.headers.clone(),
         parts: Some(parts),
+        version_id: None,
+        seq: 0,
     };
     let st = state.clone();
     let key = upload.key.clone();
@@ -353,9 +355,13 @@ async fn finish_completion(
     })
     .await;
     match outcome {
-        Ok(CompleteOutcome::Stored { unreferenced }) => {
+        Ok(CompleteOutcome::Stored {
+            unreferenced,
+            version_id,
+        }) => {
             state.blobs.remove(unreferenced).await;
             Ok(CompleteMultipartUploadOutput {
+                version_id,
                 bucket: Some(upload.bucket.clone()),
                 key: Some(upload.key.clone()),
                 e_tag: Some(etag(&etag_value)),

@@ -13,16 +13,18 @@ use super::acl::{GrantHeaders, acl_from_headers};
 use super::conditions::{
     ReadConditions, check_copy_conditions, precondition_failed, write_condition,
 };
+use super::versions::{parse_version, resolve, version_header};
 use super::{
     applied, blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket,
-    require_object, timestamp, unix_secs, version_is_null,
+    timestamp, unix_secs,
 };
-use crate::access::{Need, Recheck, Rule, authorize};
+use crate::access::{Need, Recheck, Rule};
 use crate::acl::Permission;
 use crate::index::records::{ObjectHeaders, ObjectRecord};
 use crate::index::{PutOutcome, WriteCondition};
 use crate::storage::Source;
 use crate::store::{State, now_ms};
+use crate::versioning::{Selector, Versioning};
 
 /// Default `Content-Type` S3 reports for objects stored without one.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -208,6 +210,8 @@ pub(super) async fn put_object(
         acl,
         headers,
         parts: None,
+        version_id: None,
+        seq: 0,
     };
     let etag_value = record.etag.clone();
     let st = state.clone();
@@ -220,11 +224,15 @@ pub(super) async fn put_object(
     })
     .await;
     match outcome {
-        Ok(PutOutcome::Stored { replaced }) => {
+        Ok(PutOutcome::Stored {
+            replaced,
+            version_id,
+        }) => {
             state.blobs.remove(replaced.into_iter().collect()).await;
             Ok(S3Response::new(PutObjectOutput {
                 e_tag: Some(etag(&etag_value)),
                 size: i64::try_from(written.size).ok(),
+                version_id,
                 ..Default::default()
             }))
         }
@@ -241,12 +249,13 @@ async fn open_object(
     state: &State,
     bucket: &str,
     key: &str,
+    sel: Option<&Selector>,
     conditions: &ReadConditions,
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<(ObjectView, tokio::fs::File)> {
     for _ in 0..5 {
-        let rec = require_object(state, bucket, key)?;
+        let rec = resolve(state, bucket, key, sel)?;
         conditions.check(&rec)?;
         let range = resolve_range(range, part_number, &rec)?;
         match state.blobs.open_read(&rec.blob).await {
@@ -266,7 +275,7 @@ pub(super) async fn get_object(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    version_is_null(input.version_id.as_deref())?;
+    let sel = parse_version(input.version_id.as_deref())?;
     let conditions = ReadConditions {
         if_match: input.if_match,
         if_none_match: input.if_none_match,
@@ -277,6 +286,7 @@ pub(super) async fn get_object(
         state,
         &input.bucket,
         &input.key,
+        sel.as_ref(),
         &conditions,
         input.range.as_ref(),
         input.part_number,
@@ -288,6 +298,7 @@ pub(super) async fn get_object(
             .await
             .map_err(|e| crate::error::internal("seeking body file", e))?;
     }
+    let version_id = version_header(state, &input.bucket, view.rec.version_id.as_deref())?;
     let len = u64::try_from(view.content_length()).unwrap_or(0);
     let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
     let h = &view.rec.headers;
@@ -310,6 +321,7 @@ pub(super) async fn get_object(
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
         parts_count: input.part_number.and(Some(1)),
+        version_id,
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -320,14 +332,15 @@ pub(super) fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    version_is_null(input.version_id.as_deref())?;
+    let sel = parse_version(input.version_id.as_deref())?;
     let conditions = ReadConditions {
         if_match: input.if_match,
         if_none_match: input.if_none_match,
         if_modified_since: input.if_modified_since,
         if_unmodified_since: input.if_unmodified_since,
     };
-    let rec = require_object(state, &input.bucket, &input.key)?;
+    let rec = resolve(state, &input.bucket, &input.key, sel.as_ref())?;
+    let version_id = version_header(state, &input.bucket, rec.version_id.as_deref())?;
     conditions.check(&rec)?;
     let range = resolve_range(input.range.as_ref(), input.part_number, &rec)?;
     let view = ObjectView { rec, range };
@@ -354,6 +367,7 @@ pub(super) fn head_object(
             .parts
             .and_then(|p| i32::try_from(p).ok())
             .filter(|_| input.part_number.is_some()),
+        version_id,
         ..Default::default()
     };
     let mut resp = S3Response::new(output);
@@ -380,18 +394,23 @@ pub(super) fn copy_source(
             "Only bucket/key copy sources are supported"
         ));
     };
-    version_is_null(version_id.as_deref())?;
-    authorize(
+    let sel = parse_version(version_id.as_deref())?;
+    crate::access::authorize_version(
         state,
         caller,
         bucket,
-        Some(key),
+        key,
+        sel.as_ref(),
         Rule {
             need: Need::Object(Permission::Read),
-            action: "s3:GetObject",
+            action: if sel.is_some() {
+                "s3:GetObjectVersion"
+            } else {
+                "s3:GetObject"
+            },
         },
     )?;
-    let rec = require_object(state, bucket, key)?;
+    let rec = resolve(state, bucket, key, sel.as_ref())?;
     Ok((bucket.to_string(), key.to_string(), rec))
 }
 
@@ -415,8 +434,13 @@ pub(super) async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let same = src_bucket == input.bucket && src_key == input.key;
-    if same && !replace {
+    // In a versioned bucket a copy onto itself makes a new version: only unversioned ones
+    // change the object's record in place.
+    let same = src_bucket == input.bucket
+        && src_key == input.key
+        && src.version_id.is_none()
+        && bucket.versioning == Versioning::Unversioned;
+    if src_bucket == input.bucket && src_key == input.key && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -508,7 +532,10 @@ pub(super) async fn copy_object(
         acl,
         headers,
         parts: None,
+        version_id: None,
+        seq: 0,
     };
+    let copy_source_version_id = src.version_id.clone();
     let etag_value = record.etag.clone();
     let st = state.clone();
     let (b, k) = (input.bucket.clone(), input.key.clone());
@@ -521,7 +548,10 @@ pub(super) async fn copy_object(
     })
     .await
     {
-        Ok(PutOutcome::Stored { replaced }) => {
+        Ok(PutOutcome::Stored {
+            replaced,
+            version_id,
+        }) => {
             state.blobs.remove(replaced.into_iter().collect()).await;
             Ok(S3Response::new(CopyObjectOutput {
                 copy_object_result: Some(CopyObjectResult {
@@ -529,6 +559,8 @@ pub(super) async fn copy_object(
                     last_modified: Some(timestamp(modified_ms)),
                     ..Default::default()
                 }),
+                copy_source_version_id,
+                version_id,
                 ..Default::default()
             }))
         }

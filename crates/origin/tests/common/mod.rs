@@ -2,12 +2,14 @@
 
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod child;
 pub mod raw;
 pub mod sign;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -55,6 +57,7 @@ pub fn config(dir: &Path, domain: Option<&str>) -> StoreConfig {
         domain: domain.map(str::to_owned),
         region: "us-east-1".into(),
         users: users(),
+        lifecycle: origin::LifecycleConfig::default(),
     }
 }
 
@@ -72,20 +75,34 @@ impl Server {
     }
 
     pub async fn start_with_domain(domain: Option<&str>) -> Server {
-        Self::start_full(domain, origin::ServeLimits::default()).await
+        Self::start_full(domain, origin::ServeLimits::default(), Default::default()).await
     }
 
     pub async fn start_with_limits(limits: origin::ServeLimits) -> Server {
-        Self::start_full(None, limits).await
+        Self::start_full(None, limits, Default::default()).await
     }
 
-    async fn start_full(domain: Option<&str>, limits: origin::ServeLimits) -> Server {
+    /// A store whose lifecycle worker runs every `interval` with days of `day`.
+    pub async fn start_with_lifecycle(interval: Duration, day: Duration) -> Server {
+        let lifecycle = origin::LifecycleConfig { interval, day };
+        Self::start_full(None, origin::ServeLimits::default(), lifecycle).await
+    }
+
+    async fn start_full(
+        domain: Option<&str>,
+        limits: origin::ServeLimits,
+        lifecycle: origin::LifecycleConfig,
+    ) -> Server {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(config(dir.path(), domain)).unwrap();
+        let store = Store::open(StoreConfig {
+            lifecycle,
+            ..config(dir.path(), domain)
+        })
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
