@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 # The versioning and lifecycle tests drive the AWS CLI (`aws s3api`).
-command -v aws >/dev/null 2>&1 || missing+=(awscli)
+aws --version >/dev/null 2>&1 || missing+=(awscli)
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 # The browser end-to-end test drives Debian's Chromium at this path.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
