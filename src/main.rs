@@ -7,6 +7,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge::config::Config;
 
+/// mimalloc: size-class pages without a header per allocation. A cached 1 KiB object is a
+/// handful of small allocations (the entry, its packed head, its key, the body), and glibc's
+/// per-chunk header and rounding cost ~20% more memory per object (`benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "edge",
