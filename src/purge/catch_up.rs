@@ -68,7 +68,7 @@ impl CatchUp {
                 .ok()
                 .and_then(|text| text.trim().parse::<u64>().ok())
                 .map_or(0, |at| at.saturating_sub(MARK_SLACK));
-            self.cache.distrust_disk_before(SystemTime::now());
+            self.cache.distrust_disk_before(self.cache.now());
             tokio::spawn(renew_mark(self.cache.clone(), mark, shutdown.clone()));
             tokio::spawn(self.follow(sources, since, shutdown));
         } else {
@@ -145,7 +145,7 @@ impl CatchUp {
 async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Receiver<bool>) {
     loop {
         if cache.disk_trusted()
-            && let Err(e) = write_mark(&mark)
+            && let Err(e) = write_mark(&mark, cache.now())
         {
             tracing::debug!(path = %mark.display(), error = %e, "cannot write the in-sync mark");
         }
@@ -153,7 +153,7 @@ async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Recei
             _ = tokio::time::sleep(MARK_EVERY) => {}
             _ = shutdown.changed() => {
                 if cache.disk_trusted() {
-                    let _ = write_mark(&mark);
+                    let _ = write_mark(&mark, cache.now());
                 }
                 return;
             }
@@ -162,8 +162,8 @@ async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Recei
 }
 
 /// Writes the mark through a temporary file and a rename.
-fn write_mark(mark: &Path) -> std::io::Result<()> {
+fn write_mark(mark: &Path, now: SystemTime) -> std::io::Result<()> {
     let tmp = mark.with_extension("tmp");
-    std::fs::write(&tmp, unix_secs(SystemTime::now()).to_string())?;
+    std::fs::write(&tmp, unix_secs(now).to_string())?;
     std::fs::rename(&tmp, mark)
 }

@@ -27,9 +27,8 @@ pub struct Journal {
     path: Option<PathBuf>,
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+fn secs(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs()
 }
@@ -55,13 +54,13 @@ impl Journal {
         }
     }
 
-    /// Records a purge applied now.
-    pub fn record(&self, space: &str, files: &[String]) {
+    /// Records a purge applied at `at`.
+    pub fn record(&self, space: &str, files: &[String], at: SystemTime) {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = now_secs();
+        let now = secs(at);
         entries.push_back(JournalEntry {
             at: now,
             space: space.to_owned(),

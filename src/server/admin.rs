@@ -160,7 +160,7 @@ async fn purge_local(
         tokio::spawn(async move { fanout.to_peers(&space, &files).await })
     });
     let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
-    edge.journal.record(&space, &files);
+    edge.journal.record(&space, &files, edge.cache.now());
     edge.metrics.purge(dropped);
     tracing::info!(token = %who, %space, files = ?files, dropped, forwarded, "purged");
     let mut pops = vec![PopResult {
