@@ -196,6 +196,11 @@ pub struct EmbeddedOrigin {
     pub users: Vec<OriginUser>,
     /// Whose rights signed spaces read with.
     pub edge_user: String,
+    /// How often access log records are delivered to their target buckets.
+    #[serde(serialize_with = "ser_duration")]
+    pub log_flush: Duration,
+    /// Serve the store over HTTPS with the `[tls]` certificates.
+    pub tls: bool,
 }
 
 /// One owner of the embedded store.
@@ -949,6 +954,14 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                     })
                 })
                 .transpose()?;
+            let log_flush = duration(
+                "origin.log_flush",
+                raw.log_flush.as_deref(),
+                origin::DEFAULT_LOG_FLUSH,
+            )?;
+            if log_flush.is_zero() {
+                return Err(invalid("origin.log_flush", "must be longer than zero"));
+            }
             OriginKind::Embedded(EmbeddedOrigin {
                 listen,
                 data_dir: raw
@@ -958,10 +971,14 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                 domain,
                 users,
                 edge_user,
+                log_flush,
+                tls: raw.tls.unwrap_or(false),
             })
         }
         "s3" => {
             reject(raw.listen.is_some(), "listen")?;
+            reject(raw.log_flush.is_some(), "log_flush")?;
+            reject(raw.tls.is_some(), "tls")?;
             reject(raw.data_dir.is_some(), "data_dir")?;
             reject(!raw.users.is_empty(), "user")?;
             reject(raw.url.is_some(), "url")?;
@@ -1002,6 +1019,8 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
         "http" => {
             reject(raw.endpoint.is_some(), "endpoint")?;
             reject(raw.listen.is_some(), "listen")?;
+            reject(raw.log_flush.is_some(), "log_flush")?;
+            reject(raw.tls.is_some(), "tls")?;
             reject(!raw.users.is_empty(), "user")?;
             let url = raw
                 .url

@@ -113,6 +113,8 @@ pub struct RawOrigin {
     #[serde(default, rename = "user")]
     pub users: Vec<RawUser>,
     pub edge_user: Option<String>,
+    pub log_flush: Option<String>,
+    pub tls: Option<bool>,
     // s3
     pub endpoint: Option<String>,
     pub region: Option<String>,

@@ -158,6 +158,7 @@ fn main() {
                 access_key: USER.access_key.into(),
                 secret_key: USER.secret_key.into(),
             }],
+            log_flush: origin::DEFAULT_LOG_FLUSH,
         })
         .unwrap();
         store.ensure_bucket("bench", USER.id).unwrap();

@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
             user("alice", "AKIAALICE", "alice-secret-key"),
             user("bob", "AKIABOB", "bob-secret-key"),
         ],
+        log_flush: origin::DEFAULT_LOG_FLUSH,
     })?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("serving on {}", listener.local_addr()?);

@@ -16,7 +16,12 @@ pub struct StoreConfig {
     pub region: String,
     /// The users; each one is a distinct S3 owner with its own key pair.
     pub users: Vec<UserConfig>,
+    /// How often buffered access log records are delivered to their target buckets.
+    pub log_flush: std::time::Duration,
 }
+
+/// Default of [`StoreConfig::log_flush`] (as S3, a few minutes).
+pub const DEFAULT_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One `[[origin.user]]`: an S3 owner and its credentials.
 #[derive(Clone)]
@@ -51,6 +56,9 @@ impl StoreConfig {
         let bad = |msg: String| Err(StoreError::Config(msg));
         if self.region.is_empty() {
             return bad("region must not be empty".into());
+        }
+        if self.log_flush.is_zero() {
+            return bad("log_flush must be longer than zero".into());
         }
         if let Some(domain) = &self.domain
             && s3s::host::SingleDomain::new(domain).is_err()

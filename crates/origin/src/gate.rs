@@ -162,7 +162,7 @@ const STREAMED_WRITE_PARAMS: &[&str] = &[
 ];
 
 /// Whether the request is a PutObject or UploadPart, whose body streams to disk.
-fn is_streamed_write<B>(req: &Request<B>, state: &State, query: &Query) -> bool {
+pub(crate) fn is_streamed_write<B>(req: &Request<B>, state: &State, query: &Query) -> bool {
     if req.method() != http::Method::PUT {
         return false;
     }

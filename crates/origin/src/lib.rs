@@ -7,11 +7,13 @@
 //! Layout: `index` (redb metadata, listing order), `storage` (body files), `users` (who signed),
 //! `access` + `acl` + `policy` (who may do what), `cors`, `listener` + `idle` (accept loop and
 //! its limits), `service` (the hyper layer around s3s: request ids, CORS preflight), `gate` +
-//! `sigv2` (refusals decided before s3s reads a request) and `s3/` (one module per operation
-//! family).
+//! `sigv2` (refusals decided before s3s reads a request), `request` (what a request's
+//! connection and access check tell the rest), `access_log` (server access logs) and `s3/`
+//! (one module per operation family).
 #![forbid(unsafe_code)]
 
 mod access;
+mod access_log;
 mod acl;
 mod config;
 mod cors;
@@ -23,13 +25,15 @@ mod index;
 mod listener;
 mod names;
 mod policy;
+mod request;
 mod s3;
 mod service;
 mod sigv2;
+mod spool;
 mod storage;
 mod store;
 mod users;
 
-pub use config::{ServeLimits, StoreConfig, UserConfig};
+pub use config::{DEFAULT_LOG_FLUSH, ServeLimits, StoreConfig, UserConfig};
 pub use error::StoreError;
 pub use store::Store;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use s3s::service::{S3Service, S3ServiceBuilder};
 
+use crate::access_log::AccessLogs;
 use crate::acl::Acl;
 use crate::config::{ServeLimits, StoreConfig};
 use crate::error::StoreError;
@@ -26,6 +27,8 @@ pub(crate) struct State {
     pub region: String,
     /// Virtual-hosted-style base domain.
     pub domain: Option<Domain>,
+    /// Server access logging.
+    pub logs: AccessLogs,
 }
 
 struct Inner {
@@ -69,12 +72,14 @@ impl Store {
             tracing::info!(removed, "recovery removed unreferenced body and temp files");
         }
         let users = Arc::new(Users::new(&config.users));
+        let logs = AccessLogs::new(index.loggings()?, config.log_flush);
         let state = Arc::new(State {
             index,
             blobs,
             users: users.clone(),
             region: config.region.clone(),
             domain: config.domain.as_deref().map(Domain::new),
+            logs,
         });
         let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
         builder.set_config(crate::gate::s3s_config());
@@ -132,8 +137,34 @@ impl Store {
         limits: ServeLimits,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let service =
-            crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
-        crate::listener::serve(service, listener, limits, shutdown).await
+        self.serve_full(listener, limits, None, shutdown).await
+    }
+
+    /// Like [`Store::serve_with_limits`], over TLS when `tls` is given (its certificate
+    /// resolver picks by SNI; ALPN `h2` gets HTTP/2, anything else HTTP/1.1). Access logs are
+    /// delivered while it serves, and what is buffered is delivered when it stops.
+    pub async fn serve_full(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: ServeLimits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let state = self.inner.state.clone();
+        let service = crate::service::OriginService::new(state.clone(), self.inner.s3.clone());
+        let (stop_logs, stopped) = tokio::sync::watch::channel(false);
+        let delivery = tokio::spawn(crate::access_log::delivery::run(state, stopped));
+        let served = crate::listener::serve(service, listener, limits, tls, shutdown).await;
+        let _ = stop_logs.send(true);
+        if let Err(e) = delivery.await {
+            tracing::error!(error = %e, "access log delivery task failed");
+        }
+        served
+    }
+
+    /// Delivers the buffered access log records now (they are also delivered every
+    /// `log_flush` and when serving stops).
+    pub async fn flush_access_logs(&self) {
+        crate::access_log::delivery::flush(&self.inner.state).await;
     }
 }

@@ -6,6 +6,7 @@
 //! All methods block (redb fsyncs on commit): call them from `spawn_blocking` when they write.
 
 mod list;
+pub mod logging;
 mod outcome;
 pub mod records;
 
@@ -52,6 +53,7 @@ impl Index {
             txn.open_table(OBJECTS)?;
             txn.open_table(UPLOADS)?;
             txn.open_table(PARTS)?;
+            txn.open_table(logging::LOGGING)?;
         }
         txn.commit()?;
         Ok(Index { db })
@@ -173,24 +175,20 @@ impl Index {
                     Some(item) => item?.0.value().0 == name,
                     None => false,
                 };
-                let uploads = txn.open_table(UPLOADS)?;
-                let mut has_upload = false;
-                for item in uploads.iter()? {
-                    let (_, v) = item?;
-                    if decode::<UploadRecord>(v.value())?.bucket == name {
-                        has_upload = true;
-                        break;
-                    }
-                }
-                if has_object || has_upload {
+                if has_object {
                     DeleteBucketOutcome::NotEmpty
                 } else {
+                    // As S3: uploads in progress do not keep a bucket; they go with it.
+                    let unreferenced = remove_uploads_of(&txn, name)?;
                     buckets.remove(name)?;
-                    DeleteBucketOutcome::Deleted
+                    DeleteBucketOutcome::Deleted { unreferenced }
                 }
             }
         };
-        finish(txn, outcome == DeleteBucketOutcome::Deleted)?;
+        finish(
+            txn,
+            matches!(outcome, DeleteBucketOutcome::Deleted { .. }),
+        )?;
         Ok(outcome)
     }
 
@@ -483,6 +481,27 @@ fn finish(txn: redb::WriteTransaction, changed: bool) -> Result<(), StoreError> 
         txn.abort()?;
     }
     Ok(())
+}
+
+/// Removes every upload of `bucket` and their parts; returns the part body files.
+fn remove_uploads_of(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut uploads = txn.open_table(UPLOADS)?;
+    let mut ids = Vec::new();
+    for item in uploads.iter()? {
+        let (k, v) = item?;
+        if decode::<UploadRecord>(v.value())?.bucket == bucket {
+            ids.push(k.value().to_owned());
+        }
+    }
+    let mut blobs = Vec::new();
+    for id in ids {
+        uploads.remove(id.as_str())?;
+        blobs.extend(remove_parts(txn, &id)?);
+    }
+    Ok(blobs)
 }
 
 fn remove_parts(txn: &redb::WriteTransaction, upload_id: &str) -> Result<Vec<String>, StoreError> {

@@ -8,6 +8,7 @@ mod conditions;
 mod config;
 mod delete;
 mod list;
+mod logging;
 mod multipart;
 mod object;
 
@@ -326,6 +327,18 @@ impl S3 for Backend {
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         config::delete_bucket_policy(&self.state, req).await
+    }
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        logging::put_bucket_logging(&self.state, req).await
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        logging::get_bucket_logging(&self.state, req)
     }
     async fn put_bucket_cors(
         &self,

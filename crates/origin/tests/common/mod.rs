@@ -55,6 +55,7 @@ pub fn config(dir: &Path, domain: Option<&str>) -> StoreConfig {
         domain: domain.map(str::to_owned),
         region: "us-east-1".into(),
         users: users(),
+        log_flush: std::time::Duration::from_secs(1),
     }
 }
 

@@ -120,6 +120,7 @@ async fn origin_store_conformance_against_the_embedded_origin() {
             access_key: "AKIDSTORETEST".into(),
             secret_key: "store-test-secret".into(),
         }],
+        log_flush: ::origin::DEFAULT_LOG_FLUSH,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,6 +170,7 @@ async fn a_state_bucket_squatted_by_another_user_is_refused() {
         domain: None,
         region: "us-east-1".into(),
         users: vec![user("edge", "AKIDEDGE"), user("mallory", "AKIDMALLORY")],
+        log_flush: ::origin::DEFAULT_LOG_FLUSH,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
