@@ -205,20 +205,20 @@ impl OriginClient {
         http.set_keepalive(Some(Duration::from_secs(60)));
         // The embedded origin over HTTPS is checked against the certificate it serves (one
         // this process generated or was given), under its name rather than its address.
-        let https = match crate::tls::embedded_origin_tls(config).filter(|_| config.parent.is_none())
-        {
-            Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_or_http()
-                .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-                .enable_http1()
-                .wrap_connector(http),
-            None => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(crate::tls::client_config())
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http),
-        };
+        let https =
+            match crate::tls::embedded_origin_tls(config).filter(|_| config.parent.is_none()) {
+                Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+                    .enable_http1()
+                    .wrap_connector(http),
+                None => hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(crate::tls::client_config())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http),
+            };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)

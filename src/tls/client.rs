@@ -72,7 +72,10 @@ pub fn embedded_origin_tls(config: &Config) -> Option<(rustls::ClientConfig, Ser
             }
         }
     }
-    let name = embedded.domain.clone().unwrap_or_else(|| "localhost".to_owned());
+    let name = embedded
+        .domain
+        .clone()
+        .unwrap_or_else(|| "localhost".to_owned());
     let name = ServerName::try_from(name).ok()?;
     let tls = rustls::ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()

@@ -194,7 +194,19 @@ impl<'a> Subject<'a> {
         if decision == Decision::Deny && !(is_owner && manages_policy) {
             return Err(denied());
         }
-        if is_owner || decision == Decision::Allow {
+        if is_owner {
+            return Ok(());
+        }
+        if decision == Decision::Allow {
+            // As S3: a read the policy allows still learns that a key is missing only if
+            // the caller may list the bucket.
+            if let (Need::Object(Permission::Read), Some(_)) = (rule.need, key)
+                && object()?.is_none()
+                && !record.acl.allows(caller, Permission::Read)
+                && !self.policy_allows_listing(caller)
+            {
+                return Err(denied());
+            }
             return Ok(());
         }
         let granted = match rule.need {

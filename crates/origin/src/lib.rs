@@ -23,6 +23,7 @@ mod host;
 mod idle;
 mod index;
 mod listener;
+mod metadata;
 mod names;
 mod policy;
 mod request;

@@ -135,12 +135,9 @@ impl Conn {
     ) -> Result<(), ConnError> {
         let stream = IdleTimeout::new(stream, self.limits.idle_timeout);
         // The handshake is part of the request head: it gets the same deadline.
-        let stream = tokio::time::timeout(
-            self.limits.header_read_timeout,
-            acceptor.accept(stream),
-        )
-        .await
-        .map_err(|_| "TLS handshake timed out")??;
+        let stream = tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(stream))
+            .await
+            .map_err(|_| "TLS handshake timed out")??;
         let session = stream.get_ref().1;
         let info = TlsInfo {
             version: match session.protocol_version() {

@@ -163,7 +163,11 @@ impl OriginService {
     }
 
     /// Handles one request that came on `conn`.
-    pub(crate) async fn handle(&self, req: Request<Incoming>, conn: Arc<Connection>) -> HttpResponse {
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: Arc<Connection>,
+    ) -> HttpResponse {
         let started = std::time::Instant::now();
         let id = request_id();
         let pending = self
@@ -202,6 +206,8 @@ impl OriginService {
             });
         let span = tracing::debug_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
         let query = crate::sigv2::Query::parse(req.uri().query().unwrap_or_default());
+        let mut req = req;
+        crate::metadata::transcode_request(req.headers_mut());
         let req = if crate::spool::needs_length(&req)
             && gate::is_streamed_write(&req, &self.state, &query)
         {
@@ -228,6 +234,7 @@ impl OriginService {
             }
         };
         let mut resp = finish(resp, id);
+        crate::metadata::latin1_response(resp.headers_mut());
         if let Some((origin, bucket, method)) = cors_ctx
             && let Ok(Some(rules)) = self.cors_rules(&bucket)
             && let Some(rule) = cors::find_rule(&rules, &origin, &method, &[])

@@ -51,7 +51,9 @@ pub async fn with_length(req: Request<Incoming>, tmp_dir: &Path) -> Result<Reque
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| incomplete())?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         total = total.saturating_add(data.len() as u64);
         if total > MAX_BODY {
             return Err(too_large());

@@ -31,10 +31,7 @@ pub async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
 pub async fn flush(state: &Arc<State>) {
     let (lines, dropped) = state.logs.take();
     if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            "access log buffer was full; records were dropped"
-        );
+        tracing::warn!(dropped, "access log buffer was full; records were dropped");
     }
     for (to, text) in lines {
         if let Err(e) = deliver(state, &to, text).await {
@@ -47,7 +44,10 @@ pub async fn flush(state: &Arc<State>) {
 fn object_key(prefix: &str) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(now_ms().div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let unique = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+    let unique = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
     format!(
         "{prefix}{:04}-{:02}-{:02}-{:02}-{:02}-{:02}-{}",
         t.year(),
@@ -68,7 +68,8 @@ async fn deliver(state: &Arc<State>, to: &Destination, text: String) -> Result<(
         return Err("the target bucket is no longer the source bucket owner's".into());
     }
     let owner = target.owner;
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(text)) });
+    let body =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(text)) });
     let written = state
         .blobs
         .write(Box::pin(body))

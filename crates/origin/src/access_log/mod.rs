@@ -294,7 +294,11 @@ fn error_code(body: &[u8]) -> Option<String> {
 }
 
 /// The size of the object a request read or wrote.
-fn object_size(method: &http::Method, resp: &Response<Body>, request_length: Option<u64>) -> Option<u64> {
+fn object_size(
+    method: &http::Method,
+    resp: &Response<Body>,
+    request_length: Option<u64>,
+) -> Option<u64> {
     if !resp.status().is_success() {
         return None;
     }

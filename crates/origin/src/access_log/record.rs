@@ -22,11 +22,7 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
 const TOKEN: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 
 /// Query parameters whose values are secrets, replaced in the logged request URI.
-const SECRET_PARAMS: &[&str] = &[
-    "x-amz-signature",
-    "signature",
-    "x-amz-security-token",
-];
+const SECRET_PARAMS: &[&str] = &["x-amz-signature", "signature", "x-amz-security-token"];
 
 /// Everything one line says.
 #[derive(Debug, Clone, Default)]

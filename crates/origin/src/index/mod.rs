@@ -185,10 +185,7 @@ impl Index {
                 }
             }
         };
-        finish(
-            txn,
-            matches!(outcome, DeleteBucketOutcome::Deleted { .. }),
-        )?;
+        finish(txn, matches!(outcome, DeleteBucketOutcome::Deleted { .. }))?;
         Ok(outcome)
     }
 

@@ -177,10 +177,18 @@ impl Operator {
     fn kind(self) -> Option<Kind> {
         use Operator::*;
         match self {
-            StringEquals | StringNotEquals | StringEqualsIgnoreCase | StringNotEqualsIgnoreCase
-            | StringLike | StringNotLike => Some(Kind::String),
-            NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals
-            | NumericGreaterThan | NumericGreaterThanEquals => Some(Kind::Numeric),
+            StringEquals
+            | StringNotEquals
+            | StringEqualsIgnoreCase
+            | StringNotEqualsIgnoreCase
+            | StringLike
+            | StringNotLike => Some(Kind::String),
+            NumericEquals
+            | NumericNotEquals
+            | NumericLessThan
+            | NumericLessThanEquals
+            | NumericGreaterThan
+            | NumericGreaterThanEquals => Some(Kind::Numeric),
             Bool => Some(Kind::Bool),
             IpAddress | NotIpAddress => Some(Kind::Ip),
             Null => None,
@@ -207,8 +215,12 @@ impl Operator {
                 expected.to_lowercase() == actual.to_lowercase()
             }
             StringLike | StringNotLike => glob(expected, actual),
-            NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals
-            | NumericGreaterThan | NumericGreaterThanEquals => {
+            NumericEquals
+            | NumericNotEquals
+            | NumericLessThan
+            | NumericLessThanEquals
+            | NumericGreaterThan
+            | NumericGreaterThanEquals => {
                 let (Ok(e), Ok(a)) = (expected.trim().parse::<f64>(), actual.trim().parse::<f64>())
                 else {
                     return false;
@@ -256,11 +268,9 @@ impl Cidr {
             _ => ip,
         };
         let (net, addr, width) = match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => (
-                u128::from(u32::from(n)),
-                u128::from(u32::from(a)),
-                32u32,
-            ),
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                (u128::from(u32::from(n)), u128::from(u32::from(a)), 32u32)
+            }
             (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128u32),
             _ => return false,
         };
@@ -311,9 +321,9 @@ fn condition_values(value: &Value) -> Result<Vec<String>, PolicyError> {
         )),
     };
     match value {
-        Value::Array(items) if items.is_empty() => {
-            Err(PolicyError("a condition key needs at least one value".into()))
-        }
+        Value::Array(items) if items.is_empty() => Err(PolicyError(
+            "a condition key needs at least one value".into(),
+        )),
         Value::Array(items) => items.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
     }
@@ -346,7 +356,9 @@ impl Conditions {
         let mut tests = Vec::new();
         for (name, keys) in operators {
             let (op, if_exists) = Operator::parse(name).ok_or_else(|| {
-                PolicyError(format!("Policy has an unsupported condition operator {name:?}"))
+                PolicyError(format!(
+                    "Policy has an unsupported condition operator {name:?}"
+                ))
             })?;
             let Value::Object(keys) = keys else {
                 return Err(PolicyError(format!(
@@ -386,7 +398,6 @@ impl Conditions {
     pub fn hold(&self, facts: &Facts, action: &str) -> bool {
         self.tests.iter().all(|t| t.holds(facts, action))
     }
-
 }
 
 #[cfg(test)]
@@ -443,7 +454,10 @@ mod tests {
         assert!(!c.hold(&f, "s3:putobject"));
         let mut f = ok.clone();
         f.headers.remove("x-amz-acl");
-        assert!(!c.hold(&f, "s3:putobject"), "a missing key fails StringEquals");
+        assert!(
+            !c.hold(&f, "s3:putobject"),
+            "a missing key fails StringEquals"
+        );
     }
 
     #[test]
@@ -511,8 +525,16 @@ mod tests {
         assert!(c.contains("10.1.200.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
         assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
     }
 }

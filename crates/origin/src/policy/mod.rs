@@ -11,8 +11,8 @@ pub mod conditions;
 
 use serde_json::Value;
 
-pub use self::conditions::Facts;
 use self::conditions::Conditions;
+pub use self::conditions::Facts;
 
 /// Why a policy document was refused (`MalformedPolicy`).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -298,31 +298,66 @@ mod tests {
     fn allow_on_prefix_and_deny_wins() {
         let p = Policy::parse(PUBLIC_PREFIX, "b").unwrap();
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/a.png", &Facts::default()),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(Some("bob"), "s3:getobject", "arn:aws:s3:::b/public/a.png", &Facts::default()),
+            p.evaluate(
+                Some("bob"),
+                "s3:getobject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/private/a.png", &Facts::default()),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/private/a.png",
+                &Facts::default()
+            ),
             Decision::Silent
         );
         assert_eq!(
-            p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/public/a.png", &Facts::default()),
+            p.evaluate(
+                None,
+                "s3:PutObject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Silent
         );
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/secret.txt", &Facts::default()),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/public/secret.txt",
+                &Facts::default()
+            ),
             Decision::Deny
         );
         assert_eq!(
-            p.evaluate(Some("bob"), "s3:ListBucket", "arn:aws:s3:::b", &Facts::default()),
+            p.evaluate(
+                Some("bob"),
+                "s3:ListBucket",
+                "arn:aws:s3:::b",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b", &Facts::default()),
+            p.evaluate(
+                Some("eve"),
+                "s3:ListBucket",
+                "arn:aws:s3:::b",
+                &Facts::default()
+            ),
             Decision::Silent
         );
     }
@@ -366,7 +401,11 @@ mod tests {
         ] {
             assert!(Policy::parse(&doc(ok), "b").is_ok(), "{ok}");
         }
-        for bad in ["arn:aws:s3:::c*/*", "arn:aws:s3:::bb/*", "arn:aws:s3:::a?/*"] {
+        for bad in [
+            "arn:aws:s3:::c*/*",
+            "arn:aws:s3:::bb/*",
+            "arn:aws:s3:::a?/*",
+        ] {
             assert!(Policy::parse(&doc(bad), "b").is_err(), "{bad}");
         }
         let p = Policy::parse(&doc("arn:aws:s3:::b*/*"), "b").unwrap();

@@ -50,7 +50,11 @@ pub(super) async fn put_bucket_logging(
             ));
         }
         match state.index.bucket(bucket)? {
-            None => return Err(invalid_target("The target bucket for logging does not exist")),
+            None => {
+                return Err(invalid_target(
+                    "The target bucket for logging does not exist",
+                ));
+            }
             Some(t) if t.owner != user.id => {
                 return Err(invalid_target(
                     "The owner for the bucket to be logged and the target bucket must be the same.",
@@ -68,8 +72,7 @@ pub(super) async fn put_bucket_logging(
             &name,
             target2.as_ref().map(|(b, p)| (b.as_str(), p.as_str())),
             |src, tgt| {
-                src.owner == owner
-                    && (target2.is_none() || tgt.is_some_and(|t| t.owner == owner))
+                src.owner == owner && (target2.is_none() || tgt.is_some_and(|t| t.owner == owner))
             },
         )
     })

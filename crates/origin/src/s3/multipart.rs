@@ -197,10 +197,13 @@ fn copy_range(range: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let first: u64 = first.trim().parse().map_err(|_| bad())?;
     let last: u64 = last.trim().parse().map_err(|_| bad())?;
     if first > last || last >= size {
-        return Err(s3_error!(
+        // S3 answers 400 here (not 416 as for a GET's Range).
+        let mut e = s3_error!(
             InvalidRange,
-            "The requested range is not satisfiable"
-        ));
+            "The x-amz-copy-source-range value is not within the source object of size {size}"
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
     }
     Ok((first, last - first + 1))
 }
