@@ -15,4 +15,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# The origin's conformance and HTTPS tests drive boto3 (with requests) and the aws cli.
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c 'import boto3, requests' >/dev/null 2>&1; then
+  echo "installing test dependencies: boto3 requests awscli (pip)"
+  python3 -m pip install --quiet boto3 requests awscli
+fi
+
 cargo test --workspace --locked "$@"

@@ -142,14 +142,19 @@ impl<'a> Subject<'a> {
         self
     }
 
-    /// Whether the policy lets `caller` list the bucket.
-    fn policy_allows_listing(&self, caller: Option<&str>) -> bool {
+    /// Whether the policy lets `caller` list the bucket, with `key` as the listing's
+    /// `s3:prefix` (as S3 decides whether a missing key may be reported missing).
+    fn policy_allows_listing(&self, caller: Option<&str>, key: Option<&str>) -> bool {
         self.policy.as_ref().is_some_and(|p| {
+            let mut facts = (*self.facts).clone();
+            facts.query = key
+                .map(|k| vec![("prefix".to_owned(), k.to_owned())])
+                .unwrap_or_default();
             p.evaluate(
                 caller,
                 "s3:ListBucket",
                 &format!("arn:aws:s3:::{}", self.bucket),
-                &self.facts,
+                &facts,
             ) == Decision::Allow
         })
     }
@@ -203,7 +208,7 @@ impl<'a> Subject<'a> {
             if let (Need::Object(Permission::Read), Some(_)) = (rule.need, key)
                 && object()?.is_none()
                 && !record.acl.allows(caller, Permission::Read)
-                && !self.policy_allows_listing(caller)
+                && !self.policy_allows_listing(caller, key)
             {
                 return Err(denied());
             }
@@ -220,7 +225,7 @@ impl<'a> Subject<'a> {
                 // A missing object: only callers who may list the bucket learn it is missing.
                 None => {
                     record.acl.allows(caller, Permission::Read)
-                        || self.policy_allows_listing(caller)
+                        || self.policy_allows_listing(caller, key)
                 }
             },
         };

@@ -15,6 +15,7 @@
 mod access;
 mod access_log;
 mod acl;
+mod completed;
 mod config;
 mod cors;
 mod error;

@@ -29,6 +29,8 @@ pub(crate) struct State {
     pub domain: Option<Domain>,
     /// Server access logging.
     pub logs: AccessLogs,
+    /// Multipart uploads completed lately.
+    pub completed: crate::completed::Completed,
 }
 
 struct Inner {
@@ -80,6 +82,7 @@ impl Store {
             region: config.region.clone(),
             domain: config.domain.as_deref().map(Domain::new),
             logs,
+            completed: crate::completed::Completed::default(),
         });
         let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
         builder.set_config(crate::gate::s3s_config());

@@ -1,7 +1,8 @@
 //! Bucket policies: the subset of the IAM policy language S3 buckets commonly use.
 //!
 //! Supported: `Effect` Allow/Deny, `Principal` `"*"`, `{"AWS": "*"}`, `{"AWS": [ids or
-//! arn:aws:iam::<id>:...]}`, `{"CanonicalUser": ids}`, `Action` and `Resource` as strings or
+//! arn:aws:iam::<id>:...]}`, `{"CanonicalUser": ids}` (`{"Service": ...}` names no caller of
+//! this store and matches nobody), `Action` and `Resource` as strings or
 //! lists with `*`/`?` wildcards (`arn:aws:s3:::*`, `arn:aws:s3:::bucket*/*`: every resource
 //! must be able to name this bucket or its objects), and `Condition` blocks (`conditions`).
 //! An explicit Deny beats any Allow. Policies with `NotPrincipal`, `NotAction`, `NotResource`
@@ -77,6 +78,12 @@ fn parse_principal(value: &Value) -> Result<Principal, PolicyError> {
         Value::Object(map) => {
             let mut ids = Vec::new();
             for (kind, v) in map {
+                if kind == "Service" {
+                    // AWS services (e.g. `logging.s3.amazonaws.com`, log delivery) are no
+                    // request's caller here: this store delivers its own logs.
+                    strings(v, "Principal")?;
+                    continue;
+                }
                 if kind != "AWS" && kind != "CanonicalUser" {
                     return Err(PolicyError(format!("unsupported principal type {kind:?}")));
                 }

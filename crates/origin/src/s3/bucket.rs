@@ -89,6 +89,7 @@ pub(super) async fn create_bucket(
             write_acp: input.grant_write_acp.as_deref(),
         },
     )?;
+    let acl_requested = acl.clone();
     let record = BucketRecord {
         owner: user.id.clone(),
         created_ms: now_ms(),
@@ -99,14 +100,15 @@ pub(super) async fn create_bucket(
     let st = state.clone();
     let name = input.bucket.clone();
     let (current, created) = blocking(move || st.index.create_bucket(&name, &record)).await?;
-    if !created && current.owner != user.id {
+    // Re-creating a bucket one already owns succeeds, as in S3's us-east-1, and changes
+    // nothing: its objects, ACL and configuration stay as they are. Asking for another ACL
+    // than the bucket has is refused rather than silently ignored (as Ceph RGW does).
+    if !created && (current.owner != user.id || current.acl != acl_requested) {
         return Err(s3_error!(
             BucketAlreadyExists,
             "The requested bucket name is not available."
         ));
     }
-    // Re-creating a bucket one already owns succeeds, as in S3's us-east-1, and changes
-    // nothing: its objects, ACL and configuration stay as they are.
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", input.bucket)),
     }))

@@ -6,11 +6,13 @@ mod acl;
 mod bucket;
 mod conditions;
 mod config;
+mod copy_range;
 mod delete;
 mod list;
 mod logging;
 mod multipart;
 mod object;
+mod repeated_completion;
 
 use std::sync::Arc;
 

@@ -149,7 +149,12 @@ pub(super) async fn put_object(
     )?;
     let condition = write_condition(input.if_match, input.if_none_match);
     // Fail fast before reading the body; the commit re-checks atomically.
-    if !condition.holds(state.index.object(&input.bucket, &input.key)?.as_ref()) {
+    let current = state.index.object(&input.bucket, &input.key)?;
+    if condition.if_match.is_some() && current.is_none() {
+        // As S3: `If-Match` on a key that does not exist is a 404.
+        return Err(super::no_such_key());
+    }
+    if !condition.holds(current.as_ref()) {
         return Err(precondition_failed());
     }
     let expected_md5 = content_md5(input.content_md5.as_deref())?;

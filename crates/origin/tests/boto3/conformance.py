@@ -92,14 +92,20 @@ def create_bucket_you_own_again_is_200_and_keeps_contents():
     c = client()
     b = new_bucket(c)
     c.put_object(Bucket=b, Key="mykey1", Body=b"1")
-    c.put_bucket_acl(Bucket=b, ACL="public-read")
     r = c.create_bucket(Bucket=b)
     eq(r["ResponseMetadata"]["HTTPStatusCode"], 200)
     keys = [o["Key"] for o in c.list_objects(Bucket=b)["Contents"]]
     eq(keys, ["mykey1"])
+    eq(error(client("BOB").create_bucket, Bucket=b), (409, "BucketAlreadyExists"))
+    # Asking for another ACL than the bucket has is refused, and changes nothing
+    # (test_bucket_recreate_overwrite_acl, test_bucket_recreate_new_acl).
+    eq(error(c.create_bucket, Bucket=b, ACL="public-read"), (409, "BucketAlreadyExists"))
+    c.put_bucket_acl(Bucket=b, ACL="public-read")
+    eq(error(c.create_bucket, Bucket=b), (409, "BucketAlreadyExists"))
     grants = c.get_bucket_acl(Bucket=b)["Grants"]
     assert any(g["Grantee"].get("URI", "").endswith("AllUsers") for g in grants), grants
-    eq(error(client("BOB").create_bucket, Bucket=b), (409, "BucketAlreadyExists"))
+    eq(c.create_bucket(Bucket=b, ACL="public-read")["ResponseMetadata"]["HTTPStatusCode"], 200)
+    eq([o["Key"] for o in c.list_objects(Bucket=b)["Contents"]], ["mykey1"])
 
 
 @check("buckets")
@@ -144,6 +150,17 @@ def delete_bucket_with_an_upload_in_progress():
 
 
 # ---------------------------------------------------------------- objects
+
+
+@check("objects")
+def if_match_on_a_missing_key_is_404():
+    """test_put_object_if_match"""
+    c = client()
+    b = new_bucket(c)
+    eq(error(c.put_object, Bucket=b, Key="k", Body=b"x", IfMatch='"abc"'), (404, "NoSuchKey"))
+    etag = c.put_object(Bucket=b, Key="k", Body=b"x")["ETag"]
+    eq(error(c.put_object, Bucket=b, Key="k", Body=b"y", IfMatch='"abc"'), (412, "PreconditionFailed"))
+    c.put_object(Bucket=b, Key="k", Body=b"y", IfMatch=etag)
 
 
 @check("objects")
@@ -278,6 +295,23 @@ def complete_with_no_parts_is_malformed_xml():
     up = c.create_multipart_upload(Bucket=b, Key="k")["UploadId"]
     got = error(c.complete_multipart_upload, Bucket=b, Key="k", UploadId=up, MultipartUpload={"Parts": []})
     eq(got, (400, "MalformedXML"))
+
+
+@check("multipart")
+def completing_again_answers_as_the_first_time():
+    """test_multipart_upload_small, test_multipart_upload: the extra complete"""
+    c = client()
+    b = new_bucket(c)
+    up, parts = upload_parts(c, b, "k", [1])
+    first = c.complete_multipart_upload(Bucket=b, Key="k", UploadId=up, MultipartUpload={"Parts": parts})
+    again = c.complete_multipart_upload(Bucket=b, Key="k", UploadId=up, MultipartUpload={"Parts": parts})
+    eq(again["ETag"], first["ETag"])
+    other = [{"PartNumber": 1, "ETag": '"ffffffffffffffffffffffffffffffff"'}]
+    got = error(c.complete_multipart_upload, Bucket=b, Key="k", UploadId=up, MultipartUpload={"Parts": other})
+    eq(got, (404, "NoSuchUpload"))
+    c.put_object(Bucket=b, Key="k", Body=b"replaced")
+    got = error(c.complete_multipart_upload, Bucket=b, Key="k", UploadId=up, MultipartUpload={"Parts": parts})
+    eq(got, (404, "NoSuchUpload"))
 
 
 @check("multipart")
@@ -548,6 +582,31 @@ def conditions_on_listing_parameters():
     eq(error(anon.list_objects, Bucket=b, Prefix="work/", Delimiter="/", MaxKeys=5)[0], 403)
     eq(error(anon.list_objects, Bucket=b, Prefix="home/", Delimiter="/", MaxKeys=50)[0], 403)
     eq(error(anon.list_objects, Bucket=b, Prefix="home/", MaxKeys=5)[0], 403)
+
+
+@check("policy")
+def head_of_a_missing_key_under_a_listable_prefix_is_404():
+    """test_head_object_404_with_policy_prefix"""
+    c = client()
+    b = new_bucket(c)
+    c.put_bucket_policy(Bucket=b, Policy=policy([
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket",
+         "Resource": f"arn:aws:s3:::{b}", "Condition": {"StringLike": {"s3:prefix": "public/*"}}}]))
+    bob = client("BOB")
+    eq(error(bob.head_object, Bucket=b, Key="public/object")[0], 404)
+    eq(error(bob.head_object, Bucket=b, Key="private/object")[0], 403)
+
+
+@check("policy")
+def service_principals_are_accepted_and_match_no_caller():
+    """test_put_bucket_logging: the log delivery policy names a service principal"""
+    c = client()
+    b = new_bucket(c)
+    c.put_object(Bucket=b, Key="k", Body=b"v")
+    c.put_bucket_policy(Bucket=b, Policy=policy([
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{b}/*"}]))
+    eq(error(anonymous().get_object, Bucket=b, Key="k")[0], 403)
 
 
 @check("policy")
