@@ -110,12 +110,19 @@ fn resolve_range(
     rec: &ObjectRecord,
 ) -> S3Result<Option<std::ops::Range<u64>>> {
     if let Some(n) = part_number {
-        // Part boundaries of completed multipart objects are not kept; part 1 of a
-        // single-part object is the whole object.
-        if n != 1 || rec.parts.is_some() {
+        // Part 1 of an object of one part is the whole object; a part it does not have is
+        // 400 InvalidPart (as S3). Part boundaries of objects of several parts are not kept.
+        let count = rec.parts.unwrap_or(1);
+        if !u32::try_from(n).is_ok_and(|n| (1..=count).contains(&n)) {
+            return Err(s3_error!(
+                InvalidPart,
+                "The requested partnumber is not satisfiable"
+            ));
+        }
+        if count > 1 {
             return Err(s3_error!(
                 NotImplemented,
-                "partNumber is only supported for single-part objects"
+                "partNumber is only supported for objects of one part"
             ));
         }
     }
@@ -314,7 +321,9 @@ pub(super) async fn get_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: input.part_number.and(Some(1)),
+        parts_count: input
+            .part_number
+            .and(Some(i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1))),
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -354,11 +363,9 @@ pub(super) fn head_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: view
-            .rec
-            .parts
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|_| input.part_number.is_some()),
+        parts_count: input
+            .part_number
+            .and(Some(i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1))),
         ..Default::default()
     };
     let mut resp = S3Response::new(output);

@@ -315,6 +315,22 @@ def completing_again_answers_as_the_first_time():
 
 
 @check("multipart")
+def part_number_reads_of_one_part_objects():
+    """test_non_multipart_get_part, test_multipart_single_get_part"""
+    c = client()
+    b = new_bucket(c)
+    etag = c.put_object(Bucket=b, Key="single", Body=b"body")["ETag"]
+    eq(error(c.get_object, Bucket=b, Key="single", PartNumber=2), (400, "InvalidPart"))
+    r = c.get_object(Bucket=b, Key="single", PartNumber=1)
+    eq((r["ETag"], r["Body"].read(), r["PartsCount"]), (etag, b"body", 1))
+    up, parts = upload_parts(c, b, "mp", [5 * MIB])
+    eq(error(c.get_object, Bucket=b, Key="mp", PartNumber=1), (404, "NoSuchKey"))
+    done = c.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={"Parts": parts})
+    h = c.head_object(Bucket=b, Key="mp", PartNumber=1)
+    eq((h["PartsCount"], h["ETag"], h["ContentLength"]), (1, done["ETag"], 5 * MIB))
+
+
+@check("multipart")
 def small_non_last_part_is_entity_too_small():
     """test_multipart_upload_small"""
     c = client()
