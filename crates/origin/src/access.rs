@@ -148,7 +148,11 @@ impl<'a> Subject<'a> {
         self.policy.as_ref().is_some_and(|p| {
             let mut facts = (*self.facts).clone();
             facts.query = key
-                .map(|k| vec![("prefix".to_owned(), k.to_owned())])
+                .map(|k| {
+                    form_urlencoded::Serializer::new(String::new())
+                        .append_pair("prefix", k)
+                        .finish()
+                })
                 .unwrap_or_default();
             p.evaluate(
                 caller,
@@ -333,9 +337,7 @@ impl S3Access for Access {
                 source_ip: Some(info.conn.peer.ip()),
                 secure: info.conn.tls.is_some(),
                 headers: cx.headers().clone(),
-                query: form_urlencoded::parse(cx.uri().query().unwrap_or_default().as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect(),
+                query: cx.uri().query().unwrap_or_default().to_owned(),
             };
             info.learn(Learned {
                 op: cx.s3_op().name().to_owned(),

@@ -170,9 +170,12 @@ impl OriginService {
     ) -> HttpResponse {
         let started = std::time::Instant::now();
         let id = request_id();
-        let pending = self
-            .bucket_of(&req)
-            .and_then(|bucket| Pending::begin(&self.state, &req, bucket, &conn, started));
+        let pending = if self.state.logs.any() {
+            self.bucket_of(&req)
+                .and_then(|bucket| Pending::begin(&self.state, &req, bucket, &conn, started))
+        } else {
+            None
+        };
         let info = RequestInfo::new(conn);
         let resp = info.scope(self.respond(req, &id)).await;
         match pending {

@@ -82,6 +82,15 @@ impl AccessLogs {
         };
     }
 
+    /// Whether any bucket logs (nothing else is looked at per request when none does).
+    pub fn any(&self) -> bool {
+        !self
+            .configs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     fn config_of(&self, bucket: &str) -> Option<LoggingRecord> {
         let configs = self.configs.read().unwrap_or_else(|p| p.into_inner());
         if configs.is_empty() {

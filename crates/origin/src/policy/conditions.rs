@@ -29,8 +29,8 @@ pub struct Facts {
     pub secure: bool,
     /// The request headers.
     pub headers: HeaderMap,
-    /// The decoded query parameters.
-    pub query: Vec<(String, String)>,
+    /// The raw query string (decoded when a condition looks at it).
+    pub query: String,
 }
 
 impl Facts {
@@ -41,10 +41,9 @@ impl Facts {
     }
 
     fn query(&self, name: &str) -> Option<String> {
-        self.query
-            .iter()
+        form_urlencoded::parse(self.query.as_bytes())
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.into_owned())
     }
 
     /// The value of `key` for a request doing `action`, if the request has one.
@@ -420,10 +419,9 @@ mod tests {
             source_ip: Some(ip.parse().unwrap()),
             secure,
             headers: map,
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            query: form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query.iter())
+                .finish(),
         }
     }
 
