@@ -18,6 +18,11 @@ use crate::idle::IdleTimeout;
 use crate::request::{Connection, TlsInfo};
 use crate::service::OriginService;
 
+/// HTTP/2 streams one connection may have open at once.
+const MAX_H2_STREAMS: u32 = 128;
+/// Largest HTTP/2 header list accepted (as the edge's default `limits.max_header_size`).
+const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
+
 /// Serves `listener` until `shutdown` resolves (over TLS with `tls`); then stops accepting,
 /// lets in-flight requests finish, and returns.
 pub(crate) async fn serve(
@@ -162,7 +167,8 @@ impl Conn {
             builder
                 .timer(TokioTimer::new())
                 .keep_alive_interval(None)
-                .max_concurrent_streams(256);
+                .max_concurrent_streams(MAX_H2_STREAMS)
+                .max_header_list_size(MAX_H2_HEADER_LIST);
             self.watcher
                 .watch(builder.serve_connection(io, svc))
                 .await?;

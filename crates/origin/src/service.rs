@@ -208,12 +208,14 @@ impl OriginService {
                 Some((origin, self.bucket_of(&req)?, method))
             });
         let span = tracing::debug_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
-        let query = crate::sigv2::Query::parse(req.uri().query().unwrap_or_default());
         let mut req = req;
         crate::metadata::transcode_request(req.headers_mut());
         let req = if crate::spool::needs_length(&req)
-            && gate::is_streamed_write(&req, &self.state, &query)
-        {
+            && gate::is_streamed_write(
+                &req,
+                &self.state,
+                &crate::sigv2::Query::parse(req.uri().query().unwrap_or_default()),
+            ) {
             match crate::spool::with_length(req, self.state.blobs.tmp_dir()).await {
                 Ok(req) => req,
                 Err(e) => {

@@ -321,9 +321,9 @@ pub(super) async fn get_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: input
-            .part_number
-            .and(Some(i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1))),
+        parts_count: input.part_number.and(Some(
+            i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1),
+        )),
         ..Default::default()
     };
     Ok(S3Response::new(output))
@@ -363,9 +363,9 @@ pub(super) fn head_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: input
-            .part_number
-            .and(Some(i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1))),
+        parts_count: input.part_number.and(Some(
+            i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1),
+        )),
         ..Default::default()
     };
     let mut resp = S3Response::new(output);
