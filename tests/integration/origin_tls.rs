@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-
 use crate::common::s3::{ACCESS, SECRET};
 use crate::common::{client, start_edge};
 
@@ -39,20 +37,18 @@ origin_auth = "signed"
     )
 }
 
-/// The certificates this process generated, as a PEM bundle for clients.
-fn generated_pem(dir: &Path) -> std::path::PathBuf {
-    let mut pem = String::new();
-    for cert in edge::tls::generated_certificates() {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    let path = dir.join("ca.pem");
-    std::fs::write(&path, pem).unwrap();
+/// The certificate the origin serves, exported as the README's quick start does.
+fn served_pem(origin: std::net::SocketAddr, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("origin.pem");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {origin} </dev/null 2>/dev/null | openssl x509 > {}",
+            path.display()
+        ))
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
     path
 }
 
@@ -83,7 +79,12 @@ async fn https_uploads_and_verified_edge_fetches() {
     let edge = start_edge(&config(dir.path())).await;
     let origin = edge.origin_addr.unwrap();
     let endpoint = format!("https://{origin}");
-    let ca = generated_pem(dir.path());
+    let ca = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || served_pem(origin, &dir)
+    })
+    .await
+    .unwrap();
     let file = dir.path().join("hello.txt");
     std::fs::write(&file, "over tls").unwrap();
     let file = file.to_str().unwrap();

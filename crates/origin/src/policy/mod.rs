@@ -225,6 +225,10 @@ impl Policy {
                 }
             }
             let conditions = match map.get("Condition") {
+                // A statement for AWS services only (the log delivery grant AWS documents,
+                // with `aws:SourceArn` / `aws:SourceAccount` conditions) never applies here:
+                // kept, its conditions not evaluated.
+                Some(_) if principal == Principal::Users(Vec::new()) => Conditions::default(),
                 Some(c) => Conditions::parse(c)?,
                 None => Conditions::default(),
             };

@@ -619,10 +619,16 @@ def service_principals_are_accepted_and_match_no_caller():
     c = client()
     b = new_bucket(c)
     c.put_object(Bucket=b, Key="k", Body=b"v")
+    # The log delivery grant as AWS documents it, conditions and all.
     c.put_bucket_policy(Bucket=b, Policy=policy([
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{b}/*",
+         "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::src"},
+                       "StringEquals": {"aws:SourceAccount": "123456789012"}}},
         {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
          "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{b}/*"}]))
     eq(error(anonymous().get_object, Bucket=b, Key="k")[0], 403)
+    eq(error(client("BOB").put_object, Bucket=b, Key="x", Body=b"x")[0], 403)
 
 
 @check("policy")
