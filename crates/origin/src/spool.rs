@@ -84,7 +84,9 @@ pub async fn with_length(req: Request<Incoming>, tmp_dir: &Path) -> Result<Reque
             }
         }
     }
-    parts.headers.remove(header::TRANSFER_ENCODING);
+    // `Transfer-Encoding` stays: clients may have signed it (botocore before 1.34 does), and
+    // the signature is checked against the headers as sent. s3s reads the length from
+    // `Content-Length`.
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(total));

@@ -25,10 +25,9 @@ async fn run_group(endpoint: &str, ca: Option<&Path>, group: &str) {
             .env(format!("{name}_KEY"), access_key)
             .env(format!("{name}_SECRET"), secret_key);
     }
-    let out = cmd
-        .output()
-        .await
-        .expect("python3 runs (boto3 and requests: pip install boto3 requests)");
+    let out = cmd.output().await.expect(
+        "python3 runs (with boto3 and requests: apt-get install python3-boto3 python3-requests)",
+    );
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -10,6 +10,7 @@ mod access_log;
 mod api;
 mod authz;
 mod boto3;
+mod chunked;
 mod common;
 mod crash;
 mod errors;
