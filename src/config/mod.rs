@@ -202,6 +202,11 @@ pub struct EmbeddedOrigin {
     /// How long one lifecycle "day" lasts.
     #[serde(serialize_with = "ser_duration")]
     pub lifecycle_day: Duration,
+    /// How often access log records are delivered to their target buckets.
+    #[serde(serialize_with = "ser_duration")]
+    pub log_flush: Duration,
+    /// Serve the store over HTTPS with the `[tls]` certificates.
+    pub tls: bool,
 }
 
 /// One owner of the embedded store.
@@ -976,6 +981,14 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                 raw.lifecycle_day.as_deref(),
                 Duration::from_secs(86_400),
             )?;
+            let log_flush = duration(
+                "origin.log_flush",
+                raw.log_flush.as_deref(),
+                origin::DEFAULT_LOG_FLUSH,
+            )?;
+            if log_flush.is_zero() {
+                return Err(invalid("origin.log_flush", "must be longer than zero"));
+            }
             OriginKind::Embedded(EmbeddedOrigin {
                 listen,
                 data_dir: raw
@@ -987,10 +1000,14 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
                 edge_user,
                 lifecycle_interval,
                 lifecycle_day,
+                log_flush,
+                tls: raw.tls.unwrap_or(false),
             })
         }
         "s3" => {
             reject(raw.listen.is_some(), "listen")?;
+            reject(raw.log_flush.is_some(), "log_flush")?;
+            reject(raw.tls.is_some(), "tls")?;
             reject(raw.data_dir.is_some(), "data_dir")?;
             reject(!raw.users.is_empty(), "user")?;
             reject(raw.url.is_some(), "url")?;
@@ -1031,6 +1048,8 @@ fn validate_origin(raw: raw::RawOrigin) -> Result<Origin, ConfigError> {
         "http" => {
             reject(raw.endpoint.is_some(), "endpoint")?;
             reject(raw.listen.is_some(), "listen")?;
+            reject(raw.log_flush.is_some(), "log_flush")?;
+            reject(raw.tls.is_some(), "tls")?;
             reject(!raw.users.is_empty(), "user")?;
             let url = raw
                 .url

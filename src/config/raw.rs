@@ -115,6 +115,8 @@ pub struct RawOrigin {
     pub edge_user: Option<String>,
     pub lifecycle_interval: Option<String>,
     pub lifecycle_day: Option<String>,
+    pub log_flush: Option<String>,
+    pub tls: Option<bool>,
     // s3
     pub endpoint: Option<String>,
     pub region: Option<String>,

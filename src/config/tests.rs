@@ -210,3 +210,36 @@ fn lifecycle_timing_keys() {
     );
     assert!(e.contains("origin.lifecycle_day"), "{e}");
 }
+
+#[test]
+fn origin_log_flush_and_tls() {
+    let config = Config::parse(MINIMAL).unwrap();
+    let OriginKind::Embedded(e) = &config.origin.kind else {
+        panic!("embedded by default")
+    };
+    assert_eq!(e.log_flush, Duration::from_secs(300));
+    assert!(!e.tls);
+    let text = MINIMAL.replace(
+        "[[origin.user]]",
+        "[origin]\nlog_flush = \"2s\"\ntls = true\n[[origin.user]]",
+    );
+    let OriginKind::Embedded(e) = Config::parse(&text).unwrap().origin.kind else {
+        panic!("embedded")
+    };
+    assert_eq!((e.log_flush, e.tls), (Duration::from_secs(2), true));
+    for (bad, key) in [
+        ("log_flush = \"0s\"", "origin.log_flush"),
+        ("log_flush = \"soon\"", "origin.log_flush"),
+        ("tls = \"yes\"", "tls"),
+    ] {
+        let e = err(&MINIMAL.replace(
+            "[[origin.user]]",
+            &format!("[origin]\n{bad}\n[[origin.user]]"),
+        ));
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    let e = err(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\nlog_flush = \"1m\"\n",
+    );
+    assert!(e.starts_with("origin.log_flush:"), "{e}");
+}

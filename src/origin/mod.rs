@@ -177,7 +177,8 @@ impl OriginClient {
             match &config.origin.kind {
                 OriginKind::Embedded(embedded) => {
                     let addr = embedded_addr.unwrap_or(embedded.listen);
-                    let endpoint: Uri = format!("http://{addr}").parse().map_err(|e| {
+                    let scheme = if embedded.tls { "https" } else { "http" };
+                    let endpoint: Uri = format!("{scheme}://{addr}").parse().map_err(|e| {
                         OriginError::Request(format!("embedded origin address: {e}"))
                     })?;
                     let signer = embedded
@@ -202,11 +203,22 @@ impl OriginClient {
         http.set_connect_timeout(Some(config.origin.connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        // The embedded origin over HTTPS is checked against the certificate it serves (one
+        // this process generated or was given), under its name rather than its address.
+        let https =
+            match crate::tls::embedded_origin_tls(config).filter(|_| config.parent.is_none()) {
+                Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+                    .enable_http1()
+                    .wrap_connector(http),
+                None => hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(crate::tls::client_config())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http),
+            };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)

@@ -21,6 +21,7 @@ mod hostile;
 mod large_object;
 mod limits;
 mod origin_down;
+mod origin_tls;
 mod range_conditional;
 mod routing;
 mod security;

@@ -162,6 +162,7 @@ fn main() {
                 secret_key: USER.secret_key.into(),
             }],
             lifecycle: origin::LifecycleConfig::default(),
+            log_flush: origin::DEFAULT_LOG_FLUSH,
         })
         .unwrap();
         store.ensure_bucket("bench", USER.id).unwrap();

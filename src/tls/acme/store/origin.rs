@@ -70,24 +70,47 @@ impl OriginStore {
         signer: Signer,
         timeout: Duration,
     ) -> Result<OriginStore, StoreError> {
+        Self::with_tls(endpoint, bucket, region, signer, timeout, None)
+    }
+
+    /// Like [`OriginStore::new`]; with `tls`, HTTPS is checked with that config and server
+    /// name (the embedded origin's, see [`crate::tls::embedded_origin_tls`]).
+    pub fn with_tls(
+        endpoint: &Uri,
+        bucket: &str,
+        region: &str,
+        signer: Signer,
+        timeout: Duration,
+        tls: Option<(rustls::ClientConfig, rustls::pki_types::ServerName<'static>)>,
+    ) -> Result<OriginStore, StoreError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
         http.set_nodelay(true);
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| StoreError::Transport {
-                op: "setup",
-                key: String::new(),
-                reason: e.to_string(),
-            })?
-            .with_webpki_roots()
-            .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = match tls {
+            Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+                .enable_http1()
+                .wrap_connector(http),
+            None => {
+                let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| StoreError::Transport {
+                        op: "setup",
+                        key: String::new(),
+                        reason: e.to_string(),
+                    })?
+                    .with_webpki_roots()
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http)
+            }
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);

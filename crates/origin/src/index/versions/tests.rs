@@ -155,7 +155,9 @@ fn enabled_bucket_keeps_every_version_and_markers_hide_them() {
     assert!(index.referenced_blobs().unwrap().is_empty());
     assert_eq!(
         index.delete_bucket("b", |_| true).unwrap(),
-        DeleteBucketOutcome::Deleted
+        DeleteBucketOutcome::Deleted {
+            unreferenced: Vec::new()
+        }
     );
 }
 

@@ -18,6 +18,8 @@ fn state(dir: &std::path::Path) -> Arc<State> {
         users: Arc::new(Users::new(&[])),
         region: "us-east-1".into(),
         domain: None,
+        logs: crate::access_log::AccessLogs::new(Vec::new(), crate::config::DEFAULT_LOG_FLUSH),
+        completed: crate::completed::Completed::default(),
     })
 }
 
