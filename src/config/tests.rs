@@ -1,3 +1,7 @@
+//! Tests of config parsing and validation: defaults, every key's errors.
+
+use std::time::Duration;
+
 use super::*;
 
 const MINIMAL: &str = r#"

@@ -1,3 +1,5 @@
+//! Unit tests of `freshness`.
+
 use super::*;
 use http::HeaderValue;
 

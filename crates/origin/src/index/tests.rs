@@ -1,3 +1,5 @@
+//! Unit tests of `index`.
+
 use super::records::{BucketRecord, ObjectRecord};
 use super::*;
 

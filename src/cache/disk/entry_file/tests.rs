@@ -1,3 +1,5 @@
+//! Unit tests of `entry_file`.
+
 use std::io::Write;
 use std::time::Duration;
 

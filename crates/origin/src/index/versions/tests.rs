@@ -1,3 +1,5 @@
+//! Unit tests of `versions`.
+
 use crate::index::records::{BucketRecord, ObjectRecord, VersionEntry};
 use crate::index::*;
 use crate::versioning::{Selector, Versioning};

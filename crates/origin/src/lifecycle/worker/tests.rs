@@ -1,3 +1,5 @@
+//! Unit tests of `worker`.
+
 use std::sync::Arc;
 
 use super::{Limits, pass};
