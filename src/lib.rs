@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod cache;
 pub mod config;
 pub mod fuzzing;
+pub mod http_client;
 pub mod logging;
 pub mod metrics;
 pub mod origin;

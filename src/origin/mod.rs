@@ -13,9 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use error::OriginError;
@@ -23,6 +20,7 @@ pub use sign::Signer;
 
 use crate::cache::key::is_presign_param;
 use crate::config::{Config, OriginAuth, OriginKind, Space};
+use crate::http_client::{ClientBuilder, HttpsClient};
 
 /// Characters kept as they are in an S3 object key path (RFC 3986 unreserved and `/`).
 const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -156,7 +154,7 @@ pub struct OriginRequest<'a> {
 #[derive(Clone)]
 pub struct OriginClient {
     target: Target,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, OriginBody>,
+    client: HttpsClient<OriginBody>,
     timeout: Duration,
     via: HeaderValue,
 }
@@ -198,31 +196,18 @@ impl OriginClient {
                 OriginKind::Http { url } => Target::Http { base: url.clone() },
             }
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.origin.connect_timeout));
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(60)));
         // The embedded origin over HTTPS is checked against the certificate it serves (one
         // this process generated or was given), under its name rather than its address.
-        let https =
+        let (tls, server_name) =
             match crate::tls::embedded_origin_tls(config).filter(|_| config.parent.is_none()) {
-                Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-                    .enable_http1()
-                    .wrap_connector(http),
-                None => hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(crate::tls::client_config())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http),
+                Some((tls, name)) => (tls, Some(name)),
+                None => (crate::tls::client_config(), None),
             };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(https);
+        let client = ClientBuilder::new(tls, config.origin.connect_timeout)
+            .server_name(server_name)
+            .keepalive(Duration::from_secs(60))
+            .pool(Duration::from_secs(60), 256)
+            .build();
         let via = HeaderValue::from_str(&format!("1.1 {}", config.pop.name))
             .map_err(|e| OriginError::Request(e.to_string()))?;
         Ok(OriginClient {

@@ -2,10 +2,12 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::PurgeReply;
+use crate::http_client::{ClientBuilder, HttpsClient};
+
+/// How long the CLI waits for a TCP connection to the admin listener.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a purge through the CLI failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +47,11 @@ pub async fn purge(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| ClientError::Url(e.to_string()))?;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::client_config_with_roots(ca_roots))
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let client: HttpsClient<Full<Bytes>> = ClientBuilder::new(
+        crate::tls::client_config_with_roots(ca_roots),
+        CONNECT_TIMEOUT,
+    )
+    .build();
     let response = client
         .request(request)
         .await

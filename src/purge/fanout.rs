@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 use super::{PopResult, PurgeReply};
 use crate::config::Secret;
+use crate::http_client::{ClientBuilder, HttpsClient};
 
 /// Marks a purge forwarded by another PoP: applied locally, never forwarded again.
 pub const FORWARDED_HEADER: &str = "x-edge-purge-forwarded";
@@ -36,15 +34,13 @@ struct PeerAnswer {
     dropped: Option<usize>,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// Sends purges to the parent and peers.
 pub struct Fanout {
     peers: Vec<String>,
     parent: Option<String>,
     token: Option<Secret>,
     timeout: Duration,
-    client: HttpsClient,
+    client: HttpsClient<Full<Bytes>>,
     pending: Mutex<Vec<Pending>>,
     pending_path: Option<PathBuf>,
     wake: tokio::sync::Notify,
@@ -63,16 +59,11 @@ impl Fanout {
     ) -> Fanout {
         // Purges are small request/response exchanges: without TCP_NODELAY, Nagle's
         // algorithm and delayed ACKs add tens of milliseconds to each.
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config_with_roots(ca_roots.as_deref()))
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = ClientBuilder::new(
+            crate::tls::client_config_with_roots(ca_roots.as_deref()),
+            timeout,
+        )
+        .build();
         let pending_path = state_dir.map(|d| d.join("pending.json"));
         let pending = pending_path
             .as_ref()

@@ -18,14 +18,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::ConfigBuilderExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::OnceCell;
 
 use super::{BoxFuture, CertStateStore, Listed, StoreError, Stored, Write, valid_key};
+use crate::http_client::{ClientBuilder, HttpsClient};
 use crate::origin::Signer;
 
 /// Characters kept as they are in a path or query value (RFC 3986 unreserved).
@@ -38,7 +35,7 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// Largest object or listing page read back.
 const MAX_BODY: usize = 4 << 20;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = HttpsClient<Full<Bytes>>;
 
 /// An S3 bucket reached with signed requests.
 #[derive(Debug)]
@@ -83,37 +80,14 @@ impl OriginStore {
         timeout: Duration,
         tls: Option<(rustls::ClientConfig, rustls::pki_types::ServerName<'static>)>,
     ) -> Result<OriginStore, StoreError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
-        let https = match tls {
-            Some((tls, name)) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_or_http()
-                .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-                .enable_http1()
-                .wrap_connector(http),
-            None => {
-                let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| StoreError::Transport {
-                        op: "setup",
-                        key: String::new(),
-                        reason: e.to_string(),
-                    })?
-                    .with_webpki_roots()
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http)
-            }
+        let (tls, server_name) = match tls {
+            Some((tls, name)) => (tls, Some(name)),
+            None => (crate::tls::client_config(), None),
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let client = ClientBuilder::new(tls, timeout)
+            .server_name(server_name)
+            .pool(Duration::from_secs(30), usize::MAX)
+            .build();
         Ok(OriginStore {
             endpoint: endpoint.to_string().trim_end_matches('/').to_owned(),
             bucket: bucket.to_owned(),
