@@ -4,6 +4,7 @@
 
 mod dir;
 mod origin;
+mod s3_xml;
 
 use std::fmt;
 use std::future::Future;
