@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-
 use crate::common::origin::{Route, ScriptedOrigin, seeded_bytes};
 use crate::common::{cache_status, client};
 
