@@ -46,6 +46,7 @@ fn fill(running: &Running, entries: usize, prefix: usize, round: usize) {
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
+                invalidated_at: None,
             },
             VaryValues::default(),
         );

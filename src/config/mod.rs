@@ -281,6 +281,51 @@ pub struct Space {
     pub origin_auth: OriginAuth,
     pub query: QueryPolicy,
     pub http: PlainHttp,
+    /// Targeted cache-control fields (RFC 9213) the edge obeys before `CDN-Cache-Control`,
+    /// first listed first.
+    #[serde(serialize_with = "ser_header_names")]
+    pub targeted: std::sync::Arc<[http::HeaderName]>,
+}
+
+/// Most targeted fields a space may name.
+pub const MAX_TARGETED: usize = 8;
+
+/// A space's `targeted`: header names, lower-cased, each once, at most [`MAX_TARGETED`],
+/// none that is not a cache-control field of its own (`Cache-Control` and
+/// `CDN-Cache-Control` always apply in their places).
+fn validate_targeted(
+    key: &str,
+    names: Option<Vec<String>>,
+) -> Result<std::sync::Arc<[http::HeaderName]>, ConfigError> {
+    let mut valid: Vec<http::HeaderName> = Vec::new();
+    let names = names.unwrap_or_default();
+    if names.len() > MAX_TARGETED {
+        return Err(invalid(
+            key,
+            format!("at most {MAX_TARGETED} targeted fields"),
+        ));
+    }
+    for name in names {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(key, format!("`{name}` is not a header field name")))?;
+        if matches!(parsed.as_str(), "cache-control" | "cdn-cache-control") {
+            return Err(invalid(
+                key,
+                format!("`{name}` always applies; list only further fields"),
+            ));
+        }
+        if !valid.contains(&parsed) {
+            valid.push(parsed);
+        }
+    }
+    Ok(valid.into())
+}
+
+fn ser_header_names<S: serde::Serializer>(
+    value: &std::sync::Arc<[http::HeaderName]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(value.iter().map(http::HeaderName::as_str))
 }
 
 /// A named purge token.
@@ -1159,6 +1204,7 @@ fn validate_space(i: usize, s: raw::RawSpace, acme: &Option<Acme>) -> Result<Spa
             ));
         }
     };
+    let targeted = validate_targeted(&key("targeted"), s.targeted)?;
     Ok(Space {
         name: s.name,
         region,
@@ -1169,6 +1215,7 @@ fn validate_space(i: usize, s: raw::RawSpace, acme: &Option<Acme>) -> Result<Spa
         origin_auth,
         query,
         http,
+        targeted,
     })
 }
 

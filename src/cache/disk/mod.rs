@@ -31,10 +31,11 @@ pub use body::DiskBody;
 use entry_file::Meta;
 use health::Health;
 use index::{Commit, Committed, Index, IndexEntry, SlotKey, entry_path};
-use writer::WriteJob;
+use writer::{Job, WriteJob};
 pub use writer::{Spool, SpoolHead};
 
 use super::entry::{Entry, Validators, VaryValues};
+use super::index::PurgeAction;
 use super::key::{CacheKey, PurgeSelector};
 
 /// Why a disk-tier operation failed.
@@ -88,7 +89,7 @@ pub(crate) struct Inner {
     committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
     clock: SharedClock,
-    writer: Mutex<Option<SyncSender<WriteJob>>>,
+    writer: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -194,7 +195,9 @@ impl DiskTier {
             since,
             queued,
         };
-        let sent = lock(&inner.writer).as_ref().map(|tx| tx.try_send(job));
+        let sent = lock(&inner.writer)
+            .as_ref()
+            .map(|tx| tx.try_send(Job::Write(job)));
         if !matches!(sent, Some(Ok(()))) {
             inner.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
         }
@@ -223,12 +226,40 @@ impl DiskTier {
         }
     }
 
-    /// Drops every entry `selector` names (only those received before `before`, if given);
-    /// returns how many were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
+    /// Applies `action` to every entry `selector` names (only those received before
+    /// `before`, if given): dropped, or marked stale (in the index at once, in the entry
+    /// files in the background); returns how many were dropped or marked.
+    pub fn purge(
+        &self,
+        selector: &PurgeSelector,
+        before: Option<SystemTime>,
+        action: PurgeAction,
+    ) -> usize {
+        let Some(inner) = self.inner.as_ref() else {
+            return 0;
+        };
+        let mut marked = Vec::new();
+        let affected = inner.index.purge(selector, before, action, |_, entry| {
+            marked.push(entry.clone())
+        });
+        if !marked.is_empty() {
+            let tx = lock(&inner.writer).clone();
+            for entry in marked {
+                // A full queue leaves that file's meta as it was: the index holds the mark
+                // until the PoP restarts.
+                if let Some(tx) = &tx {
+                    let _ = tx.try_send(Job::Restamp(entry));
+                }
+            }
+        }
+        affected
+    }
+
+    /// `(tag, entry)` pairs the disk index holds.
+    pub fn tag_pairs(&self) -> usize {
         self.inner
             .as_ref()
-            .map_or(0, |inner| inner.index.purge(selector, before))
+            .map_or(0, |inner| inner.index.tag_pairs())
     }
 
     /// Disk errors seen since start (the tier turns pass-through for a while after each).
@@ -354,7 +385,8 @@ impl Inner {
         if meta.key != *key || meta.vary != *variant {
             return None;
         }
-        let since = self.index.generation();
+        // Every purge since the tier opened applies to files found in place.
+        let since = 0;
         let entry = index_entry(path, &file, &meta).ok()?;
         self.index
             .commit(key, entry, since, Commit::Existing)
@@ -387,14 +419,20 @@ impl Inner {
                     Arc::downgrade(self),
                 )))
             };
+            // A soft purge marks the index's entry at once; its file's meta follows.
+            let mut freshness = meta.freshness;
+            if let Some(at) = found.freshness.invalidated_at {
+                freshness = freshness.invalidated(at);
+            }
             Ok(Entry::new(
                 key.clone(),
                 meta.status,
                 &meta.headers,
                 body,
-                meta.freshness,
+                freshness,
                 meta.vary,
-            ))
+            )
+            .with_tags(meta.tags))
         })();
         match result {
             Ok(entry) => Some(Arc::new(entry)),
@@ -479,6 +517,7 @@ fn index_entry(path: PathBuf, file: &File, meta: &Meta) -> Result<IndexEntry, Di
         freshness: meta.freshness,
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
+        tags: meta.tags.clone(),
     })
 }
 
@@ -544,7 +583,9 @@ fn scan(weak: &Weak<Inner>) {
 
 /// Indexes one file found at start; an error means the file is to be removed.
 fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
-    let since = inner.index.generation();
+    // Every purge since the tier opened applies to what the scan finds (a file scanned
+    // after a purge of its key, or of one of its tags, is removed).
+    let since = 0;
     let file = File::open(&path)?;
     let meta = entry_file::read_meta(&file)?;
     if entry_path(&inner.entries, &meta.key, &meta.vary) != path {

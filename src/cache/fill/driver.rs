@@ -5,7 +5,6 @@
 //! body transfer) and serves them when the origin fails (`stale-if-error`).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName};
@@ -13,13 +12,17 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{Fill, FillError, FillHead, FillKind, FillPermit, FillRequest, Origin};
+use crate::cache::admission::{Exchange, NotStored, TtlRules, admit};
 use crate::cache::body::{Body, StoredBody};
 use crate::cache::cors::{S3_VARY, s3_response_vary};
 use crate::cache::entry::{Entry, VaryValues, vary_names};
-use crate::cache::freshness::{Freshness, TtlRules, admit};
+use crate::cache::freshness::Freshness;
+use crate::cache::tags::{self, TagError, Tags};
 use crate::cache::{Spool, SpoolHead};
 
-/// Response headers a hop must not pass on, or that the cache recomputes.
+/// Response headers a hop must not pass on, or that the cache recomputes. (`Age` is
+/// end-to-end: it is passed on with responses that are not stored; a stored response's is
+/// computed from its freshness.)
 const HOP_BY_HOP: &[HeaderName] = &[
     header::CONNECTION,
     header::TRANSFER_ENCODING,
@@ -27,7 +30,6 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::TRAILER,
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
-    header::AGE,
     header::CONTENT_LENGTH,
 ];
 
@@ -48,13 +50,19 @@ pub fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// The origin's response headers as the edge stores and sends them.
-fn response_headers(request: &FillRequest, origin: HeaderMap) -> HeaderMap {
+/// The origin's response headers as the edge stores and sends them (without the tag
+/// fields), and the cache tags they gave (an error: more than an entry may carry).
+fn response_headers(
+    request: &FillRequest,
+    origin: HeaderMap,
+) -> (HeaderMap, Result<Tags, TagError>) {
     let mut headers = end_to_end(origin);
     if request.varies_by_origin() {
         s3_response_vary(&mut headers);
     }
-    headers
+    let tags = Tags::from_headers(&headers);
+    tags::strip(&mut headers);
+    (headers, tags)
 }
 
 /// The values of the request headers that select this response among its variants.
@@ -66,12 +74,11 @@ fn vary_values(request: &FillRequest, headers: &HeaderMap) -> VaryValues {
     }
 }
 
-/// The request path as a URI, for the storage rules.
-fn uri_of(request: &FillRequest) -> http::Uri {
-    http::Uri::builder()
-        .path_and_query(request.path_and_query.as_str())
-        .build()
-        .unwrap_or_default()
+/// The fields a stored response keeps: all but `Age`, which is computed when it is served.
+fn stored_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut stored = headers.clone();
+    stored.remove(header::AGE);
+    stored
 }
 
 /// The request headers the origin saw, as far as storage rules care (`Authorization`).
@@ -94,8 +101,13 @@ pub async fn drive(
     rules: TtlRules,
 ) {
     let stale = permit.stale().cloned();
+    let request_time = permit.cache().now();
     let result = origin.fetch(&request, stale.as_deref()).await;
     let now = permit.cache().now();
+    let exchange = Exchange {
+        request_time,
+        response_time: now,
+    };
     let response = match result {
         Ok(response) => response,
         Err(e) => {
@@ -118,7 +130,7 @@ pub async fn drive(
 
     if let Some(stale) = &stale {
         if parts.status == StatusCode::NOT_MODIFIED {
-            refresh(permit, &request, stale, &parts.headers, now, &rules).await;
+            refresh(permit, &request, stale, &parts.headers, exchange, &rules).await;
             return;
         }
         if parts.status.is_server_error() && stale.freshness.usable_on_error(now) {
@@ -127,14 +139,13 @@ pub async fn drive(
         }
     }
 
-    let headers = response_headers(&request, parts.headers);
+    let (headers, tags) = response_headers(&request, parts.headers);
     let content_length = http_body::Body::size_hint(&body).exact();
     let admission = admit(
-        &uri_of(&request),
         &origin_request_headers(&request),
         parts.status,
         &headers,
-        now,
+        exchange,
         &rules,
     )
     .map(|f| match request.hard_expiry {
@@ -144,6 +155,15 @@ pub async fn drive(
         },
         None => f,
     });
+    // A response with more tags than an entry keeps is not stored: no entry may escape a
+    // purge of a tag it was given.
+    let (admission, tags) = match (admission, tags) {
+        (Ok(_), Err(e)) => {
+            tracing::debug!(space = %request.space.name, key = %request.object_key, error = %e, "cache tags refused; not stored");
+            (Err(NotStored::Tags), Tags::default())
+        }
+        (admission, tags) => (admission, tags.unwrap_or_default()),
+    };
     let cache = permit.cache().clone();
     let vary = vary_values(&request, &headers);
     let retained =
@@ -166,11 +186,15 @@ pub async fn drive(
         },
         retained,
         stored_body: None,
+        tags,
     };
-    let stored = head
-        .admission
-        .ok()
-        .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    let stored = head.admission.ok().map(|freshness| Storing {
+        status: parts.status,
+        headers: stored_headers(&head.headers),
+        freshness,
+        vary: head.vary.clone(),
+        tags: head.tags.clone(),
+    });
     let fill = permit.fill().clone();
     fill.set_head(head);
     if let Some(spool) = &spool {
@@ -190,28 +214,31 @@ pub async fn drive(
     match pumped {
         Ok(spool) => {
             fill.finish(Ok(()));
-            if let (Some(spool), Some((status, headers, freshness, vary))) = (spool, stored.clone())
-            {
+            if let (Some(spool), Some(storing)) = (spool, stored.clone()) {
                 let head = SpoolHead {
                     key: request.key.clone(),
-                    status,
-                    headers,
-                    freshness,
-                    vary,
+                    status: storing.status,
+                    headers: storing.headers,
+                    freshness: storing.freshness,
+                    vary: storing.vary,
+                    tags: storing.tags,
                 };
                 if let Err(e) = spool.commit(head).await {
                     tracing::warn!(space = %request.space.name, key = %request.object_key, error = %e, "large body not stored on disk");
                 }
             }
             let entry = match (stored, fill.retained_body()) {
-                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry::new(
-                    request.key.clone(),
-                    status,
-                    &headers,
-                    Body::Memory(body),
-                    freshness,
-                    vary,
-                )),
+                (Some(storing), Some(body)) => Some(
+                    Entry::new(
+                        request.key.clone(),
+                        storing.status,
+                        &storing.headers,
+                        Body::Memory(body),
+                        storing.freshness,
+                        storing.vary,
+                    )
+                    .with_tags(storing.tags),
+                ),
                 _ => None,
             };
             permit.complete(entry);
@@ -222,6 +249,16 @@ pub async fn drive(
             permit.complete(None);
         }
     }
+}
+
+/// What a fill stores once its body is complete.
+#[derive(Clone)]
+struct Storing {
+    status: StatusCode,
+    headers: HeaderMap,
+    freshness: Freshness,
+    vary: VaryValues,
+    tags: Tags,
 }
 
 /// Bytes a spooling fill gathers before writing them to its file.
@@ -290,13 +327,15 @@ async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
     }
 }
 
-/// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
+/// A 304 from the origin: its fields replace the stored ones (RFC 9111 section 4.3.4;
+/// `Date` and `Age` included, so the refreshed entry's age is the origin's), and the
+/// freshness is decided again from the result.
 async fn refresh(
     permit: FillPermit,
     request: &FillRequest,
     stale: &Entry,
     update: &HeaderMap,
-    now: SystemTime,
+    exchange: Exchange,
     rules: &TtlRules,
 ) {
     let mut headers = stale.headers();
@@ -306,16 +345,29 @@ async fn refresh(
             headers.append(name.clone(), value.clone());
         }
     }
-    let headers = response_headers(request, headers);
-    let admission = admit(
-        &uri_of(request),
-        &HeaderMap::new(),
-        stale.status,
-        &headers,
-        now,
-        rules,
-    )
-    .map(|fresh| stale.freshness.refreshed(fresh));
+    // Tags the 304 carries replace the stored ones.
+    let (headers, tags) = response_headers(request, headers);
+    let updates_tags = tags::TAG_FIELDS
+        .iter()
+        .any(|name| update.contains_key(name));
+    let tags = match tags {
+        Ok(tags) if updates_tags => Some(tags),
+        Ok(_) => Some(stale.tags.clone()),
+        Err(_) => None,
+    };
+    let admission = match &tags {
+        Some(_) => admit(
+            &origin_request_headers(request),
+            stale.status,
+            &headers,
+            exchange,
+            rules,
+        )
+        .map(|fresh| stale.freshness.refreshed(fresh)),
+        None => Err(NotStored::Tags),
+    };
+    let tags = tags.unwrap_or_default();
+    let headers = stored_headers(&headers);
     let head = FillHead {
         status: stale.status,
         headers: headers.clone(),
@@ -325,6 +377,7 @@ async fn refresh(
         kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
         retained: true,
         stored_body: stored_body(&stale.body),
+        tags: tags.clone(),
     };
     let fill = permit.fill().clone();
     fill.set_head(head);
@@ -339,6 +392,7 @@ async fn refresh(
             freshness,
             stale.vary.clone(),
         )
+        .with_tags(tags)
     });
     permit.complete(entry);
 }
@@ -355,6 +409,7 @@ async fn serve_stale(permit: FillPermit, stale: &Entry, status: StatusCode) {
         kind: FillKind::StaleOnError(status),
         retained: true,
         stored_body: stored_body(&stale.body),
+        tags: stale.tags.clone(),
     };
     let fill = permit.fill().clone();
     fill.set_head(head);

@@ -67,7 +67,7 @@ impl Registry {
     /// and no new reader joins it.
     pub(crate) fn detach(&self, selector: &PurgeSelector) {
         self.lock().retain(|key, fill| {
-            let keep = !selector.matches(key);
+            let keep = !selector.matches(key, fill.tags().as_ref());
             if !keep {
                 fill.close();
             }
