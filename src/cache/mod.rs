@@ -337,6 +337,13 @@ impl Cache {
         memory.max(disk)
     }
 
+    /// Drops `entry` from both tiers, if it is still the one stored for its slot (the origin
+    /// said the resource is gone, e.g. a `410` to a HEAD revalidating it).
+    pub fn invalidate(&self, entry: &Arc<Entry>) {
+        self.memory.remove(entry);
+        self.disk.remove(entry);
+    }
+
     /// `(tag, entry)` pairs the tiers' tag indexes hold (memory, disk).
     pub fn tag_pairs(&self) -> (usize, usize) {
         (self.memory.tag_pairs(), self.disk.tag_pairs())

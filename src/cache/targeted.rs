@@ -332,7 +332,10 @@ mod tests {
             ("edge-cache-control", "max-age=5"),
             ("cdn-cache-control", "max-age=50"),
         ]);
-        assert_eq!(select(&h, &[edge.clone()]).unwrap().max_age, Some(5));
+        assert_eq!(
+            select(&h, std::slice::from_ref(&edge)).unwrap().max_age,
+            Some(5)
+        );
         assert_eq!(select(&h, &[]).unwrap().max_age, Some(50));
         let h = headers(&[
             ("edge-cache-control", "max-age=\"5\""),

@@ -22,6 +22,7 @@ pub use error::OriginError;
 pub use sign::Signer;
 
 use crate::cache::key::is_presign_param;
+use crate::cache::tags::WANT_TAGS;
 use crate::config::{Config, OriginAuth, OriginKind, Space};
 
 /// Characters kept as they are in an S3 object key path (RFC 3986 unreserved and `/`).
@@ -325,6 +326,9 @@ impl OriginClient {
                 let host = HeaderValue::from_str(&host)
                     .map_err(|e| OriginError::Request(format!("parent host `{host}`: {e}")))?;
                 headers.insert(header::HOST, host);
+                // The parent passes its entries' cache tags on, so this PoP's copies are
+                // tagged (and purged by tag) too.
+                headers.insert(WANT_TAGS, HeaderValue::from_static("1"));
             }
         }
         if !forward_client_headers {

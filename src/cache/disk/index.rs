@@ -262,6 +262,13 @@ impl Index {
             .remove_if(slot, |current| Arc::ptr_eq(current, entry));
     }
 
+    /// Drops `slot` if its entry was received at `received` (its file is queued for
+    /// deletion).
+    pub fn remove_received(&self, slot: &SlotKey, received: SystemTime) {
+        self.slots
+            .remove_if(slot, |current| current.freshness.response_time == received);
+    }
+
     /// Bytes of entry files indexed (as weighed) and slots held.
     pub fn usage(&self) -> (u64, u64) {
         let (kib, slots) = self.slots.usage();

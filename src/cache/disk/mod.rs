@@ -255,6 +255,17 @@ impl DiskTier {
         affected
     }
 
+    /// Drops the entry file of `entry`'s slot if it holds the same response (received at the
+    /// same instant).
+    pub fn remove(&self, entry: &Entry) {
+        if let Some(inner) = self.inner.as_ref() {
+            let slot = SlotKey::new(&entry.key, entry.vary.variant_id());
+            inner
+                .index
+                .remove_received(&slot, entry.freshness.response_time);
+        }
+    }
+
     /// `(tag, entry)` pairs the disk index holds.
     pub fn tag_pairs(&self) -> usize {
         self.inner

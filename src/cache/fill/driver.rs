@@ -1,19 +1,20 @@
 //! Driving a fill: one origin fetch whose head and body are published to every request
 //! reading the fill, then stored. Decides admission (RFC 9111 storage rules and the TTLs),
-//! caps the lifetime at a presigned URL's expiry, keeps the body whole for the memory tier or
-//! spools it to the disk tier, revalidates stale entries (a 304 refreshes the entry without a
-//! body transfer) and serves them when the origin fails (`stale-if-error`).
+//! caps the lifetime at a presigned URL's expiry, and keeps the body whole for the memory tier
+//! or spools it to the disk tier. Answers to revalidations (a 304, a HEAD's answer, a failed
+//! origin) are handled in `revalidate.rs`.
 
 use std::sync::Arc;
 
-use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::revalidate::{Update, head_answered, refresh, serve_stale};
 use super::{Fill, FillError, FillHead, FillKind, FillPermit, FillRequest, Origin};
 use crate::cache::admission::{Exchange, NotStored, TtlRules, admit};
-use crate::cache::body::{Body, StoredBody};
+use crate::cache::body::Body;
 use crate::cache::cors::{S3_VARY, s3_response_vary};
 use crate::cache::entry::{Entry, VaryValues, vary_names};
 use crate::cache::freshness::Freshness;
@@ -52,7 +53,7 @@ pub fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
 
 /// The origin's response headers as the edge stores and sends them (without the tag
 /// fields), and the cache tags they gave (an error: more than an entry may carry).
-fn response_headers(
+pub(super) fn response_headers(
     request: &FillRequest,
     origin: HeaderMap,
 ) -> (HeaderMap, Result<Tags, TagError>) {
@@ -75,14 +76,14 @@ fn vary_values(request: &FillRequest, headers: &HeaderMap) -> VaryValues {
 }
 
 /// The fields a stored response keeps: all but `Age`, which is computed when it is served.
-fn stored_headers(headers: &HeaderMap) -> HeaderMap {
+pub(super) fn stored_headers(headers: &HeaderMap) -> HeaderMap {
     let mut stored = headers.clone();
     stored.remove(header::AGE);
     stored
 }
 
 /// The request headers the origin saw, as far as storage rules care (`Authorization`).
-fn origin_request_headers(request: &FillRequest) -> HeaderMap {
+pub(super) fn origin_request_headers(request: &FillRequest) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(auth) = request.client_headers.get(header::AUTHORIZATION)
         && request.forwards_client_headers
@@ -101,8 +102,18 @@ pub async fn drive(
     rules: TtlRules,
 ) {
     let stale = permit.stale().cloned();
+    // A HEAD for a stale entry is revalidated with a HEAD (RFC 9111 section 4.3.5): its fill
+    // has no body for GETs to share, so none joins it.
+    let method = if request.head && stale.is_some() {
+        permit.fill().close();
+        Method::HEAD
+    } else {
+        Method::GET
+    };
     let request_time = permit.cache().now();
-    let result = origin.fetch(&request, stale.as_deref()).await;
+    let result = origin
+        .fetch(&request, method.clone(), stale.as_deref())
+        .await;
     let now = permit.cache().now();
     let exchange = Exchange {
         request_time,
@@ -130,11 +141,25 @@ pub async fn drive(
 
     if let Some(stale) = &stale {
         if parts.status == StatusCode::NOT_MODIFIED {
-            refresh(permit, &request, stale, &parts.headers, exchange, &rules).await;
+            let update = Update {
+                status: parts.status,
+                headers: &parts.headers,
+                exchange,
+            };
+            refresh(permit, &request, stale, update, &rules).await;
             return;
         }
         if parts.status.is_server_error() && stale.freshness.usable_on_error(now) {
             serve_stale(permit, stale, parts.status).await;
+            return;
+        }
+        if method == Method::HEAD {
+            let update = Update {
+                status: parts.status,
+                headers: &parts.headers,
+                exchange,
+            };
+            head_answered(permit, &request, stale, update, &rules).await;
             return;
         }
     }
@@ -324,111 +349,5 @@ async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
             fill.stop_spooling();
             None
         }
-    }
-}
-
-/// A 304 from the origin: its fields replace the stored ones (RFC 9111 section 4.3.4;
-/// `Date` and `Age` included, so the refreshed entry's age is the origin's), and the
-/// freshness is decided again from the result.
-async fn refresh(
-    permit: FillPermit,
-    request: &FillRequest,
-    stale: &Entry,
-    update: &HeaderMap,
-    exchange: Exchange,
-    rules: &TtlRules,
-) {
-    let mut headers = stale.headers();
-    for name in end_to_end(update.clone()).keys() {
-        headers.remove(name);
-        for value in update.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    // Tags the 304 carries replace the stored ones.
-    let (headers, tags) = response_headers(request, headers);
-    let updates_tags = tags::TAG_FIELDS
-        .iter()
-        .any(|name| update.contains_key(name));
-    let tags = match tags {
-        Ok(tags) if updates_tags => Some(tags),
-        Ok(_) => Some(stale.tags.clone()),
-        Err(_) => None,
-    };
-    let admission = match &tags {
-        Some(_) => admit(
-            &origin_request_headers(request),
-            stale.status,
-            &headers,
-            exchange,
-            rules,
-        )
-        .map(|fresh| stale.freshness.refreshed(fresh)),
-        None => Err(NotStored::Tags),
-    };
-    let tags = tags.unwrap_or_default();
-    let headers = stored_headers(&headers);
-    let head = FillHead {
-        status: stale.status,
-        headers: headers.clone(),
-        content_length: Some(stale.body.len()),
-        admission,
-        vary: stale.vary.clone(),
-        kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
-        retained: true,
-        stored_body: stored_body(&stale.body),
-        tags: tags.clone(),
-    };
-    let fill = permit.fill().clone();
-    fill.set_head(head);
-    push_stored(&fill, &stale.body).await;
-    fill.finish(Ok(()));
-    let entry = admission.ok().map(|freshness| {
-        Entry::new(
-            stale.key.clone(),
-            stale.status,
-            &headers,
-            stale.body.clone(),
-            freshness,
-            stale.vary.clone(),
-        )
-        .with_tags(tags)
-    });
-    permit.complete(entry);
-}
-
-/// The origin failed with `status`; the stale entry is served as it is (and stays stored as
-/// it is: the next request tries the origin again).
-async fn serve_stale(permit: FillPermit, stale: &Entry, status: StatusCode) {
-    let head = FillHead {
-        status: stale.status,
-        headers: stale.headers(),
-        content_length: Some(stale.body.len()),
-        admission: Ok(stale.freshness),
-        vary: stale.vary.clone(),
-        kind: FillKind::StaleOnError(status),
-        retained: true,
-        stored_body: stored_body(&stale.body),
-        tags: stale.tags.clone(),
-    };
-    let fill = permit.fill().clone();
-    fill.set_head(head);
-    push_stored(&fill, &stale.body).await;
-    fill.finish(Ok(()));
-    permit.complete(None);
-}
-
-/// Publishes a stored body to a fill: a memory body whole; a stored one is not copied, the
-/// head names it and readers stream it from storage (`FillHead::stored_body`).
-async fn push_stored(fill: &Fill, body: &Body) {
-    if let Body::Memory(bytes) = body {
-        fill.push(bytes.clone()).await;
-    }
-}
-
-fn stored_body(body: &Body) -> Option<Arc<dyn StoredBody>> {
-    match body {
-        Body::Stored(stored) => Some(stored.clone()),
-        Body::Memory(_) => None,
     }
 }

@@ -9,6 +9,7 @@
 mod buffer;
 pub mod driver;
 mod request;
+mod revalidate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
