@@ -95,11 +95,12 @@ impl CatchUp {
             };
             for entry in entries {
                 // Acts on what was received up to the end of the second the purge was applied
-                // in (a soft purge marks it stale as of then).
-                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at.saturating_add(1));
-                let action = entry.request.action(at);
+                // in (a soft purge marks it stale from the start of that second).
+                let applied = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at);
+                let before = applied + Duration::from_secs(1);
+                let action = entry.request.action(applied);
                 for selector in entry.request.selectors(&entry.space) {
-                    replayed += self.cache.purge_stored_before(&selector, at, action);
+                    replayed += self.cache.purge_stored_before(&selector, before, action);
                 }
             }
         }

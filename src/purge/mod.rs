@@ -219,6 +219,31 @@ mod tests {
     }
 
     #[test]
+    fn journal_entries_of_older_builds_still_parse() {
+        let old: journal::JournalEntry =
+            serde_json::from_str(r#"{"at":5,"space":"s","files":["a"]}"#).unwrap();
+        assert_eq!(old.request, PurgeRequest::files(vec!["a".into()]));
+        let new = journal::JournalEntry {
+            at: 6,
+            space: "s".into(),
+            request: PurgeRequest {
+                files: vec![],
+                tags: vec!["t".into()],
+                soft: true,
+            },
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(
+            text,
+            r#"{"at":6,"space":"s","files":[],"tags":["t"],"soft":true}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<journal::JournalEntry>(&text).unwrap(),
+            new
+        );
+    }
+
+    #[test]
     fn tags_and_soft_purges() {
         let (selectors, request) =
             parse_request("s", br#"{"tags": ["product-42", "sale"], "soft": true}"#).unwrap();
