@@ -12,6 +12,7 @@ mod cache_flows;
 mod ceph;
 mod coalescing;
 mod conformance;
+mod conformance_validation;
 mod cors;
 mod disk;
 mod embedded;
