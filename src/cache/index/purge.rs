@@ -51,7 +51,10 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
             let (space, tag) = selector
                 .tag()
                 .expect("a selector without a key prefix is a tag");
-            let slots = ordered.tags.take(space, tag);
+            // In key order: consecutive removals from the ordered set then walk nearby
+            // nodes (the tag's slots are spread over the whole key space).
+            let mut slots: Vec<SlotKey> = ordered.tags.take(space, tag).into_iter().collect();
+            slots.sort_unstable();
             for slot in slots {
                 match self.purge_slot(&mut ordered, &slot, before, action, Some(tag)) {
                     SlotPurge::Dropped => affected += 1,
@@ -141,7 +144,13 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
         match removed {
             Some((slot, Slot::Value(value))) => {
                 ordered.keys.remove(&slot);
-                self.forget_tags(ordered, &slot, &value);
+                // The slot is empty now (inserts wait for the ordered set): every tag of the
+                // value goes, but the one purged, whose slots were taken out already.
+                if !value.tags().is_empty() {
+                    ordered
+                        .tags
+                        .remove(&slot, value.tags(), |t| tag.is_some_and(|tag| tag == t));
+                }
                 self.on_drop.dropped(&slot, value, Dropped::Removed);
                 SlotPurge::Dropped
             }

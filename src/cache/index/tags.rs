@@ -8,7 +8,8 @@
 //! outlived its value is harmless (and dropped then).
 //!
 //! Memory: one `(tag, slot)` pair is a slot key in a hash set, ~28 bytes (the key's text is
-//! shared with the slot); each distinct tag adds its text and a set, ~80 bytes.
+//! shared with the slot); each distinct tag adds its text and a set, ~80 bytes, and each space
+//! with tagged entries a map.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,31 +19,28 @@ use crate::cache::tags::Tags;
 /// Tag → slots, per space.
 #[derive(Default)]
 pub(super) struct TagSlots {
-    /// `space \0 tag` → slots.
-    map: HashMap<Box<str>, HashSet<SlotKey>>,
-}
-
-fn name(space: &str, tag: &str) -> String {
-    let mut name = String::with_capacity(space.len() + tag.len() + 1);
-    name.push_str(space);
-    name.push('\0');
-    name.push_str(tag);
-    name
+    /// space → tag → slots (looked up by `&str`, without building a name).
+    map: HashMap<Box<str>, HashMap<Box<str>, HashSet<SlotKey>>>,
 }
 
 impl TagSlots {
     /// Records that `slot` holds a value with `tags`.
     pub(super) fn add(&mut self, slot: &SlotKey, tags: &Tags) {
+        if tags.is_empty() {
+            return;
+        }
         let space = slot.key.space();
+        let by_tag = match self.map.get_mut(space) {
+            Some(by_tag) => by_tag,
+            None => self.map.entry(space.into()).or_default(),
+        };
         for tag in tags.iter() {
-            let name = name(space, tag);
-            match self.map.get_mut(name.as_str()) {
+            match by_tag.get_mut(tag) {
                 Some(slots) => {
                     slots.insert(slot.clone());
                 }
                 None => {
-                    self.map
-                        .insert(name.into_boxed_str(), HashSet::from([slot.clone()]));
+                    by_tag.insert(tag.into(), HashSet::from([slot.clone()]));
                 }
             }
         }
@@ -52,35 +50,51 @@ impl TagSlots {
     /// carries.
     pub(super) fn remove(&mut self, slot: &SlotKey, tags: &Tags, still: impl Fn(&str) -> bool) {
         let space = slot.key.space();
+        let Some(by_tag) = self.map.get_mut(space) else {
+            return;
+        };
         for tag in tags.iter().filter(|tag| !still(tag)) {
-            let name = name(space, tag);
-            if let Some(slots) = self.map.get_mut(name.as_str()) {
+            if let Some(slots) = by_tag.get_mut(tag) {
                 slots.remove(slot);
                 if slots.is_empty() {
-                    self.map.remove(name.as_str());
+                    by_tag.remove(tag);
                 }
             }
+        }
+        if by_tag.is_empty() {
+            self.map.remove(space);
         }
     }
 
     /// The slots that held a value tagged `tag` in `space`, taken out of the index (the
     /// purge puts back those it keeps).
     pub(super) fn take(&mut self, space: &str, tag: &str) -> HashSet<SlotKey> {
-        self.map
-            .remove(name(space, tag).as_str())
-            .unwrap_or_default()
+        let Some(by_tag) = self.map.get_mut(space) else {
+            return HashSet::new();
+        };
+        let slots = by_tag.remove(tag).unwrap_or_default();
+        if by_tag.is_empty() {
+            self.map.remove(space);
+        }
+        slots
     }
 
     /// Puts back `slot` for `tag` (a value the purge kept).
     pub(super) fn put_back(&mut self, space: &str, tag: &str, slot: SlotKey) {
         self.map
-            .entry(name(space, tag).into_boxed_str())
+            .entry(space.into())
+            .or_default()
+            .entry(tag.into())
             .or_default()
             .insert(slot);
     }
 
     /// Number of `(tag, slot)` pairs (tests and figures).
     pub(super) fn pairs(&self) -> usize {
-        self.map.values().map(HashSet::len).sum()
+        self.map
+            .values()
+            .flat_map(HashMap::values)
+            .map(HashSet::len)
+            .sum()
     }
 }
