@@ -1,7 +1,9 @@
 //! Purges over a [`SlotIndex`]: by key prefix (a path with its query variants, a `dir/*`
 //! prefix, a space) through the ordered set, or by tag through the tag slots; dropping what
 //! they select, or (a soft purge) marking it stale. Each runs under the ordered-set lock, so
-//! no insert interleaves, in time proportional to the slots it selects.
+//! no insert interleaves, in time proportional to the slots it selects. A key left in the
+//! ordered set with an empty slot is harmless (a prefix purge finds nothing there) and the
+//! sweep removes it.
 
 use std::time::SystemTime;
 
@@ -51,10 +53,7 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
             let (space, tag) = selector
                 .tag()
                 .expect("a selector without a key prefix is a tag");
-            // In key order: consecutive removals from the ordered set then walk nearby
-            // nodes (the tag's slots are spread over the whole key space).
-            let mut slots: Vec<SlotKey> = ordered.tags.take(space, tag).into_iter().collect();
-            slots.sort_unstable();
+            let slots = ordered.tags.take(space, tag);
             for slot in slots {
                 match self.purge_slot(&mut ordered, &slot, before, action, Some(tag)) {
                     SlotPurge::Dropped => affected += 1,
@@ -143,7 +142,12 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
         });
         match removed {
             Some((slot, Slot::Value(value))) => {
-                ordered.keys.remove(&slot);
+                // A tag's slots are spread over the whole ordered set, where each removal
+                // costs a walk from the root that misses the CPU cache: the sweep removes keys
+                // whose slot is empty (as it does after expiries), so a tag purge leaves them.
+                if tag.is_none() {
+                    ordered.keys.remove(&slot);
+                }
                 // The slot is empty now (inserts wait for the ordered set): every tag of the
                 // value goes, but the one purged, whose slots were taken out already.
                 if !value.tags().is_empty() {

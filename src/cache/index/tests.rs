@@ -405,3 +405,35 @@ fn soft_purges_mark_values_stale_and_keep_them() {
     assert_eq!(index.tag_pairs(), 1);
     assert_eq!(index.purge(&tag("s", "t"), None), 1);
 }
+
+/// A tag purge leaves the dropped values' keys in the ordered set: the sweep removes those
+/// whose slot is empty, and a value stored again under one is still reached by a prefix purge.
+#[test]
+fn keys_a_tag_purge_leaves_are_swept_and_harmless() {
+    let index: SlotIndex<Value> = SlotIndex::new(1 << 20, 10, 100, Ignore);
+    let again = CacheKey::new("s", "d/again", "");
+    let gone = CacheKey::new("s", "d/gone", "");
+    index.insert(&again, tagged("a", &["t"]));
+    index.insert(&gone, tagged("b", &["t"]));
+    assert_eq!(index.purge(&tag("s", "t"), None), 2);
+    assert!(index.get(again.text(), &request(None), t(1)).is_none());
+    assert_eq!(index.ordered.lock().unwrap().keys.len(), 2);
+
+    index.insert(&again, value("c"));
+    assert_eq!(index.sweep(t(1), 16), 0);
+    let keys: Vec<String> = index
+        .ordered
+        .lock()
+        .unwrap()
+        .keys
+        .iter()
+        .map(|slot| slot.key.as_str().to_owned())
+        .collect();
+    assert_eq!(keys, [again.as_str().to_owned()]);
+    assert_eq!(
+        index.purge(&PurgeSelector::parse("s", "d/*").unwrap(), None),
+        1
+    );
+    assert!(index.get(again.text(), &request(None), t(1)).is_none());
+    assert!(index.ordered.lock().unwrap().keys.is_empty());
+}
