@@ -150,6 +150,8 @@ pub struct RawSpace {
     pub origin_auth: Option<String>,
     pub query: Option<RawQuery>,
     pub http: Option<String>,
+    /// Targeted cache-control fields (RFC 9213) read before `CDN-Cache-Control`.
+    pub targeted: Option<Vec<String>>,
 }
 
 /// `certificate = "acme"` or `certificate = { cert = "...", key = "..." }`.
