@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// How long one page load may take, Chromium's start included (a few seconds on an idle
-/// machine; Chromium's start alone took over 20 s on a 2-core machine running the rest of
-/// the suite and two builds).
+/// machine; 20 s ran out on a 2-core machine running the rest of the suite beside two
+/// builds).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the page reports, over plain HTTP on loopback (a potentially trustworthy origin, so
