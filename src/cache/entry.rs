@@ -358,14 +358,7 @@ mod tests {
     use super::*;
 
     fn request(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
+        crate::cache::test_headers(pairs)
     }
 
     #[test]

@@ -396,3 +396,16 @@ pub struct CacheFigures {
     /// [`Cache::distrust_disk_before`]).
     pub disk_revalidating: bool,
 }
+
+/// A header map of `(name, value)` pairs, in order (unit tests).
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a test header name"),
+            http::HeaderValue::from_str(value).expect("a test header value"),
+        );
+    }
+    headers
+}
