@@ -10,16 +10,20 @@
 //! while, with a warning and a counter, and the PoP keeps serving from memory and the origin.
 
 mod body;
+mod buffers;
 pub mod entry_file;
 mod health;
 pub mod index;
+mod nowait;
+mod open;
+mod scan;
 mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,9 +32,11 @@ use http::{HeaderMap, HeaderName};
 use crate::cache::body::Body;
 use crate::cache::clock::SharedClock;
 pub use body::DiskBody;
+use buffers::Buffers;
 use entry_file::Meta;
 use health::Health;
-use index::{Commit, Committed, Index, IndexEntry, SlotKey, entry_path};
+use index::{Commit, Index, IndexEntry, SlotKey, entry_path};
+use open::{OpenEntries, Wait};
 use writer::WriteJob;
 pub use writer::{Spool, SpoolHead};
 
@@ -68,10 +74,6 @@ const WRITERS: usize = 8;
 const WRITER_THREAD: &str = "edge-disk-writer";
 /// How long a shutdown waits for spool commits under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often the janitor deletes dropped entries' files.
-const JANITOR_TICK: Duration = Duration::from_millis(200);
-/// How often a batch of expired entries is collected.
-const MAINTENANCE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Inner {
     root: PathBuf,
@@ -88,6 +90,10 @@ pub(crate) struct Inner {
     committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
     clock: SharedClock,
+    /// Entry files kept open for hits.
+    open: Arc<OpenEntries>,
+    /// Buffers body blocks are read into.
+    buffers: Arc<Buffers>,
     writer: Mutex<Option<SyncSender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -137,10 +143,12 @@ impl DiskTier {
         self.inner.as_ref().map_or(0, |inner| inner.max_object)
     }
 
-    /// The stored response for `key` matching the request, read and verified. Bodies up to
-    /// `whole_up_to` are read whole into memory; larger ones are streamed block by block.
-    /// `known_vary` names the headers every response under the key varies on, when the origin
-    /// decides it in advance (S3: `Origin`).
+    /// The stored response for `key` matching the request, its meta verified. Bodies up to
+    /// `whole_up_to` bytes are read whole into memory (and verified); larger ones are read
+    /// and verified block by block as they are sent. Files the kernel has cached are opened
+    /// and read on the calling worker, others on a blocking thread. `known_vary` names the
+    /// headers every response under the key varies on, when the origin decides it in advance
+    /// (S3: `Origin`).
     pub async fn lookup(
         &self,
         key: &CacheKey,
@@ -148,8 +156,35 @@ impl DiskTier {
         known_vary: Option<&[HeaderName]>,
         whole_up_to: u64,
     ) -> Option<Arc<Entry>> {
+        let entry = self.find(key, request, known_vary).await?;
+        match &entry.body {
+            Body::Stored(stored) if stored.len() <= whole_up_to => {
+                let body = crate::cache::body::read_whole(stored.clone()).await.ok()?;
+                Some(Arc::new(entry.with_body(Body::Memory(body))))
+            }
+            _ => Some(entry),
+        }
+    }
+
+    /// The stored response for `key`, its body unread.
+    async fn find(
+        &self,
+        key: &CacheKey,
+        request: &HeaderMap,
+        known_vary: Option<&[HeaderName]>,
+    ) -> Option<Arc<Entry>> {
         let inner = self.usable()?.clone();
         let found = inner.index.get(key, request, inner.clock.now());
+        if let Some(found) = &found {
+            match inner.open_entry(key, found, Wait::No) {
+                Ok(Some(entry)) => return Some(entry),
+                Ok(None) => {}
+                Err(e) => {
+                    inner.bad_entry(&SlotKey::new(key, found.vary.variant_id()), found, &e);
+                    return None;
+                }
+            }
+        }
         let scanning = inner.scanning.load(Ordering::Acquire);
         if found.is_none() && !scanning {
             return None;
@@ -168,9 +203,14 @@ impl DiskTier {
                 Some(found) => found,
                 None => inner.adopt(&key, &variant?, &request)?,
             };
-            inner.load(&key, found, whole_up_to)
+            inner.load(&key, found)
         });
         task.await.ok().flatten()
+    }
+
+    /// Entry files held open for hits.
+    pub fn open_entries(&self) -> usize {
+        self.inner.as_ref().map_or(0, |inner| inner.open.len())
     }
 
     /// Stores a complete response (in the background). `since` is the purge generation the
@@ -288,12 +328,13 @@ impl Inner {
             let _ = std::fs::remove_file(leftover.path());
         }
         let (writer_tx, writer_rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let open = Arc::new(OpenEntries::new());
         let inner = Arc::new(Inner {
             root: root.to_owned(),
             entries,
             tmp,
             max_object: capacity / 4,
-            index: Index::new(capacity, capacity / 4),
+            index: Index::new(capacity, capacity / 4, open.clone()),
             health: Health::default(),
             closed: AtomicBool::new(false),
             scanning: AtomicBool::new(true),
@@ -302,6 +343,8 @@ impl Inner {
             committing: AtomicU64::new(0),
             lock_file: Mutex::new(Some(lock_file)),
             clock,
+            open,
+            buffers: Arc::default(),
             writer: Mutex::new(Some(writer_tx)),
             threads: Mutex::default(),
         });
@@ -317,11 +360,11 @@ impl Inner {
         let threads = writers.chain([
             spawn("edge-disk-janitor", {
                 let weak = Arc::downgrade(&inner);
-                move || janitor(&weak)
+                move || scan::janitor(&weak)
             }),
             spawn("edge-disk-scan", {
                 let weak = Arc::downgrade(&inner);
-                move || scan(&weak)
+                move || scan::scan(&weak)
             }),
         ]);
         lock(&inner.threads).extend(threads.flatten());
@@ -362,44 +405,12 @@ impl Inner {
         self.index.get(key, request, self.clock.now())
     }
 
-    /// Opens and verifies the entry file `found` for `key` (blocking).
-    fn load(
-        self: &Arc<Self>,
-        key: &CacheKey,
-        found: Arc<IndexEntry>,
-        whole_up_to: u64,
-    ) -> Option<Arc<Entry>> {
-        let slot = SlotKey::new(key, found.vary.variant_id());
-        let result = (|| {
-            let file = File::open(&found.path)?;
-            let meta = entry_file::read_meta(&file)?;
-            if meta.key != *key || meta.vary != found.vary {
-                return Err(DiskError::Corrupt("the file holds another key".into()));
-            }
-            let body = if meta.body_len <= whole_up_to {
-                Body::Memory(entry_file::read_body(&file, &meta)?)
-            } else {
-                Body::Stored(Arc::new(DiskBody::new(
-                    file,
-                    &meta,
-                    slot.clone(),
-                    found.clone(),
-                    Arc::downgrade(self),
-                )))
-            };
-            Ok(Entry::new(
-                key.clone(),
-                meta.status,
-                &meta.headers,
-                body,
-                meta.freshness,
-                meta.vary,
-            ))
-        })();
-        match result {
-            Ok(entry) => Some(Arc::new(entry)),
+    /// Opens the entry file `found` for `key` and verifies its meta (blocking).
+    fn load(self: &Arc<Self>, key: &CacheKey, found: Arc<IndexEntry>) -> Option<Arc<Entry>> {
+        match self.open_entry(key, &found, Wait::Yes) {
+            Ok(entry) => entry,
             Err(e) => {
-                self.bad_entry(&slot, &found, &e);
+                self.bad_entry(&SlotKey::new(key, found.vary.variant_id()), &found, &e);
                 None
             }
         }
@@ -480,89 +491,4 @@ fn index_entry(path: PathBuf, file: &File, meta: &Meta) -> Result<IndexEntry, Di
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
     })
-}
-
-/// Deletes dropped entries' files and runs the index's housekeeping; ends with the tier.
-fn janitor(weak: &Weak<Inner>) {
-    let mut last = Instant::now();
-    loop {
-        std::thread::sleep(JANITOR_TICK);
-        let Some(inner) = weak.upgrade() else { return };
-        if last.elapsed() >= MAINTENANCE {
-            inner.index.maintain(inner.clock.now());
-            last = Instant::now();
-        }
-        inner.index.delete_doomed();
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-    }
-}
-
-/// Rebuilds the index from the entry files' metas (bodies are verified when read).
-fn scan(weak: &Weak<Inner>) {
-    let started = Instant::now();
-    let (mut indexed, mut removed) = (0u64, 0u64);
-    let Some(entries) = weak.upgrade().map(|inner| inner.entries.clone()) else {
-        return;
-    };
-    let dirs = std::fs::read_dir(&entries).into_iter().flatten().flatten();
-    'outer: for dir in dirs {
-        for file in std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.load(Ordering::Acquire) {
-                break 'outer;
-            }
-            // An entry the scan cannot use is dropped; nothing in one file may stop the
-            // index from being rebuilt (a panic here would leave the tier scanning forever).
-            let path = file.path();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                scan_one(&inner, path.clone())
-            }))
-            .unwrap_or_else(|_| Err(DiskError::Corrupt("entry could not be read".into())));
-            match outcome {
-                Ok(true) => indexed += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    removed += 1;
-                    let _ = std::fs::remove_file(file.path());
-                    tracing::debug!(path = %file.path().display(), error = %e, "disk entry dropped at start");
-                }
-            }
-        }
-    }
-    if let Some(inner) = weak.upgrade() {
-        inner.scanning.store(false, Ordering::Release);
-        let (bytes, _) = inner.index.usage();
-        tracing::info!(indexed, removed, bytes, elapsed = ?started.elapsed(), "disk tier index rebuilt");
-    }
-}
-
-/// Indexes one file found at start; an error means the file is to be removed.
-fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
-    let since = inner.index.generation();
-    let file = File::open(&path)?;
-    let meta = entry_file::read_meta(&file)?;
-    if entry_path(&inner.entries, &meta.key, &meta.vary) != path {
-        return Err(DiskError::Corrupt("file is not where its key says".into()));
-    }
-    let has_validators = Validators::from_headers(&meta.headers).any();
-    let keep_until = crate::cache::freshness::later(
-        meta.freshness.response_time,
-        meta.freshness.keep_for(has_validators),
-    );
-    if inner.clock.now() >= keep_until {
-        return Err(DiskError::Corrupt("expired past its keep window".into()));
-    }
-    let key = meta.key.clone();
-    let entry = index_entry(path, &file, &meta)?;
-    match inner.index.commit(&key, entry, since, Commit::Existing)? {
-        Committed::Indexed => Ok(true),
-        Committed::Present => Ok(false),
-        Committed::Purged => Err(DiskError::Corrupt("purged".into())),
-    }
 }
