@@ -230,9 +230,11 @@ def fill_keys(port, keys):
     c.close()
 
 
-def fill_set(port, origin_port, path, objects, conns=4):
+def fill_set(port, origin_port, path, objects, conns=2):
     """Fetches every object of a disk working set, pass after pass, until a whole pass reaches
-    the origin no more (every object cached); returns the passes it took."""
+    the origin no more (every object cached); returns the passes it took. (The edge drops
+    disk writes while its writers are busy: objects evicted from memory before they reached
+    disk are fetched again by the next pass.)"""
     import threading
 
     def worker(first, failures):
@@ -246,7 +248,7 @@ def fill_set(port, origin_port, path, objects, conns=4):
         finally:
             c.close()
 
-    for attempt in range(1, 6):
+    for attempt in range(1, 11):
         before = int(http_body(origin_port, "/__count"))
         failures = []
         workers = [threading.Thread(target=worker, args=(i, failures)) for i in range(conns)]
@@ -259,6 +261,7 @@ def fill_set(port, origin_port, path, objects, conns=4):
         fetched = int(http_body(origin_port, "/__count")) - before
         if attempt > 1 and fetched == 0:
             return attempt
+        log(f"fill of {path} on port {port}: pass {attempt} fetched {fetched} objects")
         time.sleep(2)  # background writers (the edge's disk tier) catch up
     raise RuntimeError(f"fill of {path}: the origin still saw requests after {attempt} passes")
 
@@ -605,9 +608,11 @@ def make_servers(args, ports, values, workdir, tag):
                                                          f"127.0.0.1:{ports['CEILING']}"]], ports["CEILING"]),
     }
     if args.baseline_bin:
-        # The same config on its own ports.
+        # The same config on its own ports and its own disk directory (the tier locks it).
+        base_cache = os.path.join(values["CACHE_DIR"], "baseline")
+        os.makedirs(base_cache, exist_ok=True)
         base_values = dict(values, EDGE_HTTP=ports["BASE_HTTP"], EDGE_HTTPS=ports["BASE_HTTPS"],
-                           EDGE_ADMIN=ports["BASE_ADMIN"])
+                           EDGE_ADMIN=ports["BASE_ADMIN"], CACHE_DIR=base_cache)
         render("edge.toml", f"{workdir}/baseline{suffix}.toml", base_values)
         defs["baseline"] = Server("baseline", "edge before",
                                   [[args.baseline_bin, "serve", "--config", f"{workdir}/baseline{suffix}.toml"]],
