@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -235,7 +236,6 @@ def fill_set(port, origin_port, path, objects, conns=2):
     the origin no more (every object cached); returns the passes it took. (The edge drops
     disk writes while its writers are busy: objects evicted from memory before they reached
     disk are fetched again by the next pass.)"""
-    import threading
 
     def worker(first, failures):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -565,7 +565,7 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="edge-bench-")
     os.chmod(workdir, 0o755)  # nginx workers and Varnish's child drop privileges
-    values = dict(ports, DIR=workdir, EDGE_DISK=args.edge_disk, EDGE_MEMORY="1GiB")
+    values = dict(ports, DIR=workdir, EDGE_DISK=args.edge_disk, EDGE_MEMORY="1GiB", EDGE_MAX_OBJECT="16MiB")
     servers = {}
 
     def cleanup(*_):
@@ -730,12 +730,14 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
 
     # Disk-tier workloads: fresh servers per workload (the edge with a small memory tier,
     # Varnish on file storage), caches filled with the working set only, removed after.
+    removing = []
     for wl in disk_wls:
         path, objects = wl.disk_set
         cache_dir = os.path.join(workdir, f"cache-{wl.key}")
         os.makedirs(cache_dir)
         os.chmod(cache_dir, 0o777)  # nginx workers and Varnish's child drop privileges
-        phase_values = dict(values, CACHE_DIR=cache_dir, EDGE_MEMORY=args.disk_memory)
+        phase_values = dict(values, CACHE_DIR=cache_dir, EDGE_MEMORY=args.disk_memory,
+                            EDGE_MAX_OBJECT=f"{min(16, parse_size(args.disk_memory) >> 20)}MiB")
         defs = make_servers(args, ports, phase_values, workdir, wl.key)
         names = [n for n in phase_names if n in defs and n in wl.servers]
         start_servers(defs, names, workdir, servers)
@@ -744,9 +746,16 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
             passes = fill_set(servers[name].http_port, ports["ORIGIN"], path, objects)
             log(f"{name}: {objects:,} objects of {path} cached in {passes} passes "
                 f"({time.time() - started:.0f}s)")
+        for t in removing:  # no removal competes with the measured runs
+            t.join()
         run_rounds(args, wl, servers, workdir, ports, results)
         stop_servers(servers, names)
-        shutil.rmtree(cache_dir, ignore_errors=True)
+        # Removed while the next workload fills (tens of thousands of files: minutes on a busy
+        # disk), done before its measured runs.
+        removing.append(threading.Thread(target=shutil.rmtree, args=(cache_dir, True)))
+        removing[-1].start()
+    for t in removing:
+        t.join()
 
     if args.json:
         with open(args.json, "w") as f:
