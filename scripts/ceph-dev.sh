@@ -109,7 +109,15 @@ spawn() { # NAME COMMAND...
   local name=$1
   shift
   setsid "$@" -c "$DIR/ceph.conf" -f >>"$DIR/log/$name.out" 2>&1 </dev/null &
-  echo $! >"$DIR/pids/$name"
+  local pid=$! i
+  echo "$pid" >"$DIR/pids/$name"
+  # Until the forked shell has exec'd the daemon its command line is ours, not the daemon's:
+  # `alive` asked in that window would report a daemon that never ran as exited.
+  for i in $(seq 100); do
+    ours "$pid" && return 0
+    case $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone) in Z | gone) return 0 ;; esac
+    sleep 0.05
+  done
 }
 
 alive() { # NAME

@@ -5,8 +5,11 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
-# The versioning and lifecycle tests drive the AWS CLI (`aws s3api`).
+# The versioning, lifecycle and HTTPS tests drive the AWS CLI (`aws s3api`); it counts as
+# present only when it runs (a pyenv shim without it does not).
 aws --version >/dev/null 2>&1 || missing+=(awscli)
+# The origin's conformance tests drive boto3 (with requests) under `python3`.
+python3 -c 'import boto3, requests' >/dev/null 2>&1 || missing+=(python3-boto3 python3-requests)
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 # The browser end-to-end test drives Debian's Chromium at this path.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -25,6 +28,16 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#ceph[@]} -gt 0 ]; then
   if [ ${#ceph[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${ceph[@]}"
   fi
+fi
+
+# A `python3` or `aws` on PATH that is not Debian's (pyenv, a virtualenv) does not see the
+# packages above: install into that Python with pip then.
+pip=()
+python3 -c 'import boto3, requests' >/dev/null 2>&1 || pip+=(boto3 requests)
+aws --version >/dev/null 2>&1 || pip+=(awscli)
+if [ ${#pip[@]} -gt 0 ]; then
+  echo "installing test dependencies with pip: ${pip[*]}"
+  python3 -m pip install --quiet "${pip[@]}"
 fi
 
 cargo test --workspace --locked "$@"

@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod cache;
 pub mod config;
 pub mod fuzzing;
+pub mod http_client;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
@@ -152,6 +153,7 @@ fn store_config(embedded: &EmbeddedOrigin) -> origin_store::StoreConfig {
             interval: embedded.lifecycle_interval,
             day: embedded.lifecycle_day,
         },
+        log_flush: embedded.log_flush,
     }
 }
 
@@ -196,33 +198,44 @@ pub async fn start_with_clock(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let mut origin_addr = None;
-    if let (OriginKind::Embedded(embedded), Some(listener)) =
-        (&config.origin.kind, listeners.origin)
+    let embedded = match &config.origin.kind {
+        OriginKind::Embedded(embedded) => Some(embedded),
+        _ => None,
+    };
+    let origin_addr = listeners.origin.as_ref().and_then(|l| l.local_addr().ok());
+    let origin_tls = embedded.is_some_and(|e| e.tls) && listeners.origin.is_some();
+
+    let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
+    let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
+
+    let tls = if listeners.https.is_some()
+        || config.acme.is_some()
+        || config.listen.admin_tls
+        || origin_tls
     {
+        Some(Arc::new(tls::Tls::new(&config, origin_addr)?))
+    } else {
+        None
+    };
+
+    if let (Some(embedded), Some(listener)) = (embedded, listeners.origin) {
         let store = open_store(&config, embedded)?;
-        origin_addr = listener.local_addr().ok();
+        let server_tls = match (&tls, origin_tls) {
+            (Some(tls), true) => Some(Arc::new(tls::server_config(tls.resolver().clone())?)),
+            _ => None,
+        };
         let mut rx = shutdown_rx.clone();
         let limits = origin_limits(&config);
         tasks.spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = store.serve_with_limits(listener, limits, stop).await {
+            if let Err(e) = store.serve_full(listener, limits, server_tls, stop).await {
                 tracing::error!(error = %e, "embedded origin stopped");
             }
         });
     }
-
-    let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
-    let https_addr = listeners.https.as_ref().and_then(|l| l.local_addr().ok());
-    let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
-
-    let tls = if listeners.https.is_some() || config.acme.is_some() || config.listen.admin_tls {
-        Some(Arc::new(tls::Tls::new(&config, origin_addr)?))
-    } else {
-        None
-    };
     let tls_acceptor = match (&listeners.https, &tls) {
         (Some(_), Some(tls)) => Some(tls.acceptor()),
         _ => None,
@@ -397,9 +410,16 @@ pub async fn run_origin_only(config: Config) -> Result<(), EdgeError> {
     let listener = bind("origin.listen", Some(embedded.listen))
         .await?
         .ok_or_else(|| EdgeError::Config("origin.listen".to_owned()))?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "origin started");
+    let server_tls = if embedded.tls {
+        let store = tls::cert_store(&config)?;
+        let resolver = Arc::new(tls::SniResolver::new(store));
+        Some(Arc::new(tls::server_config(resolver)?))
+    } else {
+        None
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), tls = embedded.tls, "origin started");
     store
-        .serve_with_limits(listener, origin_limits(&config), termination())
+        .serve_full(listener, origin_limits(&config), server_tls, termination())
         .await?;
     Ok(())
 }

@@ -115,6 +115,8 @@ pub struct RawOrigin {
     pub edge_user: Option<String>,
     pub lifecycle_interval: Option<String>,
     pub lifecycle_day: Option<String>,
+    pub log_flush: Option<String>,
+    pub tls: Option<bool>,
     // s3
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -148,6 +150,8 @@ pub struct RawSpace {
     pub origin_auth: Option<String>,
     pub query: Option<RawQuery>,
     pub http: Option<String>,
+    /// Targeted cache-control fields (RFC 9213) read before `CDN-Cache-Control`.
+    pub targeted: Option<Vec<String>>,
 }
 
 /// `certificate = "acme"` or `certificate = { cert = "...", key = "..." }`.

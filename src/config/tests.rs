@@ -1,3 +1,7 @@
+//! Tests of config parsing and validation: defaults, every key's errors.
+
+use std::time::Duration;
+
 use super::*;
 
 const MINIMAL: &str = r#"
@@ -121,6 +125,33 @@ fn query_policies() {
 }
 
 #[test]
+fn targeted_fields() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[[space]]\nname = \"bbb\"\ntargeted = [\"Edge-Control\", \"edge-control\", \"Acme-CDN\"]\n"
+    ))
+    .unwrap();
+    let names: Vec<&str> = c.spaces[1].targeted.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["edge-control", "acme-cdn"]);
+    assert!(c.spaces[0].targeted.is_empty());
+    assert!(c.to_toml().contains("\"edge-control\",\n    \"acme-cdn\","));
+    for (value, reason) in [
+        ("[\"Cache-Control\"]", "always applies"),
+        ("[\"CDN-Cache-Control\"]", "always applies"),
+        ("[\"bad name\"]", "not a header field name"),
+        (
+            "[\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]",
+            "at most 8",
+        ),
+    ] {
+        let e = err(&format!("{MINIMAL}targeted = {value}\n"));
+        assert!(
+            e.starts_with("space[0].targeted:") && e.contains(reason),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn origin_kind_keys_are_checked() {
     let e = err("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"s3\"\n");
     assert!(e.starts_with("origin.endpoint:"), "{e}");
@@ -209,4 +240,37 @@ fn lifecycle_timing_keys() {
          lifecycle_day = \"2s\"\n[[space]]\nname = \"assets\"\n",
     );
     assert!(e.contains("origin.lifecycle_day"), "{e}");
+}
+
+#[test]
+fn origin_log_flush_and_tls() {
+    let config = Config::parse(MINIMAL).unwrap();
+    let OriginKind::Embedded(e) = &config.origin.kind else {
+        panic!("embedded by default")
+    };
+    assert_eq!(e.log_flush, Duration::from_secs(300));
+    assert!(!e.tls);
+    let text = MINIMAL.replace(
+        "[[origin.user]]",
+        "[origin]\nlog_flush = \"2s\"\ntls = true\n[[origin.user]]",
+    );
+    let OriginKind::Embedded(e) = Config::parse(&text).unwrap().origin.kind else {
+        panic!("embedded")
+    };
+    assert_eq!((e.log_flush, e.tls), (Duration::from_secs(2), true));
+    for (bad, key) in [
+        ("log_flush = \"0s\"", "origin.log_flush"),
+        ("log_flush = \"soon\"", "origin.log_flush"),
+        ("tls = \"yes\"", "tls"),
+    ] {
+        let e = err(&MINIMAL.replace(
+            "[[origin.user]]",
+            &format!("[origin]\n{bad}\n[[origin.user]]"),
+        ));
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    let e = err(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\nlog_flush = \"1m\"\n",
+    );
+    assert!(e.starts_with("origin.log_flush:"), "{e}");
 }

@@ -13,16 +13,15 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use error::OriginError;
 pub use sign::Signer;
 
 use crate::cache::key::is_presign_param;
+use crate::cache::tags::WANT_TAGS;
 use crate::config::{Config, OriginAuth, OriginKind, Space};
+use crate::http_client::{ClientBuilder, HttpsClient};
 
 /// Characters kept as they are in an S3 object key path (RFC 3986 unreserved and `/`).
 const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -156,7 +155,7 @@ pub struct OriginRequest<'a> {
 #[derive(Clone)]
 pub struct OriginClient {
     target: Target,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, OriginBody>,
+    client: HttpsClient<OriginBody>,
     timeout: Duration,
     via: HeaderValue,
 }
@@ -177,7 +176,8 @@ impl OriginClient {
             match &config.origin.kind {
                 OriginKind::Embedded(embedded) => {
                     let addr = embedded_addr.unwrap_or(embedded.listen);
-                    let endpoint: Uri = format!("http://{addr}").parse().map_err(|e| {
+                    let scheme = if embedded.tls { "https" } else { "http" };
+                    let endpoint: Uri = format!("{scheme}://{addr}").parse().map_err(|e| {
                         OriginError::Request(format!("embedded origin address: {e}"))
                     })?;
                     let signer = embedded
@@ -197,20 +197,18 @@ impl OriginClient {
                 OriginKind::Http { url } => Target::Http { base: url.clone() },
             }
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.origin.connect_timeout));
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(https);
+        // The embedded origin over HTTPS is checked against the certificate it serves (one
+        // this process generated or was given), under its name rather than its address.
+        let (tls, server_name) =
+            match crate::tls::embedded_origin_tls(config).filter(|_| config.parent.is_none()) {
+                Some((tls, name)) => (tls, Some(name)),
+                None => (crate::tls::client_config(), None),
+            };
+        let client = ClientBuilder::new(tls, config.origin.connect_timeout)
+            .server_name(server_name)
+            .keepalive(Duration::from_secs(60))
+            .pool(Duration::from_secs(60), 256)
+            .build();
         let via = HeaderValue::from_str(&format!("1.1 {}", config.pop.name))
             .map_err(|e| OriginError::Request(e.to_string()))?;
         Ok(OriginClient {
@@ -325,6 +323,9 @@ impl OriginClient {
                 let host = HeaderValue::from_str(&host)
                     .map_err(|e| OriginError::Request(format!("parent host `{host}`: {e}")))?;
                 headers.insert(header::HOST, host);
+                // The parent passes its entries' cache tags on, so this PoP's copies are
+                // tagged (and purged by tag) too.
+                headers.insert(WANT_TAGS, HeaderValue::from_static("1"));
             }
         }
         if !forward_client_headers {

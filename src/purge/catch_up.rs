@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::cache::{Cache, PurgeSelector};
+use crate::cache::Cache;
 use crate::purge::fanout::Fanout;
 
 /// The file, in the disk tier's directory, holding when the PoP was last in sync (seconds
@@ -68,7 +68,7 @@ impl CatchUp {
                 .ok()
                 .and_then(|text| text.trim().parse::<u64>().ok())
                 .map_or(0, |at| at.saturating_sub(MARK_SLACK));
-            self.cache.distrust_disk_before(SystemTime::now());
+            self.cache.distrust_disk_before(self.cache.now());
             tokio::spawn(renew_mark(self.cache.clone(), mark, shutdown.clone()));
             tokio::spawn(self.follow(sources, since, shutdown));
         } else {
@@ -94,12 +94,13 @@ impl CatchUp {
                 continue;
             };
             for entry in entries {
-                // Drops what was received up to the end of the second the purge was applied in.
-                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at.saturating_add(1));
-                for file in &entry.files {
-                    if let Ok(selector) = PurgeSelector::parse(&entry.space, file) {
-                        replayed += self.cache.purge_stored_before(&selector, at);
-                    }
+                // Acts on what was received up to the end of the second the purge was applied
+                // in (a soft purge marks it stale from the start of that second).
+                let applied = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at);
+                let before = applied + Duration::from_secs(1);
+                let action = entry.request.action(applied);
+                for selector in entry.request.selectors(&entry.space) {
+                    replayed += self.cache.purge_stored_before(&selector, before, action);
                 }
             }
         }
@@ -120,6 +121,14 @@ impl CatchUp {
         since: u64,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Replays reach the index: wait until the start-up scan has indexed every entry file
+        // (disk entries are revalidated meanwhile).
+        while self.cache.disk().scanning() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let mut delay = Duration::from_millis(500);
         loop {
             missing = self.ask(&missing, since).await;
@@ -145,7 +154,7 @@ impl CatchUp {
 async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Receiver<bool>) {
     loop {
         if cache.disk_trusted()
-            && let Err(e) = write_mark(&mark)
+            && let Err(e) = write_mark(&mark, cache.now())
         {
             tracing::debug!(path = %mark.display(), error = %e, "cannot write the in-sync mark");
         }
@@ -153,7 +162,7 @@ async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Recei
             _ = tokio::time::sleep(MARK_EVERY) => {}
             _ = shutdown.changed() => {
                 if cache.disk_trusted() {
-                    let _ = write_mark(&mark);
+                    let _ = write_mark(&mark, cache.now());
                 }
                 return;
             }
@@ -162,8 +171,8 @@ async fn renew_mark(cache: Arc<Cache>, mark: PathBuf, mut shutdown: watch::Recei
 }
 
 /// Writes the mark through a temporary file and a rename.
-fn write_mark(mark: &Path) -> std::io::Result<()> {
+fn write_mark(mark: &Path, now: SystemTime) -> std::io::Result<()> {
     let tmp = mark.with_extension("tmp");
-    std::fs::write(&tmp, unix_secs(SystemTime::now()).to_string())?;
+    std::fs::write(&tmp, unix_secs(now).to_string())?;
     std::fs::rename(&tmp, mark)
 }

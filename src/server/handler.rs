@@ -18,7 +18,7 @@ use super::presign;
 use crate::cache::fill::driver;
 use crate::cache::key::{decoded_key, key_query, with_key_text};
 use crate::cache::{
-    Body, BypassReason, CacheKey, CacheOutcome, FillError, FillPermit, FillRequest, Lookup,
+    Body, BypassReason, CacheKey, CacheOutcome, Entry, FillError, FillPermit, FillRequest, Lookup,
     Variants,
 };
 use crate::config::{PlainHttp, Space};
@@ -206,9 +206,12 @@ impl Edge {
             self.cache.lookup_memory(key, variants, &parts.headers, now)
         });
         if let Some(lookup) = found
-            && let Some(answer) = self.answer_stored(lookup, &space, &parts, hard_expiry, conn, now)
+            && let Ok((entry, outcome)) =
+                self.from_storage(lookup, &space, &parts, hard_expiry, conn, now)
+            && let Body::Memory(body) = &entry.body
         {
-            return Step::Answered(answer);
+            // (Memory entries hold their bodies in memory.)
+            return Step::Answered(self.answer_from_memory(&entry, body, &parts, outcome, now));
         }
         Step::Lookup(Box::new(Pending {
             key: CacheKey::new(&space.name, &object_key, &query),
@@ -229,9 +232,11 @@ impl Edge {
         }
     }
 
-    /// Phase: respond, from a fresh or stale-while-revalidate entry whose body is in memory
-    /// (starting the revalidation this request got). `None` for anything else.
-    fn answer_stored(
+    /// Phase: respond from storage. A fresh entry, or a stale one the request may have while
+    /// it is revalidated (the revalidation is started here when this request got it), is
+    /// served with its hit outcome; any other lookup is handed back. The one place that
+    /// decides what a hit is.
+    fn from_storage(
         self: &Arc<Self>,
         lookup: Lookup,
         space: &Arc<Space>,
@@ -239,33 +244,32 @@ impl Edge {
         hard_expiry: Option<SystemTime>,
         conn: &ConnInfo,
         now: SystemTime,
-    ) -> Option<Answer> {
-        let (entry, tier, revalidation) = match lookup {
-            Lookup::Fresh(entry, tier) => (entry, tier, None),
+    ) -> Result<(Arc<Entry>, CacheOutcome), Lookup> {
+        let (entry, tier) = match lookup {
+            Lookup::Fresh(entry, tier) => (entry, tier),
             Lookup::StaleWhileRevalidate {
                 entry,
                 tier,
                 revalidation,
-            } => (entry, tier, revalidation),
-            Lookup::Miss(_) | Lookup::Join(_) => return None,
+            } => {
+                if let Some(permit) = revalidation {
+                    let request = self.fill_request(
+                        space,
+                        entry.key.clone(),
+                        entry.key.object_key().to_owned(),
+                        UpstreamQuery::Key,
+                        parts,
+                        conn,
+                        hard_expiry,
+                    );
+                    self.spawn_fill(permit, request);
+                }
+                (entry, tier)
+            }
+            other => return Err(other),
         };
-        let Body::Memory(body) = &entry.body else {
-            return None;
-        };
-        if let Some(permit) = revalidation {
-            let request = self.fill_request(
-                space,
-                entry.key.clone(),
-                entry.key.object_key().to_owned(),
-                UpstreamQuery::Key,
-                parts,
-                conn,
-                hard_expiry,
-            );
-            self.spawn_fill(permit, request);
-        }
         let outcome = Edge::hit(&entry, tier, now);
-        Some(self.answer_from_memory(&entry, body, parts, outcome, now))
+        Ok((entry, outcome))
     }
 
     /// The phases that may wait: the full lookup (disk tier, fills in flight), then a fetch
@@ -279,9 +283,16 @@ impl Edge {
                 .cache
                 .lookup(&pending.key, variants, &pending.parts.headers, now)
                 .await;
-            match lookup {
-                Lookup::Fresh(entry, tier) => {
-                    let outcome = Edge::hit(&entry, tier, now);
+            let stored = self.from_storage(
+                lookup,
+                &pending.space,
+                &pending.parts,
+                pending.hard_expiry,
+                conn,
+                now,
+            );
+            match stored {
+                Ok((entry, outcome)) => {
                     if let Some(answer) = self
                         .answer_from_entry(&entry, &pending.parts, outcome, now)
                         .await
@@ -289,24 +300,7 @@ impl Edge {
                         return answer;
                     }
                 }
-                Lookup::StaleWhileRevalidate {
-                    entry,
-                    tier,
-                    revalidation,
-                } => {
-                    if let Some(permit) = revalidation {
-                        let request = self.pending_fill_request(&pending, conn);
-                        self.spawn_fill(permit, request);
-                    }
-                    let outcome = Edge::hit(&entry, tier, now);
-                    if let Some(answer) = self
-                        .answer_from_entry(&entry, &pending.parts, outcome, now)
-                        .await
-                    {
-                        return answer;
-                    }
-                }
-                Lookup::Miss(permit) => {
+                Err(Lookup::Miss(permit)) => {
                     let Some(reader) = permit.reader() else {
                         return self
                             .error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
@@ -314,13 +308,15 @@ impl Edge {
                     self.spawn_fill(permit, self.pending_fill_request(&pending, conn));
                     return self.read_fill(reader, &pending, conn, false).await;
                 }
-                Lookup::Join(fill) => {
+                Err(Lookup::Join(fill)) => {
                     let Some(reader) = fill.reader(0) else {
                         return self
                             .error(StatusCode::SERVICE_UNAVAILABLE, "fill unavailable, retry");
                     };
                     return self.read_fill(reader, &pending, conn, true).await;
                 }
+                // `from_storage` hands back only the lookups it does not serve.
+                Err(Lookup::Fresh(..) | Lookup::StaleWhileRevalidate { .. }) => {}
             }
         }
         self.error(
@@ -420,6 +416,7 @@ impl Edge {
             tls: conn.tls,
             hard_expiry,
             forwards_client_headers: !self.upstream.client.is_s3(),
+            head: parts.method == Method::HEAD,
         }
     }
 

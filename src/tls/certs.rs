@@ -38,13 +38,33 @@ pub fn parse_pem_bundle(pem: &[u8]) -> Result<CertifiedKey, String> {
     CertifiedKey::from_der(chain, private, &provider()).map_err(|e| e.to_string())
 }
 
-/// A self-signed certificate for `names` (development and tests).
+/// The self-signed certificates this process generated (the newest last, at most
+/// [`MAX_GENERATED`]): the edge trusts them when it talks to its own embedded origin.
+static GENERATED: std::sync::Mutex<Vec<CertificateDer<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+const MAX_GENERATED: usize = 64;
+
+/// The self-signed certificates this process generated.
+pub fn generated_certificates() -> Vec<CertificateDer<'static>> {
+    GENERATED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// A self-signed certificate for `names` (development and tests); IP addresses among them
+/// become IP address names.
 pub fn self_signed(names: &[String]) -> Result<CertifiedKey, TlsError> {
     let generated = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
     let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
-    CertifiedKey::from_der(vec![generated.cert.der().clone()], key, &provider())
+    let der = generated.cert.der().clone();
+    {
+        let mut all = GENERATED.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= MAX_GENERATED {
+            all.remove(0);
+        }
+        all.push(der.clone());
+    }
+    CertifiedKey::from_der(vec![der], key, &provider())
         .map_err(|e| TlsError::SelfSigned(e.to_string()))
 }
 

@@ -12,14 +12,14 @@ mod resolver;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use client::{client_config, client_config_with_roots};
+pub use client::{client_config, client_config_with_roots, embedded_origin_tls};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use acceptor::{AcceptError, Accepted, EdgeAcceptor};
-pub use certs::{LeafInfo, load_pem, parse_pem_bundle, self_signed};
+pub use certs::{LeafInfo, generated_certificates, load_pem, parse_pem_bundle, self_signed};
 pub use reload::ReloadReport;
 pub use resolver::{CertStore, SniResolver};
 

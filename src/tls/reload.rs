@@ -62,9 +62,30 @@ pub fn self_signed_names(config: &Config) -> Vec<String> {
         .map(|s| format!("*.{}.{}", s.region, config.cdn.domain))
         .chain(config.spaces.iter().filter_map(|s| s.custom_domain.clone()))
         .chain(["localhost".to_owned()])
+        .chain(origin_names(config))
         .collect();
     names.sort();
     names.dedup();
+    names
+}
+
+/// What the embedded origin is reached by when it serves HTTPS: its domain (and the buckets
+/// under it) and the address it listens on, unless that is a wildcard one.
+pub fn origin_names(config: &Config) -> Vec<String> {
+    let crate::config::OriginKind::Embedded(embedded) = &config.origin.kind else {
+        return Vec::new();
+    };
+    if !embedded.tls {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = embedded
+        .domain
+        .iter()
+        .flat_map(|d| [d.clone(), format!("*.{d}")])
+        .collect();
+    if !embedded.listen.ip().is_unspecified() {
+        names.push(embedded.listen.ip().to_string());
+    }
     names
 }
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::common::origin::{Route, ScriptedOrigin};
 use crate::common::{
-    cache_status, client, edge_url, http_origin_config, space, start_edge, ttl_of,
+    cache_status, client, edge_url, http_origin_config, space, start_edge, start_edge_with_clock,
+    ttl_of,
 };
 
 #[tokio::test]
@@ -151,12 +152,14 @@ async fn stale_entry_is_revalidated_with_a_304() {
             .header("cache-control", "max-age=1")
             .header("etag", "\"v1\""),
     );
-    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let (edge, clock) =
+        start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/r.txt");
 
     c.get(&url).send().await.unwrap().bytes().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     let revalidated = c.get(&url).send().await.unwrap();
     assert_eq!(
         cache_status(&revalidated),
@@ -180,7 +183,9 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_in_background() {
         "/swr.txt",
         Route::ok("v1").header("cache-control", "max-age=1, stale-while-revalidate=60"),
     );
-    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let (edge, clock) =
+        start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/swr.txt");
 
@@ -189,7 +194,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_in_background() {
         "/swr.txt",
         Route::ok("v2").header("cache-control", "max-age=60"),
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     let stale = c.get(&url).send().await.unwrap();
     let status = cache_status(&stale);
     assert!(status.starts_with("test-pop; hit; ttl=-"), "{status}");

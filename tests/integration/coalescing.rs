@@ -1,10 +1,10 @@
 //! Concurrent misses for one key cause one origin fetch; every waiter gets the same bytes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::common::origin::{Route, ScriptedOrigin, pattern_byte};
+use crate::common::origin::{Route, ScriptedOrigin, pattern_byte, seeded_bytes};
 use crate::common::{cache_status, client, edge_url, http_origin_config, space, start_edge};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,22 +66,49 @@ async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
     edge.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_get_the_body_as_it_arrives() {
-    // The origin sends the head, then stalls: a joined request must see the first bytes
-    // before the origin has finished.
+    // The origin sends the head, then the body a piece every 200 ms (3 s in all): a request
+    // that joins the fill must see the first bytes long before the origin has finished.
     let origin = ScriptedOrigin::start().await;
-    origin.route("/slow.bin", Route::generated(64 << 20));
+    let len = 16 * (64 << 10);
+    origin.route(
+        "/slow.bin",
+        Route::seeded(len, 7)
+            .pace(Duration::from_millis(200))
+            .header("cache-control", "max-age=600"),
+    );
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/slow.bin");
-    let mut response = c.get(&url).send().await.unwrap();
-    let first = response.chunk().await.unwrap().unwrap();
-    assert_eq!(first[0], pattern_byte(0));
-    let mut total = first.len() as u64;
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        total += chunk.len() as u64;
+    let started = Instant::now();
+    let leader = {
+        let (c, url) = (c.clone(), url.clone());
+        tokio::spawn(async move { c.get(url).send().await.unwrap().bytes().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut joined = c.get(&url).send().await.unwrap();
+    assert!(
+        cache_status(&joined).contains("collapsed"),
+        "{}",
+        cache_status(&joined)
+    );
+    let first = joined.chunk().await.unwrap().unwrap();
+    let first_after = started.elapsed();
+    assert!(
+        first_after < Duration::from_millis(1500),
+        "the joined request waited {first_after:?} for its first bytes"
+    );
+    let mut body = first.to_vec();
+    while let Some(chunk) = joined.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
     }
-    assert_eq!(total, 64 << 20);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2800),
+        "the origin was still sending when the first bytes arrived"
+    );
+    assert_eq!(body, seeded_bytes(7, 0, len));
+    assert_eq!(leader.await.unwrap(), seeded_bytes(7, 0, len));
+    assert_eq!(origin.hits(), 1);
     edge.stop().await;
 }

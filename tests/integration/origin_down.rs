@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::common::origin::{Route, ScriptedOrigin};
-use crate::common::{cache_status, client, edge_url, http_origin_config, space, start_edge};
+use crate::common::{
+    cache_status, client, edge_url, http_origin_config, space, start_edge, start_edge_with_clock,
+};
 
 #[tokio::test]
 async fn origin_killed_mid_test() {
@@ -21,7 +23,9 @@ async fn origin_killed_mid_test() {
         "/plain.txt",
         Route::ok("plain").header("cache-control", "max-age=1"),
     );
-    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    let (edge, clock) =
+        start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     for path in ["/fresh.txt", "/sie.txt", "/plain.txt"] {
         c.get(edge_url(&edge, "assets", path))
@@ -33,7 +37,7 @@ async fn origin_killed_mid_test() {
             .unwrap();
     }
     origin.stop();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
 
     let fresh = c
         .get(edge_url(&edge, "assets", "/fresh.txt"))
@@ -85,12 +89,13 @@ async fn stale_grace_serves_stale_on_origin_5xx() {
     );
     let config = http_origin_config(&origin.url(), &space("assets", ""))
         .replace("stale_grace = \"0s\"", "stale_grace = \"1h\"");
-    let edge = start_edge(&config).await;
+    let (edge, clock) = start_edge_with_clock(&config).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/g.txt");
     c.get(&url).send().await.unwrap().bytes().await.unwrap();
     origin.route("/g.txt", Route::ok("down").status(503));
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     let stale = c.get(&url).send().await.unwrap();
     assert!(
         cache_status(&stale).starts_with("test-pop; fwd=stale; fwd-status=503"),

@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
             user("bob", "AKIABOB", "bob-secret-key"),
         ],
         lifecycle: origin::LifecycleConfig::default(),
+        log_flush: origin::DEFAULT_LOG_FLUSH,
     })?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("serving on {}", listener.local_addr()?);

@@ -21,7 +21,8 @@ use crate::error::StoreError;
 use crate::index::Found;
 use crate::index::records::{BucketRecord, ObjectRecord, VersionEntry};
 use crate::names::validate_key;
-use crate::policy::{Decision, Policy};
+use crate::policy::{Decision, Facts, Policy};
+use crate::request::{Learned, RequestInfo, current_facts};
 use crate::store::State;
 use crate::users::User;
 use crate::versioning::Selector;
@@ -80,6 +81,8 @@ pub fn rule_for(op: &str) -> Rule {
         "PutBucketPolicy" => (Owner, "s3:PutBucketPolicy"),
         "DeleteBucketPolicy" => (Owner, "s3:DeleteBucketPolicy"),
         "DeleteBucket" => (Owner, "s3:DeleteBucket"),
+        "GetBucketLogging" => (Owner, "s3:GetBucketLogging"),
+        "PutBucketLogging" => (Owner, "s3:PutBucketLogging"),
         "GetObject" | "HeadObject" => (Object(Read), "s3:GetObject"),
         "GetObjectAcl" => (Object(ReadAcp), "s3:GetObjectAcl"),
         "PutObjectAcl" => (Object(WriteAcp), "s3:PutObjectAcl"),
@@ -142,6 +145,8 @@ pub struct Subject<'a> {
     record: BucketRecord,
     bucket: &'a str,
     policy: Option<Policy>,
+    /// What the policy's conditions look at (the current request's).
+    facts: Arc<Facts>,
 }
 
 impl<'a> Subject<'a> {
@@ -164,7 +169,36 @@ impl<'a> Subject<'a> {
             record,
             bucket,
             policy,
+            facts: current_facts(),
         }
+    }
+
+    /// Judges with `facts` instead of the current request's.
+    #[must_use]
+    pub fn with_facts(mut self, facts: Arc<Facts>) -> Subject<'a> {
+        self.facts = facts;
+        self
+    }
+
+    /// Whether the policy lets `caller` list the bucket, with `key` as the listing's
+    /// `s3:prefix` (as S3 decides whether a missing key may be reported missing).
+    fn policy_allows_listing(&self, caller: Option<&str>, key: Option<&str>) -> bool {
+        self.policy.as_ref().is_some_and(|p| {
+            let mut facts = (*self.facts).clone();
+            facts.query = key
+                .map(|k| {
+                    form_urlencoded::Serializer::new(String::new())
+                        .append_pair("prefix", k)
+                        .finish()
+                })
+                .unwrap_or_default();
+            p.evaluate(
+                caller,
+                "s3:ListBucket",
+                &format!("arn:aws:s3:::{}", self.bucket),
+                &facts,
+            ) == Decision::Allow
+        })
     }
 
     /// Decides whether `caller` (None: anonymous) may apply `rule` to the bucket or `key` in
@@ -201,13 +235,25 @@ impl<'a> Subject<'a> {
             None => format!("arn:aws:s3:::{bucket}"),
         };
         let decision = self.policy.as_ref().map_or(Decision::Silent, |p| {
-            p.evaluate(caller, rule.action, &resource)
+            p.evaluate(caller, rule.action, &resource, &self.facts)
         });
         let manages_policy = rule.action.ends_with("BucketPolicy");
         if decision == Decision::Deny && !(is_owner && manages_policy) {
             return Err(denied());
         }
-        if is_owner || decision == Decision::Allow {
+        if is_owner {
+            return Ok(());
+        }
+        if decision == Decision::Allow {
+            // As S3: a read the policy allows still learns that a key is missing only if
+            // the caller may list the bucket.
+            if let (Need::Object(Permission::Read), Some(_)) = (rule.need, key)
+                && object()?.is_none()
+                && !record.acl.allows(caller, Permission::Read)
+                && !self.policy_allows_listing(caller, key)
+            {
+                return Err(denied());
+            }
             return Ok(());
         }
         let granted = match rule.need {
@@ -219,7 +265,10 @@ impl<'a> Subject<'a> {
                     caller == Some(object.owner.as_str()) || object.acl.allows(caller, perm)
                 }
                 // A missing object: only callers who may list the bucket learn it is missing.
-                None => record.acl.allows(caller, Permission::Read),
+                None => {
+                    record.acl.allows(caller, Permission::Read)
+                        || self.policy_allows_listing(caller, key)
+                }
             },
         };
         if granted { Ok(()) } else { Err(denied()) }
@@ -282,6 +331,7 @@ pub struct Recheck {
     caller: Option<String>,
     bucket: String,
     rule: Rule,
+    facts: Arc<Facts>,
 }
 
 impl Recheck {
@@ -292,6 +342,7 @@ impl Recheck {
             caller: caller.map(|u| u.id.clone()),
             bucket: bucket.to_owned(),
             rule: rule_for(op),
+            facts: current_facts(),
         }
     }
 
@@ -305,6 +356,7 @@ impl Recheck {
         object: Option<&ObjectRecord>,
     ) -> bool {
         Subject::new(record.clone(), &self.bucket)
+            .with_facts(self.facts.clone())
             .decide(self.caller.as_deref(), key, self.rule, || {
                 Ok(object.cloned())
             })
@@ -313,12 +365,24 @@ impl Recheck {
 
     /// A check of many keys of the bucket as `record` now stands (its policy parsed once).
     pub fn keys<'s>(&'s self, record: &BucketRecord) -> impl FnMut(&str) -> bool + use<'s> {
-        let subject = Subject::new(record.clone(), &self.bucket);
+        let subject = Subject::new(record.clone(), &self.bucket).with_facts(self.facts.clone());
         move |key| {
             subject
                 .decide(self.caller.as_deref(), Some(key), self.rule, || Ok(None))
                 .is_ok()
         }
+    }
+}
+
+/// `x-amz-expected-bucket-owner`: a request naming another owner than the bucket's is
+/// refused (`AccessDenied`), as S3 does.
+fn expected_owner(state: &State, headers: &http::HeaderMap, bucket: &str) -> S3Result<()> {
+    let Some(expected) = headers.get("x-amz-expected-bucket-owner") else {
+        return Ok(());
+    };
+    match state.index.bucket(bucket)? {
+        Some(record) if record.owner.as_bytes() != expected.as_bytes() => Err(denied()),
+        _ => Ok(()),
     }
 }
 
@@ -331,6 +395,19 @@ impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let caller = self.0.users.caller(cx.credentials());
         let rule = rule_for(cx.s3_op().name());
+        if let Some(info) = RequestInfo::current() {
+            let facts = Facts {
+                source_ip: Some(info.conn.peer.ip()),
+                secure: info.conn.tls.is_some(),
+                headers: cx.headers().clone(),
+                query: cx.uri().query().unwrap_or_default().to_owned(),
+            };
+            info.learn(Learned {
+                op: cx.s3_op().name().to_owned(),
+                requester: caller.as_ref().map(|u| u.id.clone()),
+                facts: Arc::new(facts),
+            });
+        }
         match cx.s3_path() {
             S3Path::Root => {
                 if caller.is_some() {
@@ -339,9 +416,13 @@ impl S3Access for Access {
                     Err(denied())
                 }
             }
-            S3Path::Bucket { bucket } => authorize(&self.0, caller.as_deref(), bucket, None, rule),
+            S3Path::Bucket { bucket } => {
+                expected_owner(&self.0, cx.headers(), bucket)?;
+                authorize(&self.0, caller.as_deref(), bucket, None, rule)
+            }
             S3Path::Object { bucket, key } => {
                 validate_key(key)?;
+                expected_owner(&self.0, cx.headers(), bucket)?;
                 let sel = version_param(cx.uri())?;
                 let rule = match sel {
                     Some(_) => rule_for(versioned_op(cx.s3_op().name())),

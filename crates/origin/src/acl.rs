@@ -20,6 +20,10 @@ pub enum Grantee {
     AllUsers,
     /// Any request signed by a known user.
     AuthenticatedUsers,
+    /// The owner of the bucket holding the object (`bucket-owner-read`,
+    /// `bucket-owner-full-control`). The bucket owner already controls every object in its
+    /// bucket, so this grant only shows in the ACL.
+    BucketOwner,
 }
 
 /// What a grant allows (S3's ACL permissions).
@@ -84,6 +88,10 @@ pub struct Grant {
 pub struct Acl {
     /// Extra grants.
     pub grants: Vec<Grant>,
+    /// The owner's own `FULL_CONTROL` grant was left out of the ACL set (an
+    /// `AccessControlPolicy` without it): it is not shown. The owner keeps its rights.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_grant_omitted: bool,
 }
 
 /// Why an ACL could not be built from a request.
@@ -102,15 +110,18 @@ pub enum AclError {
 
 impl Acl {
     /// The ACL of a canned name (`private`, `public-read`, `public-read-write`,
-    /// `authenticated-read`, and the bucket-owner ones, which add nothing here since the
-    /// bucket owner already controls every object in its bucket).
+    /// `authenticated-read`, `bucket-owner-read`, `bucket-owner-full-control`).
     pub fn canned(name: &str) -> Result<Acl, AclError> {
         let grant = |grantee, permission| Grant {
             grantee,
             permission,
         };
         let grants = match name {
-            "private" | "bucket-owner-full-control" | "bucket-owner-read" => vec![],
+            "private" => vec![],
+            "bucket-owner-read" => vec![grant(Grantee::BucketOwner, Permission::Read)],
+            "bucket-owner-full-control" => {
+                vec![grant(Grantee::BucketOwner, Permission::FullControl)]
+            }
             "public-read" => vec![grant(Grantee::AllUsers, Permission::Read)],
             "public-read-write" => vec![
                 grant(Grantee::AllUsers, Permission::Read),
@@ -119,7 +130,10 @@ impl Acl {
             "authenticated-read" => vec![grant(Grantee::AuthenticatedUsers, Permission::Read)],
             other => return Err(AclError::UnknownCanned(other.to_owned())),
         };
-        Ok(Acl { grants })
+        Ok(Acl {
+            grants,
+            owner_grant_omitted: false,
+        })
     }
 
     /// Whether `caller` (None = anonymous) holds `wanted` through these grants.
@@ -131,6 +145,7 @@ impl Acl {
                     Grantee::AllUsers => true,
                     Grantee::AuthenticatedUsers => caller.is_some(),
                     Grantee::User(id) => caller == Some(id.as_str()),
+                    Grantee::BucketOwner => false,
                 }
         })
     }

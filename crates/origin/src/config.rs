@@ -18,6 +18,8 @@ pub struct StoreConfig {
     pub users: Vec<UserConfig>,
     /// When the lifecycle worker runs and how long a lifecycle day is.
     pub lifecycle: LifecycleConfig,
+    /// How often buffered access log records are delivered to their target buckets.
+    pub log_flush: std::time::Duration,
 }
 
 /// The lifecycle worker's timing (`origin.lifecycle_interval`, `origin.lifecycle_day`).
@@ -37,6 +39,9 @@ impl Default for LifecycleConfig {
         }
     }
 }
+
+/// Default of [`StoreConfig::log_flush`] (as S3, a few minutes).
+pub const DEFAULT_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One `[[origin.user]]`: an S3 owner and its credentials.
 #[derive(Clone)]
@@ -77,6 +82,9 @@ impl StoreConfig {
         }
         if self.lifecycle.day.as_millis() == 0 {
             return bad("lifecycle_day must be at least one millisecond".into());
+        }
+        if self.log_flush.is_zero() {
+            return bad("log_flush must be longer than zero".into());
         }
         if let Some(domain) = &self.domain
             && s3s::host::SingleDomain::new(domain).is_err()

@@ -135,11 +135,6 @@ fn insert(map: &mut HeaderMap, name: &'static str, v: Option<HeaderValue>) {
 #[must_use]
 pub fn preflight_headers(rule: &CorsRule, origin: &str, request_headers: &[String]) -> HeaderMap {
     let mut map = actual_headers(rule, origin);
-    insert(
-        &mut map,
-        "access-control-allow-methods",
-        value(&rule.allowed_methods.join(", ")),
-    );
     if !request_headers.is_empty() {
         insert(
             &mut map,
@@ -172,6 +167,11 @@ pub fn actual_headers(rule: &CorsRule, origin: &str) -> HeaderMap {
             HeaderValue::from_static("true"),
         );
     }
+    insert(
+        &mut map,
+        "access-control-allow-methods",
+        value(&rule.allowed_methods.join(", ")),
+    );
     if !rule.expose_headers.is_empty() {
         insert(
             &mut map,
@@ -241,10 +241,10 @@ mod tests {
             .is_none()
         );
         let any = find_rule(&rules, "http://x", "HEAD", &[]).unwrap();
-        assert_eq!(
-            actual_headers(any, "http://x")["access-control-allow-origin"],
-            "*"
-        );
+        let actual = actual_headers(any, "http://x");
+        assert_eq!(actual["access-control-allow-origin"], "*");
+        assert_eq!(actual["access-control-allow-methods"], "HEAD");
+        assert!(!actual.contains_key("access-control-allow-credentials"));
         let h = preflight_headers(&rules[0], "https://a.example.com", &hs);
         assert_eq!(h["access-control-allow-origin"], "https://a.example.com");
         assert_eq!(h["access-control-max-age"], "600");

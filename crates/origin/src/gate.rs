@@ -3,7 +3,8 @@
 //! implement POST object, so they are refused unread), bodies s3s would parse whole that
 //! announce more than [`MAX_PARSED_BODY`] (or no length at all), SigV2 header authentication
 //! (no time bound in s3s, no documented client uses it), presigned URLs past S3's one-week
-//! cap, and SigV2 presigned signatures (checked here in constant time). Only PutObject and
+//! cap, SigV2 presigned signatures (checked here in constant time) and empty `Content-MD5`
+//! headers (which s3s reads as none). Only PutObject and
 //! UploadPart bodies are streamed, to disk; every other body is bounded.
 
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub(crate) enum Refusal {
     /// A body the store would parse whole, without a `Content-Length`.
     #[error("You must provide the Content-Length HTTP header.")]
     LengthRequired,
+    /// A `Content-MD5` header without a value.
+    #[error("The Content-MD5 you specified was invalid.")]
+    EmptyContentMd5,
     /// A SigV2 presigned signature that does not match.
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your key and signing method."
@@ -81,6 +85,7 @@ impl Refusal {
                 S3ErrorCode::MissingContentLength,
                 StatusCode::LENGTH_REQUIRED,
             ),
+            Refusal::EmptyContentMd5 => (S3ErrorCode::InvalidDigest, StatusCode::BAD_REQUEST),
             Refusal::SignatureDoesNotMatch => {
                 (S3ErrorCode::SignatureDoesNotMatch, StatusCode::FORBIDDEN)
             }
@@ -135,6 +140,14 @@ fn refusal<B>(req: &Request<B>, state: &State, now: i64) -> Option<Refusal> {
     {
         return Some(Refusal::SigV2Header);
     }
+    if req
+        .headers()
+        .get_all("content-md5")
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii().is_empty())
+    {
+        return Some(Refusal::EmptyContentMd5);
+    }
     let query = Query::parse(req.uri().query().unwrap_or_default());
     if let Some(refusal) = body_bound(req, state, &query) {
         return Some(refusal);
@@ -162,7 +175,7 @@ const STREAMED_WRITE_PARAMS: &[&str] = &[
 ];
 
 /// Whether the request is a PutObject or UploadPart, whose body streams to disk.
-fn is_streamed_write<B>(req: &Request<B>, state: &State, query: &Query) -> bool {
+pub(crate) fn is_streamed_write<B>(req: &Request<B>, state: &State, query: &Query) -> bool {
     if req.method() != http::Method::PUT {
         return false;
     }

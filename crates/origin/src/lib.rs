@@ -7,12 +7,16 @@
 //! Layout: `index` (redb metadata, listing order), `storage` (body files), `users` (who signed),
 //! `access` + `acl` + `policy` (who may do what), `cors`, `listener` + `idle` (accept loop and
 //! its limits), `service` (the hyper layer around s3s: request ids, CORS preflight), `gate` +
-//! `sigv2` (refusals decided before s3s reads a request), `s3/` (one module per operation
-//! family), `versioning` (version ids) and `lifecycle/` (rules and their background worker).
+//! `sigv2` (refusals decided before s3s reads a request), `request` (what a request's
+//! connection and access check tell the rest), `access_log` (server access logs), `s3/` (one
+//! module per operation family), `versioning` (version ids) and `lifecycle/` (rules and their
+//! background worker).
 #![forbid(unsafe_code)]
 
 mod access;
+mod access_log;
 mod acl;
+mod completed;
 mod config;
 mod cors;
 mod error;
@@ -22,16 +26,19 @@ mod idle;
 mod index;
 mod lifecycle;
 mod listener;
+mod metadata;
 mod names;
 mod policy;
+mod request;
 mod s3;
 mod service;
 mod sigv2;
+mod spool;
 mod storage;
 mod store;
 mod users;
 mod versioning;
 
-pub use config::{LifecycleConfig, ServeLimits, StoreConfig, UserConfig};
+pub use config::{DEFAULT_LOG_FLUSH, LifecycleConfig, ServeLimits, StoreConfig, UserConfig};
 pub use error::StoreError;
 pub use store::Store;

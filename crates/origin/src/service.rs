@@ -1,6 +1,7 @@
 //! The hyper layer around s3s: request ids on every answer (header and `<RequestId>` in error
 //! bodies), the refusals decided before s3s sees a request (`gate`), CORS preflight
-//! (`OPTIONS`, which s3s does not route) and CORS headers on actual responses.
+//! (`OPTIONS`, which s3s does not route), CORS headers on actual responses, the request's
+//! context (`request`) and its access log record (`access_log`).
 
 use std::sync::Arc;
 
@@ -11,9 +12,11 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tracing::Instrument;
 
+use crate::access_log::Pending;
 use crate::cors;
 use crate::error::StoreError;
 use crate::gate;
+use crate::request::{Connection, RequestInfo};
 use crate::store::State;
 
 /// One request's view of the store.
@@ -117,17 +120,18 @@ impl OriginService {
                 .unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "internal error"))
         };
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let bad_request = |msg: &str| {
+            let mut e =
+                S3Error::with_message(S3ErrorCode::Custom("BadRequest".into()), msg.to_owned());
+            e.set_status_code(StatusCode::BAD_REQUEST);
+            e.to_http_response()
+                .unwrap_or_else(|_| error_response(S3ErrorCode::InternalError, "internal error"))
+        };
         let Some(origin) = header("origin") else {
-            return error_response(
-                S3ErrorCode::Custom("BadRequest".into()),
-                "Insufficient information. Origin request header needed.",
-            );
+            return bad_request("Insufficient information. Origin request header needed.");
         };
         let Some(method) = header("access-control-request-method") else {
-            return error_response(
-                S3ErrorCode::Custom("BadRequest".into()),
-                "Invalid Access-Control-Request-Method header.",
-            );
+            return bad_request("Invalid Access-Control-Request-Method header.");
         };
         let Some(bucket) = self.bucket_of(req) else {
             return forbidden("CORSResponse: Bucket not found");
@@ -158,29 +162,73 @@ impl OriginService {
         }
     }
 
-    /// Handles one request.
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
+    /// Handles one request that came on `conn`.
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: Arc<Connection>,
+    ) -> HttpResponse {
+        let started = std::time::Instant::now();
         let id = request_id();
+        let pending = if self.state.logs.any() {
+            self.bucket_of(&req)
+                .and_then(|bucket| Pending::begin(&self.state, &req, bucket, &conn, started))
+        } else {
+            None
+        };
+        let info = RequestInfo::new(conn);
+        let resp = info.scope(self.respond(req, &id)).await;
+        match pending {
+            Some(pending) => pending.finish(&self.state, resp, &info, &id),
+            None => resp,
+        }
+    }
+
+    async fn respond(&self, req: Request<Incoming>, id: &str) -> HttpResponse {
         if req.method() == Method::OPTIONS {
-            return finish(self.preflight(&req), &id);
+            return finish(self.preflight(&req), id);
         }
         if let Some(refusal) = gate::check(&req, &self.state) {
-            return finish(refusal, &id);
+            return finish(refusal, id);
         }
+        // An actual request is matched with the method it announces in
+        // `Access-Control-Request-Method`, if any (as S3 does), else its own.
         let cors_ctx = req
             .headers()
             .get("origin")
             .and_then(|o| o.to_str().ok())
             .map(str::to_owned)
             .and_then(|origin| {
-                Some((
-                    origin,
-                    self.bucket_of(&req)?,
-                    req.method().as_str().to_owned(),
-                ))
+                let method = req
+                    .headers()
+                    .get("access-control-request-method")
+                    .and_then(|m| m.to_str().ok())
+                    .unwrap_or(req.method().as_str())
+                    .to_owned();
+                Some((origin, self.bucket_of(&req)?, method))
             });
         let span = tracing::debug_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
-        let resp = match self.s3.call(req.map(Body::from)).instrument(span).await {
+        let mut req = req;
+        crate::metadata::transcode_request(req.headers_mut());
+        let req = if crate::spool::needs_length(&req)
+            && gate::is_streamed_write(
+                &req,
+                &self.state,
+                &crate::sigv2::Query::parse(req.uri().query().unwrap_or_default()),
+            ) {
+            match crate::spool::with_length(req, self.state.blobs.tmp_dir()).await {
+                Ok(req) => req,
+                Err(e) => {
+                    let resp = e.to_http_response().unwrap_or_else(|_| {
+                        error_response(S3ErrorCode::InternalError, "internal error")
+                    });
+                    return finish(resp, id);
+                }
+            }
+        } else {
+            req.map(Body::from)
+        };
+        let resp = match self.s3.call(req).instrument(span).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::error!(error = ?e, request_id = %id, "s3 service failed");
@@ -190,7 +238,8 @@ impl OriginService {
                 )
             }
         };
-        let mut resp = finish(resp, &id);
+        let mut resp = finish(resp, id);
+        crate::metadata::latin1_response(resp.headers_mut());
         if let Some((origin, bucket, method)) = cors_ctx
             && let Ok(Some(rules)) = self.cors_rules(&bucket)
             && let Some(rule) = cors::find_rule(&rules, &origin, &method, &[])

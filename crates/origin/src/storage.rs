@@ -90,6 +90,12 @@ impl BlobStore {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
+    /// The directory of temporary files (emptied when the store opens).
+    #[must_use]
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Where the body file `id` lives.
     #[must_use]
     pub fn path(&self, id: &str) -> PathBuf {

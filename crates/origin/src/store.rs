@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use s3s::service::{S3Service, S3ServiceBuilder};
 
+use crate::access_log::AccessLogs;
 use crate::acl::Acl;
 use crate::config::{LifecycleConfig, ServeLimits, StoreConfig};
 use crate::error::StoreError;
@@ -26,6 +27,10 @@ pub(crate) struct State {
     pub region: String,
     /// Virtual-hosted-style base domain.
     pub domain: Option<Domain>,
+    /// Server access logging.
+    pub logs: AccessLogs,
+    /// Multipart uploads completed lately.
+    pub completed: crate::completed::Completed,
 }
 
 struct Inner {
@@ -72,12 +77,15 @@ impl Store {
             tracing::info!(removed, "recovery removed unreferenced body and temp files");
         }
         let users = Arc::new(Users::new(&config.users));
+        let logs = AccessLogs::new(index.loggings()?, config.log_flush);
         let state = Arc::new(State {
             index,
             blobs,
             users: users.clone(),
             region: config.region.clone(),
             domain: config.domain.as_deref().map(Domain::new),
+            logs,
+            completed: crate::completed::Completed::default(),
         });
         let mut builder = S3ServiceBuilder::new(crate::s3::Backend::new(state.clone()));
         builder.set_config(crate::gate::s3s_config());
@@ -143,6 +151,20 @@ impl Store {
         limits: ServeLimits,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StoreError> {
+        self.serve_full(listener, limits, None, shutdown).await
+    }
+
+    /// Like [`Store::serve_with_limits`], over TLS when `tls` is given (its certificate
+    /// resolver picks by SNI; ALPN `h2` gets HTTP/2, anything else HTTP/1.1). Access logs are
+    /// delivered while it serves, and what is buffered is delivered when it stops. The first
+    /// call starts the lifecycle worker (it runs until the store is dropped).
+    pub async fn serve_full(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: ServeLimits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
         if !self
             .inner
             .lifecycle_started
@@ -150,8 +172,21 @@ impl Store {
         {
             crate::lifecycle::spawn(Arc::downgrade(&self.inner.state), self.inner.lifecycle);
         }
-        let service =
-            crate::service::OriginService::new(self.inner.state.clone(), self.inner.s3.clone());
-        crate::listener::serve(service, listener, limits, shutdown).await
+        let state = self.inner.state.clone();
+        let service = crate::service::OriginService::new(state.clone(), self.inner.s3.clone());
+        let (stop_logs, stopped) = tokio::sync::watch::channel(false);
+        let delivery = tokio::spawn(crate::access_log::delivery::run(state, stopped));
+        let served = crate::listener::serve(service, listener, limits, tls, shutdown).await;
+        let _ = stop_logs.send(true);
+        if let Err(e) = delivery.await {
+            tracing::error!(error = %e, "access log delivery task failed");
+        }
+        served
+    }
+
+    /// Delivers the buffered access log records now (they are also delivered every
+    /// `log_flush` and when serving stops).
+    pub async fn flush_access_logs(&self) {
+        crate::access_log::delivery::flush(&self.inner.state).await;
     }
 }

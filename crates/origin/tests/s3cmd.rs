@@ -332,12 +332,13 @@ async fn setpolicy_grants_public_read_on_a_prefix() {
             .status(),
         403
     );
+    // As S3: without s3:ListBucket a missing key is not revealed (403, not 404).
     assert_eq!(
         reqwest::get(server.url("/media/public/missing.txt"))
             .await
             .unwrap()
             .status(),
-        404
+        403
     );
     // The policy grants reads only: anonymous writes and listings stay refused.
     assert_eq!(

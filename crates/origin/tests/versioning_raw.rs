@@ -1,6 +1,7 @@
 //! Versioning with raw signed requests: the exact headers (`x-amz-version-id`,
 //! `x-amz-delete-marker`) and error codes, per-version ACLs, multipart completions in versioned
-//! buckets, and S3's IAM action names for versioned operations.
+//! buckets (a repeated completion makes no second version), and S3's IAM action names and
+//! policy conditions for versioned operations.
 
 use crate::common::{ALICE, BOB, Server, md5_hex};
 
@@ -59,7 +60,9 @@ async fn version_requests_answer_s3s_headers_and_errors() {
     assert_eq!((got.status, got.text().as_str()), (200, "one"));
     assert_eq!(got.header("x-amz-version-id"), Some(v1.as_str()));
     // Unknown and malformed ids.
-    let unknown = format!("{}0", &v1[..31]);
+    // v1's sequence with another random part: well-formed, never issued.
+    let unknown = format!("{}{}", &v1[..16], "0".repeat(16));
+    assert_ne!(unknown, v1);
     let got = req("GET", format!("/hdr/k?versionId={unknown}")).await;
     assert_eq!((got.status, got.code().as_str()), (404, "NoSuchVersion"));
     for bad in ["abc", "null%00", "ZZZZ"] {
@@ -135,6 +138,37 @@ async fn version_requests_answer_s3s_headers_and_errors() {
     let id = done.header("x-amz-version-id").unwrap();
     let got = req("GET", format!("/hdr/mp?versionId={id}")).await;
     assert_eq!(md5_hex(&got.body), md5_hex(b"part"));
+
+    // Completing it again answers as the first time, naming the same version, and makes none.
+    let complete = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let path = format!("/hdr/mp?uploadId={upload}");
+    let again = server
+        .request(Some(ALICE), "POST", &path, &[], complete.clone())
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.header("x-amz-version-id"), Some(id));
+    assert_eq!(
+        crate::common::xml_field(&again.text(), "ETag"),
+        crate::common::xml_field(&done.text(), "ETag")
+    );
+    let listed = req("GET", "/hdr?versions&prefix=mp".into()).await;
+    assert_eq!(
+        crate::common::xml_fields(&listed.text(), "VersionId"),
+        [id],
+        "{}",
+        listed.text()
+    );
+    // Once another version is current, the upload is gone as S3 says.
+    let put = server
+        .request(Some(ALICE), "PUT", "/hdr/mp", &[], "newer")
+        .await;
+    assert_eq!(put.status, 200);
+    let late = server
+        .request(Some(ALICE), "POST", &path, &[], complete)
+        .await;
+    assert_eq!((late.status, late.code().as_str()), (404, "NoSuchUpload"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,4 +259,92 @@ async fn versioned_operations_use_their_own_iam_actions() {
         "one",
         "the denied version is still there"
     );
+}
+
+/// Bucket policy conditions are judged with the request's own facts on versioned requests too,
+/// before the request (`s3:GetObjectVersion`, `s3:DeleteObjectVersion`) and inside the write
+/// transaction (each DeleteObjects entry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_conditions_apply_to_versioned_requests() {
+    let server = Server::start().await;
+    assert_eq!(
+        server
+            .request(Some(ALICE), "PUT", "/cond", &[], "")
+            .await
+            .status,
+        200
+    );
+    let body = "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+    server
+        .request(Some(ALICE), "PUT", "/cond?versioning", &[], body)
+        .await;
+    let v1 = server
+        .request(Some(ALICE), "PUT", "/cond/k", &[], "one")
+        .await
+        .header("x-amz-version-id")
+        .unwrap()
+        .to_owned();
+    server
+        .request(Some(ALICE), "PUT", "/cond/k", &[], "two")
+        .await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":["bob"]},"Action":"s3:GetObjectVersion","Resource":"arn:aws:s3:::cond/*",
+         "Condition":{"StringEquals":{"aws:Referer":"https://ok.example/"}}},
+        {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObjectVersion","Resource":"arn:aws:s3:::cond/*",
+         "Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}"#;
+    let r = server
+        .request(Some(ALICE), "PUT", "/cond?policy", &[], policy)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let old = format!("/cond/k?versionId={v1}");
+    let with_referer = server
+        .request(
+            Some(BOB),
+            "GET",
+            &old,
+            &[("referer", "https://ok.example/")],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (with_referer.status, with_referer.text().as_str()),
+        (200, "one")
+    );
+    let other_referer = server
+        .request(
+            Some(BOB),
+            "GET",
+            &old,
+            &[("referer", "https://evil.example/")],
+            "",
+        )
+        .await;
+    assert_eq!(other_referer.status, 403);
+    // The Deny holds for requests from loopback, the owner's included.
+    let r = server.request(Some(ALICE), "DELETE", &old, &[], "").await;
+    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"));
+    let multi =
+        format!("<Delete><Object><Key>k</Key><VersionId>{v1}</VersionId></Object></Delete>");
+    let md5 = {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(multi.as_bytes()))
+    };
+    let r = server
+        .request(
+            Some(ALICE),
+            "POST",
+            "/cond?delete",
+            &[("content-md5", md5.as_str())],
+            multi,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("<Code>AccessDenied</Code>"),
+        "{}",
+        r.text()
+    );
+    let still = server.request(Some(ALICE), "GET", &old, &[], "").await;
+    assert_eq!((still.status, still.text().as_str()), (200, "one"));
 }

@@ -9,6 +9,7 @@
 //! trouble (full, removed or unwritable directory) turns the tier into pass-through for a
 //! while, with a warning and a counter, and the PoP keeps serving from memory and the origin.
 
+mod background;
 mod body;
 mod buffers;
 pub mod entry_file;
@@ -16,7 +17,6 @@ mod health;
 pub mod index;
 mod nowait;
 mod open;
-mod scan;
 mod writer;
 
 use std::fs::File;
@@ -37,10 +37,11 @@ use entry_file::Meta;
 use health::Health;
 use index::{Commit, Index, IndexEntry, SlotKey, entry_path};
 use open::{OpenEntries, Wait};
-use writer::WriteJob;
+use writer::{Job, WriteJob};
 pub use writer::{Spool, SpoolHead};
 
 use super::entry::{Entry, Validators, VaryValues};
+use super::index::PurgeAction;
 use super::key::{CacheKey, PurgeSelector};
 
 /// Why a disk-tier operation failed.
@@ -94,7 +95,7 @@ pub(crate) struct Inner {
     open: Arc<OpenEntries>,
     /// Buffers body blocks are read into.
     buffers: Arc<Buffers>,
-    writer: Mutex<Option<SyncSender<WriteJob>>>,
+    writer: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -234,7 +235,9 @@ impl DiskTier {
             since,
             queued,
         };
-        let sent = lock(&inner.writer).as_ref().map(|tx| tx.try_send(job));
+        let sent = lock(&inner.writer)
+            .as_ref()
+            .map(|tx| tx.try_send(Job::Write(job)));
         if !matches!(sent, Some(Ok(()))) {
             inner.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
         }
@@ -263,12 +266,51 @@ impl DiskTier {
         }
     }
 
-    /// Drops every entry `selector` names (only those received before `before`, if given);
-    /// returns how many were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
+    /// Applies `action` to every entry `selector` names (only those received before
+    /// `before`, if given): dropped, or marked stale (in the index at once, in the entry
+    /// files in the background); returns how many were dropped or marked.
+    pub fn purge(
+        &self,
+        selector: &PurgeSelector,
+        before: Option<SystemTime>,
+        action: PurgeAction,
+    ) -> usize {
+        let Some(inner) = self.inner.as_ref() else {
+            return 0;
+        };
+        let mut marked = Vec::new();
+        let affected = inner.index.purge(selector, before, action, |_, entry| {
+            marked.push(entry.clone())
+        });
+        if !marked.is_empty() {
+            let tx = lock(&inner.writer).clone();
+            for entry in marked {
+                // A full queue leaves that file's meta as it was: the index holds the mark
+                // until the PoP restarts.
+                if let Some(tx) = &tx {
+                    let _ = tx.try_send(Job::Restamp(entry));
+                }
+            }
+        }
+        affected
+    }
+
+    /// Drops the entry file of `entry`'s slot if it holds the same response (received at the
+    /// same instant).
+    pub fn remove(&self, entry: &Entry) {
+        if let Some(inner) = self.inner.as_ref() {
+            let slot = SlotKey::new(&entry.key, entry.vary.variant_id());
+            inner
+                .index
+                .remove_received(&slot, entry.freshness.response_time);
+        }
+    }
+
+    /// `(tag, entry)` pairs the disk index holds.
+    pub fn tag_pairs(&self) -> usize {
         self.inner
             .as_ref()
-            .map_or(0, |inner| inner.index.purge(selector, before))
+            .map_or(0, |inner| inner.index.tag_pairs())
     }
 
     /// Disk errors seen since start (the tier turns pass-through for a while after each).
@@ -360,11 +402,11 @@ impl Inner {
         let threads = writers.chain([
             spawn("edge-disk-janitor", {
                 let weak = Arc::downgrade(&inner);
-                move || scan::janitor(&weak)
+                move || background::janitor(&weak)
             }),
             spawn("edge-disk-scan", {
                 let weak = Arc::downgrade(&inner);
-                move || scan::scan(&weak)
+                move || background::scan(&weak)
             }),
         ]);
         lock(&inner.threads).extend(threads.flatten());
@@ -397,7 +439,8 @@ impl Inner {
         if meta.key != *key || meta.vary != *variant {
             return None;
         }
-        let since = self.index.generation();
+        // Every purge since the tier opened applies to files found in place.
+        let since = 0;
         let entry = index_entry(path, &file, &meta).ok()?;
         self.index
             .commit(key, entry, since, Commit::Existing)
@@ -490,5 +533,6 @@ fn index_entry(path: PathBuf, file: &File, meta: &Meta) -> Result<IndexEntry, Di
         freshness: meta.freshness,
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
+        tags: meta.tags.clone(),
     })
 }

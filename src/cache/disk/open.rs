@@ -175,7 +175,8 @@ impl Inner {
         Ok(Some(entry))
     }
 
-    /// The stored response of an opened file.
+    /// The stored response of an opened file, with the index's soft purge of `found` (the
+    /// index is marked at once, the file's meta follows in the background) and its tags.
     fn entry_of(self: &Arc<Self>, file: Arc<File>, meta: Meta, found: &Arc<IndexEntry>) -> Entry {
         let slot = SlotKey::new(&meta.key, found.vary.variant_id());
         let body = DiskBody::new(
@@ -186,14 +187,19 @@ impl Inner {
             self.buffers.clone(),
             Arc::downgrade(self),
         );
+        let mut freshness = meta.freshness;
+        if let Some(at) = found.freshness.invalidated_at {
+            freshness = freshness.invalidated(at);
+        }
         Entry::new(
             meta.key,
             meta.status,
             &meta.headers,
             Body::Stored(Arc::new(body)),
-            meta.freshness,
+            freshness,
             meta.vary,
         )
+        .with_tags(meta.tags)
     }
 }
 

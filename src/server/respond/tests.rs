@@ -1,3 +1,5 @@
+//! Unit tests of `respond`.
+
 use super::*;
 
 fn validators() -> Validators {

@@ -10,9 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
     Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
@@ -25,6 +22,7 @@ use super::AcmeError;
 use super::challenge::{Challenges, Pending};
 use super::store::{CertStateStore, Write, keys};
 use crate::config::{Acme, AcmeChallenge};
+use crate::http_client::{ClientBuilder, HttpsClient};
 
 /// How long one request to the ACME server may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,7 +38,7 @@ const POLL: RetryPolicy = RetryPolicy::new()
 /// web PKI and `acme.ca_roots`.
 #[derive(Clone)]
 pub struct AcmeHttp {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    client: HttpsClient<BodyWrapper<Bytes>>,
 }
 
 impl AcmeHttp {
@@ -64,18 +62,10 @@ impl AcmeHttp {
             .map_err(|e| AcmeError::Setup(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
         Ok(AcmeHttp {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: ClientBuilder::new(tls, Duration::from_secs(10))
+                .http2()
+                .build(),
         })
     }
 }

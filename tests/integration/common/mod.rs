@@ -84,8 +84,44 @@ pub async fn start_edge(config_text: &str) -> TestEdge {
     TestEdge { running, dir }
 }
 
+/// [`start_edge`] on a clock the test moves by hand (freshness, ages and purge times read
+/// it), so tests make entries stale without sleeping.
+pub async fn start_edge_with_clock(
+    config_text: &str,
+) -> (TestEdge, std::sync::Arc<edge::cache::clock::ManualClock>) {
+    let mut config = Config::parse(config_text).expect("test config is valid");
+    let dir = tempfile::tempdir().expect("temporary dir");
+    config.cache.disk_path = dir.path().to_owned();
+    let clock = edge::cache::clock::ManualClock::new();
+    let running = start_on_with_clock(config, clock.clone()).await;
+    (
+        TestEdge {
+            running,
+            dir: Some(dir),
+        },
+        clock,
+    )
+}
+
+/// Like [`start_edge`], on `clock` (tests move a `ManualClock` instead of sleeping).
+pub async fn start_edge_on_clock(config_text: &str, clock: edge::cache::SharedClock) -> TestEdge {
+    let mut config = Config::parse(config_text).expect("test config is valid");
+    let dir = tempfile::tempdir().expect("temporary dir");
+    config.cache.disk_path = dir.path().to_owned();
+    let running = start_on_with_clock(config, clock).await;
+    TestEdge {
+        running,
+        dir: Some(dir),
+    }
+}
+
 /// Starts a PoP from a parsed config on port 0 for every listener it has.
 pub async fn start_on(config: Config) -> Running {
+    start_on_with_clock(config, edge::cache::clock::system()).await
+}
+
+/// [`start_on`], reading the time from `clock`.
+pub async fn start_on_with_clock(config: Config, clock: edge::cache::SharedClock) -> Running {
     let bind = |on: bool| async move {
         if on {
             Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
@@ -103,7 +139,9 @@ pub async fn start_on(config: Config) -> Running {
         ))
         .await,
     };
-    edge::start(config, listeners).await.expect("edge starts")
+    edge::start_with_clock(config, listeners, clock)
+        .await
+        .expect("edge starts")
 }
 
 /// A reqwest client that resolves `*.local.cdn.localhost` and the given hosts to `addr`.

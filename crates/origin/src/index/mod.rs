@@ -7,6 +7,7 @@
 
 mod lifecycle;
 mod list;
+pub mod logging;
 mod outcome;
 pub mod records;
 mod version_list;
@@ -66,6 +67,7 @@ impl Index {
             txn.open_table(versions::NULLS)?;
             txn.open_table(versions::COUNTERS)?;
             txn.open_table(lifecycle::LIFECYCLE)?;
+            txn.open_table(logging::LOGGING)?;
         }
         txn.commit()?;
         Ok(Index {
@@ -200,24 +202,17 @@ impl Index {
                     };
                     first || versions.any_in_bucket(name)?
                 };
-                let uploads = txn.open_table(UPLOADS)?;
-                let mut has_upload = false;
-                for item in uploads.iter()? {
-                    let (_, v) = item?;
-                    if decode::<UploadRecord>(v.value())?.bucket == name {
-                        has_upload = true;
-                        break;
-                    }
-                }
-                if has_object || has_upload {
+                if has_object {
                     DeleteBucketOutcome::NotEmpty
                 } else {
+                    // As S3: uploads in progress do not keep a bucket; they go with it.
+                    let unreferenced = remove_uploads_of(&txn, name)?;
                     buckets.remove(name)?;
-                    DeleteBucketOutcome::Deleted
+                    DeleteBucketOutcome::Deleted { unreferenced }
                 }
             }
         };
-        finish(txn, outcome == DeleteBucketOutcome::Deleted)?;
+        finish(txn, matches!(outcome, DeleteBucketOutcome::Deleted { .. }))?;
         Ok(outcome)
     }
 
@@ -544,6 +539,27 @@ fn finish(txn: redb::WriteTransaction, changed: bool) -> Result<(), StoreError> 
         txn.abort()?;
     }
     Ok(())
+}
+
+/// Removes every upload of `bucket` and their parts; returns the part body files.
+fn remove_uploads_of(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut uploads = txn.open_table(UPLOADS)?;
+    let mut ids = Vec::new();
+    for item in uploads.iter()? {
+        let (k, v) = item?;
+        if decode::<UploadRecord>(v.value())?.bucket == bucket {
+            ids.push(k.value().to_owned());
+        }
+    }
+    let mut blobs = Vec::new();
+    for id in ids {
+        uploads.remove(id.as_str())?;
+        blobs.extend(remove_parts(txn, &id)?);
+    }
+    Ok(blobs)
 }
 
 fn remove_parts(txn: &redb::WriteTransaction, upload_id: &str) -> Result<Vec<String>, StoreError> {

@@ -89,11 +89,14 @@ pub enum CompleteOutcome {
 /// What deleting a bucket did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeleteBucketOutcome {
-    /// Gone.
-    Deleted,
+    /// Gone, with the uploads it still had.
+    Deleted {
+        /// Part body files of those uploads, to delete now.
+        unreferenced: Vec<String>,
+    },
     /// There was no such bucket.
     NotFound,
-    /// It still holds objects or uploads.
+    /// It still holds objects.
     NotEmpty,
     /// The caller may not delete the bucket as it now is.
     Refused,

@@ -1,3 +1,5 @@
+//! Unit tests of `index`.
+
 use super::records::{BucketRecord, ObjectRecord};
 use super::*;
 
@@ -95,7 +97,7 @@ fn conditional_put_checks_and_commits_atomically() {
 }
 
 #[test]
-fn delete_bucket_only_when_empty() {
+fn delete_bucket_only_when_empty_and_uploads_go_with_it() {
     let (_dir, index) = index();
     index.create_bucket("b", &bucket()).unwrap();
     index.create_bucket("c", &bucket()).unwrap();
@@ -138,10 +140,30 @@ fn delete_bucket_only_when_empty() {
         .unwrap();
     assert!(deletion.blobs.is_empty() && deletion.effects == [None]);
     assert!(index.object("c", "x").unwrap().is_some());
+    let upload = records::UploadRecord {
+        bucket: "b".into(),
+        key: "u".into(),
+        initiated_ms: 0,
+        owner: "alice".into(),
+        acl: crate::acl::Acl::default(),
+        headers: records::ObjectHeaders::default(),
+    };
+    index.create_upload("up1", &upload).unwrap();
+    let part = records::PartRecord {
+        blob: "p1".into(),
+        size: 1,
+        etag: "e".into(),
+        modified_ms: 0,
+    };
+    index.put_part("up1", 1, &part).unwrap();
     assert_eq!(
         index.delete_bucket("b", |_| true).unwrap(),
-        DeleteBucketOutcome::Deleted
+        DeleteBucketOutcome::Deleted {
+            unreferenced: vec!["p1".into()]
+        }
     );
+    assert!(index.upload("up1").unwrap().is_none());
+    assert!(index.parts("up1").unwrap().is_empty());
     assert_eq!(
         index.delete_bucket("b", |_| true).unwrap(),
         DeleteBucketOutcome::NotFound

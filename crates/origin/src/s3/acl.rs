@@ -72,12 +72,26 @@ pub(super) fn acl_from_headers(
                 .map_err(acl_error)?;
         }
     }
+    known_users(users, &acl)?;
     Ok(acl)
+}
+
+/// Every user a grant names must exist (S3 answers `InvalidArgument` otherwise).
+fn known_users(users: &Users, acl: &Acl) -> S3Result<()> {
+    for g in &acl.grants {
+        if let AclGrantee::User(id) = &g.grantee
+            && users.by_id(id).is_none()
+        {
+            return Err(s3_error!(InvalidArgument, "Invalid id"));
+        }
+    }
+    Ok(())
 }
 
 /// The ACL an `AccessControlPolicy` body describes (the owner's own grants are implicit).
 fn acl_from_policy(users: &Users, owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
     let mut acl = Acl::default();
+    let mut owner_full_control = false;
     for grant in policy.grants.iter().flatten() {
         let perm_name = grant
             .permission
@@ -110,6 +124,7 @@ fn acl_from_policy(users: &Users, owner: &str, policy: &AccessControlPolicy) -> 
                 other => return Err(acl_error(AclError::InvalidGrantee(other.to_owned()))),
             };
         if grantee == AclGrantee::User(owner.to_owned()) && permission == Permission::FullControl {
+            owner_full_control = true;
             continue;
         }
         acl.push(AclGrant {
@@ -117,6 +132,8 @@ fn acl_from_policy(users: &Users, owner: &str, policy: &AccessControlPolicy) -> 
             permission,
         });
     }
+    acl.owner_grant_omitted = !owner_full_control;
+    known_users(users, &acl)?;
     Ok(acl)
 }
 
@@ -142,8 +159,10 @@ fn acl_for_put(
     }
 }
 
-/// Grants as S3 shows them: the owner's FULL_CONTROL first.
-fn grants_dto(users: &Users, owner: &str, acl: &Acl) -> Grants {
+/// Grants as S3 shows them: group grants first, then the owner's `FULL_CONTROL`, then the
+/// other users' grants, every user grant with its `ID` and `DisplayName`. `bucket_owner` is
+/// the owner of the bucket holding an object (what `bucket-owner-*` grants name).
+fn grants_dto(users: &Users, owner: &str, acl: &Acl, bucket_owner: Option<&str>) -> Grants {
     let user = |id: &str| Grantee {
         display_name: Some(users.display_name(id)),
         email_address: None,
@@ -158,21 +177,30 @@ fn grants_dto(users: &Users, owner: &str, acl: &Acl) -> Grants {
         type_: Type::from_static(Type::GROUP),
         uri: Some(uri.to_owned()),
     };
-    let mut out = vec![Grant {
-        grantee: Some(user(owner)),
-        permission: Some(Permission::FullControl.as_str().to_owned().into()),
-    }];
+    let grant = |grantee, permission: Permission| Grant {
+        grantee: Some(grantee),
+        permission: Some(permission.as_str().to_owned().into()),
+    };
+    let mut groups = Vec::new();
+    let mut others = Vec::new();
     for g in &acl.grants {
-        let grantee = match &g.grantee {
-            AclGrantee::User(id) => user(id),
-            AclGrantee::AllUsers => group(ALL_USERS_URI),
-            AclGrantee::AuthenticatedUsers => group(AUTHENTICATED_USERS_URI),
-        };
-        out.push(Grant {
-            grantee: Some(grantee),
-            permission: Some(g.permission.as_str().to_owned().into()),
-        });
+        match &g.grantee {
+            AclGrantee::AllUsers => groups.push(grant(group(ALL_USERS_URI), g.permission)),
+            AclGrantee::AuthenticatedUsers => {
+                groups.push(grant(group(AUTHENTICATED_USERS_URI), g.permission));
+            }
+            AclGrantee::User(id) => others.push(grant(user(id), g.permission)),
+            AclGrantee::BucketOwner => match bucket_owner {
+                Some(b) if b != owner => others.push(grant(user(b), g.permission)),
+                _ => {}
+            },
+        }
     }
+    let mut out = groups;
+    if !acl.owner_grant_omitted {
+        out.push(grant(user(owner), Permission::FullControl));
+    }
+    out.extend(others);
     out
 }
 
@@ -182,9 +210,15 @@ pub(super) fn get_object_acl(
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = req.input;
     let sel = parse_version(input.version_id.as_deref())?;
+    let bucket = require_bucket(state, &input.bucket)?;
     let object = resolve(state, &input.bucket, &input.key, sel.as_ref())?;
     Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(grants_dto(&state.users, &object.owner, &object.acl)),
+        grants: Some(grants_dto(
+            &state.users,
+            &object.owner,
+            &object.acl,
+            Some(&bucket.owner),
+        )),
         owner: Some(state.users.owner(&object.owner)),
         ..Default::default()
     }))
@@ -247,7 +281,7 @@ pub(super) fn get_bucket_acl(
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     let bucket = require_bucket(state, &req.input.bucket)?;
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(grants_dto(&state.users, &bucket.owner, &bucket.acl)),
+        grants: Some(grants_dto(&state.users, &bucket.owner, &bucket.acl, None)),
         owner: Some(state.users.owner(&bucket.owner)),
     }))
 }

@@ -17,23 +17,45 @@ pub(super) fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
-    let prefix = req.input.prefix.unwrap_or_default();
-    let buckets = state
+    let input = req.input;
+    let prefix = input.prefix.unwrap_or_default();
+    // The continuation token is the last bucket name of the previous page.
+    let after = input.continuation_token.unwrap_or_default();
+    let max = match input.max_buckets {
+        Some(n) if !(1..=10_000).contains(&n) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and 10000"
+            ));
+        }
+        Some(n) => usize::try_from(n).unwrap_or(10_000),
+        None => usize::MAX,
+    };
+    let mut buckets: Vec<Bucket> = state
         .index
         .buckets()?
         .into_iter()
-        .filter(|(name, rec)| rec.owner == user.id && name.starts_with(&prefix))
+        .filter(|(name, rec)| {
+            rec.owner == user.id && name.starts_with(&prefix) && name.as_str() > after.as_str()
+        })
+        .take(max.saturating_add(1))
         .map(|(name, rec)| Bucket {
             bucket_region: Some(state.region.clone()),
             creation_date: Some(timestamp(rec.created_ms)),
             name: Some(name),
         })
         .collect();
+    let continuation_token = if buckets.len() > max {
+        buckets.truncate(max);
+        buckets.last().and_then(|b| b.name.clone())
+    } else {
+        None
+    };
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        continuation_token: None,
+        continuation_token,
         owner: Some(state.users.owner(&user.id)),
-        prefix: None,
+        prefix: (!prefix.is_empty()).then_some(prefix),
     }))
 }
 
@@ -67,6 +89,7 @@ pub(super) async fn create_bucket(
             write_acp: input.grant_write_acp.as_deref(),
         },
     )?;
+    let acl_requested = acl.clone();
     let record = BucketRecord {
         owner: user.id.clone(),
         created_ms: now_ms(),
@@ -79,18 +102,14 @@ pub(super) async fn create_bucket(
     let st = state.clone();
     let name = input.bucket.clone();
     let (current, created) = blocking(move || st.index.create_bucket(&name, &record)).await?;
-    if !created {
-        return Err(if current.owner == user.id {
-            s3_error!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            )
-        } else {
-            s3_error!(
-                BucketAlreadyExists,
-                "The requested bucket name is not available."
-            )
-        });
+    // Re-creating a bucket one already owns succeeds, as in S3's us-east-1, and changes
+    // nothing: its objects, ACL and configuration stay as they are. Asking for another ACL
+    // than the bucket has is refused rather than silently ignored (as Ceph RGW does).
+    if !created && (current.owner != user.id || current.acl != acl_requested) {
+        return Err(s3_error!(
+            BucketAlreadyExists,
+            "The requested bucket name is not available."
+        ));
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", input.bucket)),
@@ -121,7 +140,10 @@ pub(super) async fn delete_bucket(
     })
     .await?
     {
-        DeleteBucketOutcome::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
+        DeleteBucketOutcome::Deleted { unreferenced } => {
+            state.blobs.remove(unreferenced).await;
+            Ok(S3Response::new(DeleteBucketOutput {}))
+        }
         DeleteBucketOutcome::NotFound => Err(no_such_bucket()),
         DeleteBucketOutcome::Refused => Err(s3_error!(AccessDenied, "Access Denied")),
         DeleteBucketOutcome::NotEmpty => Err(s3_error!(

@@ -116,7 +116,8 @@ pub(super) fn list_objects(
     let (contents, prefixes) = objects(&page, &enc, &state.users, true);
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(enc.apply(&prefix)),
+        // As S3 (and what SDKs decode): V1 leaves its own `Prefix` element unencoded.
+        prefix: Some(prefix),
         marker: Some(enc.apply(input.marker.as_deref().unwrap_or(""))),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS).min(MAX_KEYS)),
         is_truncated: Some(page.truncated),
@@ -127,7 +128,7 @@ pub(super) fn list_objects(
         },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc.opt(input.delimiter.as_deref()),
+        delimiter: enc.opt(input.delimiter.as_deref().filter(|d| !d.is_empty())),
         encoding_type: enc.encoding_type(),
         ..Default::default()
     }))
@@ -198,7 +199,7 @@ pub(super) fn list_objects_v2(
         },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc.opt(input.delimiter.as_deref()),
+        delimiter: enc.opt(input.delimiter.as_deref().filter(|d| !d.is_empty())),
         encoding_type: enc.encoding_type(),
         start_after: enc.opt(input.start_after.as_deref()),
         ..Default::default()

@@ -6,11 +6,14 @@ mod acl;
 mod bucket;
 mod conditions;
 mod config;
+mod copy_range;
 mod delete;
 mod lifecycle;
 mod list;
+mod logging;
 mod multipart;
 mod object;
+mod repeated_completion;
 mod versions;
 
 use std::sync::Arc;
@@ -337,6 +340,18 @@ impl S3 for Backend {
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         config::delete_bucket_policy(&self.state, req).await
+    }
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        logging::put_bucket_logging(&self.state, req).await
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        logging::get_bucket_logging(&self.state, req)
     }
     async fn put_bucket_cors(
         &self,

@@ -10,11 +10,13 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::{GrantHeaders, acl_from_headers};
 use super::conditions::{check_copy_conditions, write_condition};
+use super::copy_range::copy_range;
 use super::object::{HeaderInput, copy_source};
 use super::{
     blocking, body_error, caller, content_md5, etag, no_such_bucket, require_bucket, timestamp,
 };
 use crate::access::Recheck;
+use crate::completed::Made;
 use crate::index::records::{ObjectRecord, PartRecord, UploadRecord};
 use crate::index::{CompleteOutcome, WriteCondition};
 use crate::storage::Source;
@@ -181,30 +183,6 @@ pub(super) async fn upload_part(
     }))
 }
 
-/// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
-fn copy_range(range: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
-    let Some(range) = range else {
-        return Ok((0, size));
-    };
-    let bad = || {
-        s3_error!(
-            InvalidArgument,
-            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
-        )
-    };
-    let spec = range.strip_prefix("bytes=").ok_or_else(bad)?;
-    let (first, last) = spec.split_once('-').ok_or_else(bad)?;
-    let first: u64 = first.trim().parse().map_err(|_| bad())?;
-    let last: u64 = last.trim().parse().map_err(|_| bad())?;
-    if first > last || last >= size {
-        return Err(s3_error!(
-            InvalidRange,
-            "The requested range is not satisfiable"
-        ));
-    }
-    Ok((first, last - first + 1))
-}
-
 pub(super) async fn upload_part_copy(
     state: &Arc<State>,
     req: S3Request<UploadPartCopyInput>,
@@ -347,6 +325,7 @@ async fn finish_completion(
     };
     let st = state.clone();
     let key = upload.key.clone();
+    let upload_id_copy = upload_id.clone();
     let outcome = blocking(move || {
         st.index
             .complete_upload(&upload_id, &record, &condition, |rec| {
@@ -360,6 +339,15 @@ async fn finish_completion(
             version_id,
         }) => {
             state.blobs.remove(unreferenced).await;
+            state.completed.remember(
+                &upload_id_copy,
+                &upload.bucket,
+                &upload.key,
+                Made {
+                    etag: etag_value.clone(),
+                    version_id: version_id.clone(),
+                },
+            );
             Ok(CompleteMultipartUploadOutput {
                 version_id,
                 bucket: Some(upload.bucket.clone()),
@@ -371,6 +359,18 @@ async fn finish_completion(
         }
         other => {
             state.blobs.remove(vec![written.id]).await;
+            if let Ok(CompleteOutcome::NoSuchUpload) = other
+                && let Some(output) = super::repeated_completion::answer_for(
+                    &state,
+                    &upload_id_copy,
+                    &upload.bucket,
+                    &upload.key,
+                    &etag_value,
+                )
+            {
+                // A concurrent completion of the same upload with the same parts won.
+                return Ok(output);
+            }
             Err(match other {
                 Ok(CompleteOutcome::NoSuchUpload) => no_such_upload(),
                 Ok(CompleteOutcome::NoSuchBucket) => no_such_bucket(),
@@ -395,9 +395,19 @@ pub(super) async fn complete(
         "CompleteMultipartUpload",
     );
     let input = req.input;
-    let upload = require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
+    let upload = match require_upload(state, &input.upload_id, &input.bucket, &input.key) {
+        Ok(upload) => upload,
+        Err(e) => {
+            let output = super::repeated_completion::answer(state, &input).ok_or(e)?;
+            return Ok(S3Response::new(output));
+        }
+    };
     let condition = write_condition(input.if_match, input.if_none_match);
-    if !condition.holds(state.index.object(&input.bucket, &input.key)?.as_ref()) {
+    let current = state.index.object(&input.bucket, &input.key)?;
+    if condition.if_match.is_some() && current.is_none() {
+        return Err(super::no_such_key());
+    }
+    if !condition.holds(current.as_ref()) {
         return Err(s3_error!(
             PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold"

@@ -112,12 +112,19 @@ fn resolve_range(
     rec: &ObjectRecord,
 ) -> S3Result<Option<std::ops::Range<u64>>> {
     if let Some(n) = part_number {
-        // Part boundaries of completed multipart objects are not kept; part 1 of a
-        // single-part object is the whole object.
-        if n != 1 || rec.parts.is_some() {
+        // Part 1 of an object of one part is the whole object; a part it does not have is
+        // 400 InvalidPart (as S3). Part boundaries of objects of several parts are not kept.
+        let count = rec.parts.unwrap_or(1);
+        if !u32::try_from(n).is_ok_and(|n| (1..=count).contains(&n)) {
+            return Err(s3_error!(
+                InvalidPart,
+                "The requested partnumber is not satisfiable"
+            ));
+        }
+        if count > 1 {
             return Err(s3_error!(
                 NotImplemented,
-                "partNumber is only supported for single-part objects"
+                "partNumber is only supported for objects of one part"
             ));
         }
     }
@@ -151,7 +158,12 @@ pub(super) async fn put_object(
     )?;
     let condition = write_condition(input.if_match, input.if_none_match);
     // Fail fast before reading the body; the commit re-checks atomically.
-    if !condition.holds(state.index.object(&input.bucket, &input.key)?.as_ref()) {
+    let current = state.index.object(&input.bucket, &input.key)?;
+    if condition.if_match.is_some() && current.is_none() {
+        // As S3: `If-Match` on a key that does not exist is a 404.
+        return Err(super::no_such_key());
+    }
+    if !condition.holds(current.as_ref()) {
         return Err(precondition_failed());
     }
     let expected_md5 = content_md5(input.content_md5.as_deref())?;
@@ -320,7 +332,9 @@ pub(super) async fn get_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: input.part_number.and(Some(1)),
+        parts_count: input.part_number.and(Some(
+            i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1),
+        )),
         version_id,
         ..Default::default()
     };
@@ -362,11 +376,9 @@ pub(super) fn head_object(
         e_tag: Some(etag(&view.rec.etag)),
         last_modified: Some(timestamp(view.rec.modified_ms)),
         metadata: view.metadata(),
-        parts_count: view
-            .rec
-            .parts
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|_| input.part_number.is_some()),
+        parts_count: input.part_number.and(Some(
+            i32::try_from(view.rec.parts.unwrap_or(1)).unwrap_or(1),
+        )),
         version_id,
         ..Default::default()
     };

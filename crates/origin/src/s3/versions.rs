@@ -236,7 +236,7 @@ pub(super) fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         common_prefixes: Some(prefixes),
         delete_markers: Some(markers),
-        delimiter: enc.opt(input.delimiter.as_deref()),
+        delimiter: enc.opt(input.delimiter.as_deref().filter(|d| !d.is_empty())),
         encoding_type: enc.encoding_type(),
         is_truncated: Some(page.truncated),
         key_marker: Some(enc.apply(key_marker.unwrap_or(""))),

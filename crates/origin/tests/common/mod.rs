@@ -58,6 +58,7 @@ pub fn config(dir: &Path, domain: Option<&str>) -> StoreConfig {
         region: "us-east-1".into(),
         users: users(),
         lifecycle: origin::LifecycleConfig::default(),
+        log_flush: std::time::Duration::from_secs(1),
     }
 }
 
@@ -93,6 +94,43 @@ impl Server {
         limits: origin::ServeLimits,
         lifecycle: origin::LifecycleConfig,
     ) -> Server {
+        Self::start_serving(domain, limits, lifecycle, None).await
+    }
+
+    /// A store served over HTTPS with a certificate for `localhost` and 127.0.0.1, whose PEM
+    /// is at `<dir>/ca.pem` (HTTP/2 and HTTP/1.1 by ALPN).
+    pub async fn start_tls() -> (Server, PathBuf) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let server = Self::start_serving(
+            None,
+            origin::ServeLimits::default(),
+            origin::LifecycleConfig::default(),
+            Some(std::sync::Arc::new(config)),
+        )
+        .await;
+        let ca = server.dir.path().join("ca.pem");
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        (server, ca)
+    }
+
+    async fn start_serving(
+        domain: Option<&str>,
+        limits: origin::ServeLimits,
+        lifecycle: origin::LifecycleConfig,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> Server {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -108,7 +146,7 @@ impl Server {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let s = store.clone();
         tokio::spawn(async move {
-            s.serve_with_limits(listener, limits, async move {
+            s.serve_full(listener, limits, tls, async move {
                 let _ = rx.await;
             })
             .await

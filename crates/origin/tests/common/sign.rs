@@ -32,13 +32,38 @@ pub fn sign_headers(
     headers: &[(String, String)],
     payload_hash: &str,
 ) -> Vec<(String, String)> {
+    sign_headers_with(settings(), user, method, url, headers, payload_hash)
+}
+
+/// Like [`sign_headers`], signing every header given, `Transfer-Encoding` included (as
+/// botocore before 1.34 does; aws-sigv4 leaves it out by default).
+pub fn sign_every_header(
+    user: User,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    payload_hash: &str,
+) -> Vec<(String, String)> {
+    let mut s = settings();
+    s.excluded_headers = None;
+    sign_headers_with(s, user, method, url, headers, payload_hash)
+}
+
+fn sign_headers_with(
+    settings: SigningSettings,
+    user: User,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    payload_hash: &str,
+) -> Vec<(String, String)> {
     let identity = Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
         .name("s3")
         .time(SystemTime::now())
-        .settings(settings())
+        .settings(settings)
         .build()
         .unwrap()
         .into();

@@ -4,6 +4,7 @@
 
 mod dir;
 mod origin;
+mod s3_xml;
 
 use std::fmt;
 use std::future::Future;
@@ -214,7 +215,8 @@ pub fn from_config(
                 .iter()
                 .find(|u| u.id == embedded.edge_user)
                 .ok_or_else(|| setup("origin.edge_user names no user"))?;
-            let endpoint: http::Uri = format!("http://{addr}")
+            let scheme = if embedded.tls { "https" } else { "http" };
+            let endpoint: http::Uri = format!("{scheme}://{addr}")
                 .parse()
                 .map_err(|_| setup("embedded origin address"))?;
             (
@@ -242,11 +244,12 @@ pub fn from_config(
             return Err(setup("acme.store = \"origin\" needs an S3 origin"));
         }
     };
-    Ok(std::sync::Arc::new(OriginStore::new(
+    Ok(std::sync::Arc::new(OriginStore::with_tls(
         &endpoint,
         BUCKET,
         &region,
         signer,
         config.origin.timeout,
+        crate::tls::embedded_origin_tls(config),
     )?))
 }

@@ -18,14 +18,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::ConfigBuilderExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::OnceCell;
 
-use super::{BoxFuture, CertStateStore, Listed, StoreError, Stored, Write, valid_key};
+use super::{BoxFuture, CertStateStore, Listed, StoreError, Stored, Write, s3_xml, valid_key};
+use crate::http_client::{ClientBuilder, HttpsClient};
 use crate::origin::Signer;
 
 /// Characters kept as they are in a path or query value (RFC 3986 unreserved).
@@ -38,7 +35,7 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// Largest object or listing page read back.
 const MAX_BODY: usize = 4 << 20;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = HttpsClient<Full<Bytes>>;
 
 /// An S3 bucket reached with signed requests.
 #[derive(Debug)]
@@ -70,27 +67,27 @@ impl OriginStore {
         signer: Signer,
         timeout: Duration,
     ) -> Result<OriginStore, StoreError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| StoreError::Transport {
-                op: "setup",
-                key: String::new(),
-                reason: e.to_string(),
-            })?
-            .with_webpki_roots()
-            .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        Self::with_tls(endpoint, bucket, region, signer, timeout, None)
+    }
+
+    /// Like [`OriginStore::new`]; with `tls`, HTTPS is checked with that config and server
+    /// name (the embedded origin's, see [`crate::tls::embedded_origin_tls`]).
+    pub fn with_tls(
+        endpoint: &Uri,
+        bucket: &str,
+        region: &str,
+        signer: Signer,
+        timeout: Duration,
+        tls: Option<(rustls::ClientConfig, rustls::pki_types::ServerName<'static>)>,
+    ) -> Result<OriginStore, StoreError> {
+        let (tls, server_name) = match tls {
+            Some((tls, name)) => (tls, Some(name)),
+            None => (crate::tls::client_config(), None),
+        };
+        let client = ClientBuilder::new(tls, timeout)
+            .server_name(server_name)
+            .pool(Duration::from_secs(30), usize::MAX)
+            .build();
         Ok(OriginStore {
             endpoint: endpoint.to_string().trim_end_matches('/').to_owned(),
             bucket: bucket.to_owned(),
@@ -172,7 +169,7 @@ impl OriginStore {
             op,
             key: key.to_owned(),
             status: reply.status.as_u16(),
-            message: s3_error_code(&reply.body).unwrap_or_else(|| {
+            message: s3_xml::error_code(&reply.body).unwrap_or_else(|| {
                 String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)]).into_owned()
             }),
         }
@@ -203,11 +200,9 @@ impl OriginStore {
         if !listed.status.is_success() {
             return Err(Self::unexpected("ListBuckets", "", &listed));
         }
-        let xml = String::from_utf8_lossy(&listed.body);
-        let owned = elements(&xml, "Bucket")
-            .filter_map(|bucket| elements(bucket, "Name").next())
-            .any(|name| unescape(name) == self.bucket);
-        if owned {
+        let names = s3_xml::bucket_names(&listed.body)
+            .ok_or_else(|| Self::unexpected("ListBuckets", "", &listed))?;
+        if names.contains(&self.bucket) {
             Ok(())
         } else {
             Err(StoreError::NotOwned(self.bucket.clone()))
@@ -234,7 +229,7 @@ impl OriginStore {
         let created = self
             .send("CreateBucket", "", Method::PUT, &url, &[], body)
             .await?;
-        match s3_error_code(&created.body).as_deref() {
+        match s3_xml::error_code(&created.body).as_deref() {
             _ if created.status.is_success() => Ok(()),
             Some("BucketAlreadyOwnedByYou") => Ok(()),
             Some("BucketAlreadyExists") => Err(StoreError::NotOwned(self.bucket.clone())),
@@ -261,7 +256,7 @@ impl OriginStore {
                     .headers
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
-                    .map(unquote)
+                    .map(s3_xml::unquote)
                     .unwrap_or_default(),
                 body: reply.body,
             })),
@@ -385,7 +380,7 @@ impl OriginStore {
                     .headers
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
-                    .map(unquote)
+                    .map(s3_xml::unquote)
                     .unwrap_or_default(),
             )),
             // 409: a concurrent conditional write won (what AWS answers to such a race).
@@ -446,8 +441,8 @@ impl OriginStore {
             if reply.status != StatusCode::OK {
                 return Err(Self::unexpected("ListObjectsV2", prefix, &reply));
             }
-            let text = String::from_utf8_lossy(&reply.body);
-            let page = parse_list(&text);
+            let page = s3_xml::parse_list(&reply.body)
+                .ok_or_else(|| Self::unexpected("ListObjectsV2", prefix, &reply))?;
             listed.extend(page.entries);
             match page.next {
                 Some(next) if page.truncated => token = Some(next),
@@ -476,69 +471,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-fn unquote(etag: &str) -> String {
-    etag.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .to_owned()
-}
-
-/// The `<Code>` of an S3 error body.
-fn s3_error_code(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    elements(text, "Code").next().map(|c| unescape(c.trim()))
-}
-
-/// One page of a ListObjectsV2 answer.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct ListPage {
-    entries: Vec<Listed>,
-    truncated: bool,
-    next: Option<String>,
-}
-
-/// Reads the keys and ETags of a ListObjectsV2 answer (the few elements we need; the XML is
-/// the origin's, so no general parser is needed).
-fn parse_list(xml: &str) -> ListPage {
-    let entries = elements(xml, "Contents")
-        .filter_map(|contents| {
-            let key = elements(contents, "Key").next()?;
-            let etag = elements(contents, "ETag").next().unwrap_or_default();
-            Some(Listed {
-                key: unescape(key),
-                etag: unquote(&unescape(etag)),
-            })
-        })
-        .collect();
-    ListPage {
-        entries,
-        truncated: elements(xml, "IsTruncated").next() == Some("true"),
-        next: elements(xml, "NextContinuationToken").next().map(unescape),
-    }
-}
-
-/// The text inside each `<name>...</name>` of `xml`, in order (no nesting of the same name).
-fn elements<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let mut rest = xml;
-    std::iter::from_fn(move || {
-        let start = rest.find(&open)? + open.len();
-        let end = rest[start..].find(&close)? + start;
-        let inner = &rest[start..end];
-        rest = &rest[end + close.len()..];
-        Some(inner)
-    })
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
 impl CertStateStore for OriginStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
         Box::pin(self.get_object(key))
@@ -559,48 +491,5 @@ impl CertStateStore for OriginStore {
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, StoreError>> {
         Box::pin(self.list_objects(prefix))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_page_is_parsed() {
-        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
-<ListBucketResult><Name>edge-acme</Name><Prefix>certs/</Prefix><KeyCount>2</KeyCount>
-<IsTruncated>true</IsTruncated><NextContinuationToken>abc&amp;d</NextContinuationToken>
-<Contents><Key>certs/a.example.pem</Key><ETag>&quot;e1&quot;</ETag><Size>3</Size></Contents>
-<Contents><Key>certs/b&amp;c.pem</Key><ETag>"e2"</ETag></Contents>
-</ListBucketResult>"#;
-        let page = parse_list(xml);
-        assert_eq!(
-            page.entries,
-            vec![
-                Listed {
-                    key: "certs/a.example.pem".into(),
-                    etag: "e1".into()
-                },
-                Listed {
-                    key: "certs/b&c.pem".into(),
-                    etag: "e2".into()
-                },
-            ]
-        );
-        assert!(page.truncated);
-        assert_eq!(page.next.as_deref(), Some("abc&d"));
-        assert_eq!(parse_list("<ListBucketResult/>"), ListPage::default());
-    }
-
-    #[test]
-    fn error_codes_and_etags() {
-        assert_eq!(
-            s3_error_code(b"<Error><Code>NoSuchKey</Code><Message>m</Message></Error>").as_deref(),
-            Some("NoSuchKey")
-        );
-        assert_eq!(s3_error_code(b"\xff"), None);
-        assert_eq!(unquote("\"abc\""), "abc");
-        assert_eq!(unquote("W/\"abc\""), "abc");
     }
 }

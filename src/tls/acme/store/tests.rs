@@ -121,6 +121,7 @@ async fn origin_store_conformance_against_the_embedded_origin() {
             secret_key: "store-test-secret".into(),
         }],
         lifecycle: ::origin::LifecycleConfig::default(),
+        log_flush: ::origin::DEFAULT_LOG_FLUSH,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -171,6 +172,7 @@ async fn a_state_bucket_squatted_by_another_user_is_refused() {
         region: "us-east-1".into(),
         users: vec![user("edge", "AKIDEDGE"), user("mallory", "AKIDMALLORY")],
         lifecycle: ::origin::LifecycleConfig::default(),
+        log_flush: ::origin::DEFAULT_LOG_FLUSH,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

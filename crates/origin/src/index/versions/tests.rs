@@ -1,3 +1,5 @@
+//! Unit tests of `versions`.
+
 use crate::index::records::{BucketRecord, ObjectRecord, VersionEntry};
 use crate::index::*;
 use crate::versioning::{Selector, Versioning};
@@ -155,7 +157,9 @@ fn enabled_bucket_keeps_every_version_and_markers_hide_them() {
     assert!(index.referenced_blobs().unwrap().is_empty());
     assert_eq!(
         index.delete_bucket("b", |_| true).unwrap(),
-        DeleteBucketOutcome::Deleted
+        DeleteBucketOutcome::Deleted {
+            unreferenced: Vec::new()
+        }
     );
 }
 

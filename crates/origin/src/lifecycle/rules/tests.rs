@@ -1,3 +1,5 @@
+//! Unit tests of `rules`.
+
 use s3s::dto;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Unit tests of `worker`.
+
 use std::sync::Arc;
 
 use super::{Limits, pass};
@@ -18,6 +20,8 @@ fn state(dir: &std::path::Path) -> Arc<State> {
         users: Arc::new(Users::new(&[])),
         region: "us-east-1".into(),
         domain: None,
+        logs: crate::access_log::AccessLogs::new(Vec::new(), crate::config::DEFAULT_LOG_FLUSH),
+        completed: crate::completed::Completed::default(),
     })
 }
 

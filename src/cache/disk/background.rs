@@ -1,6 +1,5 @@
-//! The disk tier's background housekeeping: the start-up scan that rebuilds the index from
-//! the entry files' metas, and the janitor that deletes dropped entries' files and sweeps
-//! expired ones.
+//! The disk tier's background threads: the janitor (deletes dropped entries' files, runs the
+//! index's housekeeping) and the start-up scan that rebuilds the index from the entry files.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -8,9 +7,8 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::entry_file;
 use super::index::{Commit, Committed, entry_path};
-use super::{DiskError, Inner, index_entry};
+use super::{DiskError, Inner, entry_file, index_entry};
 use crate::cache::entry::Validators;
 
 /// How often the janitor deletes dropped entries' files.
@@ -80,7 +78,9 @@ pub(super) fn scan(weak: &Weak<Inner>) {
 
 /// Indexes one file found at start; an error means the file is to be removed.
 fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
-    let since = inner.index.generation();
+    // Every purge since the tier opened applies to what the scan finds (a file scanned
+    // after a purge of its key, or of one of its tags, is removed).
+    let since = 0;
     let file = File::open(&path)?;
     let meta = entry_file::read_meta(&file)?;
     if entry_path(&inner.entries, &meta.key, &meta.vary) != path {

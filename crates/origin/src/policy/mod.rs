@@ -1,11 +1,19 @@
 //! Bucket policies: the subset of the IAM policy language S3 buckets commonly use.
 //!
 //! Supported: `Effect` Allow/Deny, `Principal` `"*"`, `{"AWS": "*"}`, `{"AWS": [ids or
-//! arn:aws:iam::<id>:...]}`, `{"CanonicalUser": ids}`, `Action` and `Resource` as strings or
-//! lists with `*`/`?` wildcards. An explicit Deny beats any Allow. Policies with `Condition`,
-//! `NotPrincipal`, `NotAction` or `NotResource` are refused when stored rather than half-honoured.
+//! arn:aws:iam::<id>:...]}`, `{"CanonicalUser": ids}` (`{"Service": ...}` names no caller of
+//! this store and matches nobody), `Action` and `Resource` as strings or
+//! lists with `*`/`?` wildcards (`arn:aws:s3:::*`, `arn:aws:s3:::bucket*/*`: every resource
+//! must be able to name this bucket or its objects), and `Condition` blocks (`conditions`).
+//! An explicit Deny beats any Allow. Policies with `NotPrincipal`, `NotAction`, `NotResource`
+//! or a condition this store cannot evaluate are refused when stored rather than half-honoured.
+
+pub mod conditions;
 
 use serde_json::Value;
+
+use self::conditions::Conditions;
+pub use self::conditions::Facts;
 
 /// Why a policy document was refused (`MalformedPolicy`).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +43,7 @@ struct Statement {
     principal: Principal,
     actions: Vec<String>,
     resources: Vec<String>,
+    conditions: Conditions,
 }
 
 /// A parsed bucket policy.
@@ -69,6 +78,12 @@ fn parse_principal(value: &Value) -> Result<Principal, PolicyError> {
         Value::Object(map) => {
             let mut ids = Vec::new();
             for (kind, v) in map {
+                if kind == "Service" {
+                    // AWS services (e.g. `logging.s3.amazonaws.com`, log delivery) are no
+                    // request's caller here: this store delivers its own logs.
+                    strings(v, "Principal")?;
+                    continue;
+                }
                 if kind != "AWS" && kind != "CanonicalUser" {
                     return Err(PolicyError(format!("unsupported principal type {kind:?}")));
                 }
@@ -83,6 +98,49 @@ fn parse_principal(value: &Value) -> Result<Principal, PolicyError> {
         }
         _ => Err(PolicyError("Principal must be \"*\" or an object".into())),
     }
+}
+
+/// Whether some text starting with `prefix` matches `pattern` (`*` any run, `?` one
+/// character): the pattern positions reachable after reading `prefix` are not all dead.
+fn glob_prefix(pattern: &str, prefix: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    // Positions in the pattern still alive, with `*` absorbing runs.
+    let close = |states: &mut Vec<usize>| {
+        let mut i = 0;
+        while i < states.len() {
+            let s = states[i];
+            if s < p.len() && p[s] == '*' && !states.contains(&(s + 1)) {
+                states.push(s + 1);
+            }
+            i += 1;
+        }
+    };
+    let mut states = vec![0];
+    close(&mut states);
+    for c in prefix.chars() {
+        let mut next = Vec::new();
+        for &s in &states {
+            if s < p.len() {
+                let keep = match p[s] {
+                    '*' => Some(s),
+                    '?' => Some(s + 1),
+                    pc if pc == c => Some(s + 1),
+                    _ => None,
+                };
+                if let Some(n) = keep
+                    && !next.contains(&n)
+                {
+                    next.push(n);
+                }
+            }
+        }
+        close(&mut next);
+        if next.is_empty() {
+            return false;
+        }
+        states = next;
+    }
+    true
 }
 
 /// Wildcard match: `*` any run, `?` one character.
@@ -128,7 +186,7 @@ impl Policy {
             let Value::Object(map) = st else {
                 return Err(PolicyError("a statement must be an object".into()));
             };
-            for unsupported in ["Condition", "NotPrincipal", "NotAction", "NotResource"] {
+            for unsupported in ["NotPrincipal", "NotAction", "NotResource"] {
                 if map.contains_key(unsupported) {
                     return Err(PolicyError(format!(
                         "{unsupported} is not supported by this store"
@@ -160,27 +218,41 @@ impl Policy {
                 "Resource",
             )?;
             for r in &resources {
-                let inside = r == &bucket_arn
-                    || r.strip_prefix(bucket_arn.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'));
+                // The bucket itself, or some object in it.
+                let inside = glob(r, &bucket_arn) || glob_prefix(r, &format!("{bucket_arn}/"));
                 if !inside {
                     return Err(PolicyError(format!("Policy has invalid resource {r:?}")));
                 }
             }
+            let conditions = match map.get("Condition") {
+                // A statement for AWS services only (the log delivery grant AWS documents,
+                // with `aws:SourceArn` / `aws:SourceAccount` conditions) never applies here:
+                // kept, its conditions not evaluated.
+                Some(_) if principal == Principal::Users(Vec::new()) => Conditions::default(),
+                Some(c) => Conditions::parse(c)?,
+                None => Conditions::default(),
+            };
             out.push(Statement {
                 allow,
                 principal,
                 actions,
                 resources,
+                conditions,
             });
         }
         Ok(Policy { statements: out })
     }
 
     /// What the policy says about `caller` (None: anonymous) doing `action` (e.g.
-    /// `s3:GetObject`) on `resource` (`arn:aws:s3:::bucket/key`).
+    /// `s3:GetObject`) on `resource` (`arn:aws:s3:::bucket/key`) in a request showing `facts`.
     #[must_use]
-    pub fn evaluate(&self, caller: Option<&str>, action: &str, resource: &str) -> Decision {
+    pub fn evaluate(
+        &self,
+        caller: Option<&str>,
+        action: &str,
+        resource: &str,
+        facts: &Facts,
+    ) -> Decision {
         let action = action.to_ascii_lowercase();
         let mut decision = Decision::Silent;
         for st in &self.statements {
@@ -193,7 +265,7 @@ impl Policy {
                 .iter()
                 .any(|a| glob(&a.to_ascii_lowercase(), &action));
             let resource_ok = st.resources.iter().any(|r| glob(r, resource));
-            if principal_ok && action_ok && resource_ok {
+            if principal_ok && action_ok && resource_ok && st.conditions.hold(facts, &action) {
                 if !st.allow {
                     return Decision::Deny;
                 }
@@ -219,7 +291,7 @@ impl Policy {
                     .actions
                     .iter()
                     .any(|a| glob(&a.to_ascii_lowercase(), &action))
-                && st.resources.iter().any(|r| r.starts_with(&objects))
+                && st.resources.iter().any(|r| glob_prefix(r, &objects))
         })
     }
 }
@@ -237,31 +309,66 @@ mod tests {
     fn allow_on_prefix_and_deny_wins() {
         let p = Policy::parse(PUBLIC_PREFIX, "b").unwrap();
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/a.png"),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(Some("bob"), "s3:getobject", "arn:aws:s3:::b/public/a.png"),
+            p.evaluate(
+                Some("bob"),
+                "s3:getobject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/private/a.png"),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/private/a.png",
+                &Facts::default()
+            ),
             Decision::Silent
         );
         assert_eq!(
-            p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/public/a.png"),
+            p.evaluate(
+                None,
+                "s3:PutObject",
+                "arn:aws:s3:::b/public/a.png",
+                &Facts::default()
+            ),
             Decision::Silent
         );
         assert_eq!(
-            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/public/secret.txt"),
+            p.evaluate(
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::b/public/secret.txt",
+                &Facts::default()
+            ),
             Decision::Deny
         );
         assert_eq!(
-            p.evaluate(Some("bob"), "s3:ListBucket", "arn:aws:s3:::b"),
+            p.evaluate(
+                Some("bob"),
+                "s3:ListBucket",
+                "arn:aws:s3:::b",
+                &Facts::default()
+            ),
             Decision::Allow
         );
         assert_eq!(
-            p.evaluate(Some("eve"), "s3:ListBucket", "arn:aws:s3:::b"),
+            p.evaluate(
+                Some("eve"),
+                "s3:ListBucket",
+                "arn:aws:s3:::b",
+                &Facts::default()
+            ),
             Decision::Silent
         );
     }
@@ -279,15 +386,66 @@ mod tests {
     fn refuses_what_it_cannot_honour() {
         assert!(Policy::parse(PUBLIC_PREFIX, "other").is_err());
         assert!(Policy::parse("not json", "b").is_err());
-        let cond = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{}}}"#;
+        let cond = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}}}"#;
         assert!(
             Policy::parse(cond, "b")
                 .unwrap_err()
                 .0
-                .contains("Condition")
+                .contains("DateLessThan")
         );
         let bucket_b2 = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b2/*"}}"#;
         assert!(Policy::parse(bucket_b2, "b").is_err());
+    }
+
+    #[test]
+    fn wildcard_resources_must_be_able_to_name_the_bucket() {
+        let doc = |r: &str| {
+            format!(
+                r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"{r}"}}}}"#
+            )
+        };
+        for ok in [
+            "arn:aws:s3:::*",
+            "arn:aws:s3:::b*/*",
+            "arn:aws:s3:::?/*",
+            "arn:aws:s3:::b/x*",
+        ] {
+            assert!(Policy::parse(&doc(ok), "b").is_ok(), "{ok}");
+        }
+        for bad in [
+            "arn:aws:s3:::c*/*",
+            "arn:aws:s3:::bb/*",
+            "arn:aws:s3:::a?/*",
+        ] {
+            assert!(Policy::parse(&doc(bad), "b").is_err(), "{bad}");
+        }
+        let p = Policy::parse(&doc("arn:aws:s3:::b*/*"), "b").unwrap();
+        assert_eq!(
+            p.evaluate(None, "s3:GetObject", "arn:aws:s3:::b/k", &Facts::default()),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn conditions_decide_with_the_request() {
+        let p = Policy::parse(
+            r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*",
+                "Condition":{"StringNotEquals":{"s3:x-amz-acl":"private"}}}}"#,
+            "b",
+        )
+        .unwrap();
+        let mut facts = Facts::default();
+        assert_eq!(
+            p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/k", &facts),
+            Decision::Deny
+        );
+        facts
+            .headers
+            .insert("x-amz-acl", http::HeaderValue::from_static("private"));
+        assert_eq!(
+            p.evaluate(None, "s3:PutObject", "arn:aws:s3:::b/k", &facts),
+            Decision::Silent
+        );
     }
 
     #[test]
