@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +34,9 @@ HOT_1K = "/size/1024/hot"
 HOT_1M = "/size/1048576/big"
 KEYS_PATH = "/size/1024/keys"
 KEYS = 10_000
+# Disk-tier workloads: object size and working set in multiples of the edge's memory tier
+# (--disk-memory). Each runs on fresh servers whose caches hold only its working set.
+DISK_SETS = {"disk-16k": (16 << 10, 10), "disk-256k": (256 << 10, 16), "disk-4m": (4 << 20, 16)}
 
 PORT_NAMES = [
     "ORIGIN", "EDGE_HTTP", "EDGE_HTTPS", "EDGE_ADMIN", "NGINX_HTTP", "NGINX_HTTPS",
@@ -227,6 +231,41 @@ def fill_keys(port, keys):
     c.close()
 
 
+def fill_set(port, origin_port, path, objects, conns=2):
+    """Fetches every object of a disk working set, pass after pass, until a whole pass reaches
+    the origin no more (every object cached); returns the passes it took. (The edge drops
+    disk writes while its writers are busy: objects evicted from memory before they reached
+    disk are fetched again by the next pass.)"""
+
+    def worker(first, failures):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            for n in range(first, objects, conns):
+                status, _, _ = get(port, f"{path}?v={n}", c)
+                if status != 200:
+                    failures.append(f"status {status} for ?v={n}")
+                    return
+        finally:
+            c.close()
+
+    for attempt in range(1, 11):
+        before = int(http_body(origin_port, "/__count"))
+        failures = []
+        workers = [threading.Thread(target=worker, args=(i, failures)) for i in range(conns)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if failures:
+            raise RuntimeError(f"fill of {path}: {failures[0]}")
+        fetched = int(http_body(origin_port, "/__count")) - before
+        if attempt > 1 and fetched == 0:
+            return attempt
+        log(f"fill of {path} on port {port}: pass {attempt} fetched {fetched} objects")
+        time.sleep(2)  # background writers (the edge's disk tier) catch up
+    raise RuntimeError(f"fill of {path}: the origin still saw requests after {attempt} passes")
+
+
 # ---------------------------------------------------------------- load generators
 
 
@@ -305,12 +344,13 @@ def h2load(url, port, duration, conns, streams, logdir):
 
 
 class Workload:
-    def __init__(self, key, title, servers, unit, run):
+    def __init__(self, key, title, servers, unit, run, disk_set=None):
         self.key = key
         self.title = title
         self.servers = servers  # names, in run order
         self.unit = unit  # "req/s" or "MB/s"
         self.run = run  # (server, duration, workdir) -> result dict
+        self.disk_set = disk_set  # (path, objects): a disk-tier workload, on its own servers
 
 
 def workloads(ports, args):
@@ -326,6 +366,16 @@ def workloads(ports, args):
     keys_env = {"BENCH_PATH": KEYS_PATH, "BENCH_KEYS": str(KEYS)}
     plain_peers = ["edge", "baseline", "nginx", "varnish"]
     tls_peers = ["edge", "baseline", "nginx"] + (["hitch"] if not args.no_hitch else [])
+    disk = []
+    memory_bytes = parse_size(args.disk_memory)
+    for key, (size, factor) in DISK_SETS.items():
+        objects = factor * memory_bytes // size
+        path = f"/size/{size}/disk"
+        env = {"BENCH_PATH": path, "BENCH_KEYS": str(objects)}
+        disk.append(Workload(
+            key, f"disk-tier hits: {objects:,} distinct {size >> 10:,} KiB objects ({factor}x the edge's "
+                 f"{args.disk_memory} memory tier; files in the page cache), HTTP/1.1, 64 conns",
+            plain_peers, "req/s", plain(path, script="keys.lua", env=env), disk_set=(path, objects)))
     return [
         Workload("h1-1k", "hot 1 KiB hits, HTTP/1.1 keep-alive, 64 conns", plain_peers + ["ceiling"],
                  "req/s", plain(HOT_1K)),
@@ -339,10 +389,20 @@ def workloads(ports, args):
                  tls_peers, "req/s", tls_h2(HOT_1K)),
         Workload("tls-new", "new TLS handshakes/s (TLS 1.3, P-256, 1 request per connection), 64 conns",
                  tls_peers, "req/s", tls_h1(HOT_1K, headers=("Connection: close",))),
-    ]
+    ] + disk
 
 
-def measure(server, workload, duration, workdir):
+def parse_size(text):
+    """Bytes in "64MiB", "1GiB" or a plain number."""
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            return int(text[:-len(unit)]) * scale
+    return int(text)
+
+
+def measure(server, workload, duration, workdir, origin_port):
+    count0 = int(http_body(origin_port, "/__count"))
     pids = server.pids()
     moved = pin(pids, SERVER_CORE)  # threads started since (thread pools) must stay on it too
     if moved:
@@ -353,6 +413,7 @@ def measure(server, workload, duration, workdir):
     if not server.alive():
         raise RuntimeError(f"{server.name} died during {workload.key}")
     r["server_cpu"] = cpu1 - cpu0
+    r["origin_requests"] = int(http_body(origin_port, "/__count")) - count0
     r["wall"] = t1 - t0
     r["rps"] = r["requests"] / r["seconds"]
     r["mbps"] = r["bytes"] / r["seconds"] / 1e6
@@ -467,7 +528,8 @@ def main():
     ap.add_argument("--bin-dir", required=True, help="directory holding edge, bench-origin, bench-ceiling")
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured run (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="measured runs per server and workload (default 3)")
-    ap.add_argument("--only", default="", help="comma-separated workload keys (h1-1k,h1-1m,keys,tls-h1,tls-h2,tls-new)")
+    ap.add_argument("--only", default="", help="comma-separated workload keys (h1-1k,h1-1m,keys,tls-h1,tls-h2,tls-new,"
+                                        "disk-16k,disk-256k,disk-4m)")
     ap.add_argument("--servers", default="edge,nginx,varnish,hitch,ceiling", help="servers to run")
     ap.add_argument("--no-hitch", action="store_true", help="skip Varnish behind hitch on HTTPS rows")
     ap.add_argument("--skip-memory", action="store_true")
@@ -480,6 +542,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     ap.add_argument("--edge-disk", default="10GiB",
                     help='the edge\'s cache.disk ("0": memory tier only, as for the memory-per-object figure)')
+    ap.add_argument("--disk-memory", default="64MiB",
+                    help="the edge's memory tier on the disk-tier workloads (their working sets are 10-16x it)")
+    ap.add_argument("--varnish-file", default="2G", help="Varnish's file storage on the disk-tier workloads")
     ap.add_argument("--nice", type=int, default=0,
                     help="run servers and load generators at nice -N (root), ahead of other work on a shared machine")
     args = ap.parse_args()
@@ -500,7 +565,7 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="edge-bench-")
     os.chmod(workdir, 0o755)  # nginx workers and Varnish's child drop privileges
-    values = dict(ports, DIR=workdir, EDGE_DISK=args.edge_disk)
+    values = dict(ports, DIR=workdir, EDGE_DISK=args.edge_disk, EDGE_MEMORY="1GiB", EDGE_MAX_OBJECT="16MiB")
     servers = {}
 
     def cleanup(*_):
@@ -522,6 +587,68 @@ def main():
         cleanup()
 
 
+def make_servers(args, ports, values, workdir, tag):
+    """The servers under test, configured for a phase (`tag`: "" for the memory phase, the
+    workload key for a disk-tier one). Configs are rendered under `workdir`."""
+    bins = args.bin_dir
+    suffix = f"-{tag}" if tag else ""
+    render("edge.toml", f"{workdir}/edge{suffix}.toml", values)
+    render("nginx.conf", f"{workdir}/nginx{suffix}.conf", values)
+    storage = f"file,{values['CACHE_DIR']}/varnish.bin,{args.varnish_file}" if tag else "malloc,1G"
+    defs = {
+        "edge": Server("edge", "edge", [[f"{bins}/edge", "serve", "--config", f"{workdir}/edge{suffix}.toml"]],
+                       ports["EDGE_HTTP"], ports["EDGE_HTTPS"], env={"RUST_LOG": "warn"}),
+        "nginx": Server("nginx", "nginx", [["nginx", "-p", workdir, "-c", f"{workdir}/nginx{suffix}.conf"]],
+                        ports["NGINX_HTTP"], ports["NGINX_HTTPS"]),
+        "varnish": Server("varnish", "Varnish", [[
+            "varnishd", "-F", "-n", f"{workdir}/varnish{suffix}", "-f", f"{workdir}/varnish.vcl",
+            "-a", f"127.0.0.1:{ports['VARNISH_HTTP']}", "-a", f"127.0.0.1:{ports['VARNISH_PROXY']},PROXY",
+            "-s", storage, "-p", "feature=+http2"]], ports["VARNISH_HTTP"]),
+        "ceiling": Server("ceiling", "hyper ceiling", [[f"{bins}/bench-ceiling", "--listen",
+                                                         f"127.0.0.1:{ports['CEILING']}"]], ports["CEILING"]),
+    }
+    if args.baseline_bin:
+        # The same config on its own ports and its own disk directory (the tier locks it).
+        base_cache = os.path.join(values["CACHE_DIR"], "baseline")
+        os.makedirs(base_cache, exist_ok=True)
+        base_values = dict(values, EDGE_HTTP=ports["BASE_HTTP"], EDGE_HTTPS=ports["BASE_HTTPS"],
+                           EDGE_ADMIN=ports["BASE_ADMIN"], CACHE_DIR=base_cache)
+        render("edge.toml", f"{workdir}/baseline{suffix}.toml", base_values)
+        defs["baseline"] = Server("baseline", "edge before",
+                                  [[args.baseline_bin, "serve", "--config", f"{workdir}/baseline{suffix}.toml"]],
+                                  ports["BASE_HTTP"], ports["BASE_HTTPS"], env={"RUST_LOG": "warn"})
+    return defs
+
+
+def start_servers(defs, names, workdir, servers):
+    for name in names:
+        servers[name] = defs[name]
+        servers[name].start(workdir)
+        wait_port(servers[name].http_port)
+
+
+def stop_servers(servers, names):
+    for name in names:
+        if name in servers:
+            servers.pop(name).stop()
+
+
+def run_rounds(args, wl, servers, workdir, ports, results):
+    order = [n for n in wl.servers if n in servers]
+    wl.servers = order
+    for name in order:  # warm-up run: connections, TLS session state, caches
+        measure(servers[name], wl, 1, workdir, ports["ORIGIN"])
+    for rnd in range(args.rounds):
+        for name in order:
+            r = measure(servers[name], wl, args.duration, workdir, ports["ORIGIN"])
+            results.setdefault(wl.key, {}).setdefault(name, []).append(r)
+            log(f"{wl.key:8} round {rnd + 1} {name:8} {r['rps']:>10,.0f} req/s {r['mbps']:>8,.1f} MB/s "
+                f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['cpu_us_per_req']:.1f} µs/req "
+                f"(core {100 * r['server_cpu'] / r['wall']:.0f}%)  loadgen core "
+                f"{100 * r['loadgen_cpu'] / r['wall']:.0f}%  errors {r['errors']}  "
+                f"origin requests {r['origin_requests']}")
+
+
 def run(args, ports, values, workdir, servers, wanted, load_before):
     bins = args.bin_dir
     # One certificate for every TLS server: ECDSA P-256, for the edge's names and 127.0.0.1.
@@ -532,8 +659,6 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
                    check=True, capture_output=True)
     with open(f"{workdir}/hitch.pem", "w") as f:
         f.write(open(f"{workdir}/key.pem").read() + open(f"{workdir}/cert.pem").read())
-    render("edge.toml", f"{workdir}/edge.toml", values)
-    render("nginx.conf", f"{workdir}/nginx.conf", values)
     render("varnish.vcl", f"{workdir}/varnish.vcl", values)
     render("hitch.conf", f"{workdir}/hitch.conf", values)
 
@@ -544,97 +669,102 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
     servers["origin"].procs.append(origin)
     wait_port(ports["ORIGIN"])
 
-    defs = {
-        "edge": Server("edge", "edge", [[f"{bins}/edge", "serve", "--config", f"{workdir}/edge.toml"]],
-                       ports["EDGE_HTTP"], ports["EDGE_HTTPS"], env={"RUST_LOG": "warn"}),
-        "nginx": Server("nginx", "nginx", [["nginx", "-p", workdir, "-c", f"{workdir}/nginx.conf"]],
-                        ports["NGINX_HTTP"], ports["NGINX_HTTPS"]),
-        "varnish": Server("varnish", "Varnish", [[
-            "varnishd", "-F", "-n", f"{workdir}/varnish", "-f", f"{workdir}/varnish.vcl",
-            "-a", f"127.0.0.1:{ports['VARNISH_HTTP']}", "-a", f"127.0.0.1:{ports['VARNISH_PROXY']},PROXY",
-            "-s", "malloc,1G", "-p", "feature=+http2"]], ports["VARNISH_HTTP"]),
-        "ceiling": Server("ceiling", "hyper ceiling", [[f"{bins}/bench-ceiling", "--listen",
-                                                         f"127.0.0.1:{ports['CEILING']}"]], ports["CEILING"]),
-    }
     if args.baseline_bin:
-        # The same config on its own ports.
-        base_values = dict(values, EDGE_HTTP=ports["BASE_HTTP"], EDGE_HTTPS=ports["BASE_HTTPS"],
-                           EDGE_ADMIN=ports["BASE_ADMIN"])
-        render("edge.toml", f"{workdir}/baseline.toml", base_values)
-        defs["baseline"] = Server("baseline", "edge before",
-                                  [[args.baseline_bin, "serve", "--config", f"{workdir}/baseline.toml"]],
-                                  ports["BASE_HTTP"], ports["BASE_HTTPS"], env={"RUST_LOG": "warn"})
         wanted.add("baseline")
-    for name in ("edge", "baseline", "nginx", "varnish", "ceiling"):
-        if name in defs and (name in wanted or (name == "varnish" and "hitch" in wanted)):
-            servers[name] = defs[name]
-            servers[name].start(workdir)
-            wait_port(servers[name].http_port)
-    if "hitch" in wanted and "varnish" in servers:
-        # hitch + the Varnish tree: CPU and memory of both count.
-        hitch = Server("hitch", "Varnish (hitch)", [["hitch", f"--config={workdir}/hitch.conf"]],
-                       None, ports["HITCH_HTTPS"])
-        hitch.start(workdir)
-        wait_port(ports["HITCH_HTTPS"])
-        varnish = servers["varnish"]
-        hitch_pids = hitch.pids
-        hitch.pids = lambda: hitch_pids() + varnish.pids()
-        hitch.alive = lambda: all(p.poll() is None for p in hitch.procs + varnish.procs)
-        servers["hitch"] = hitch
-    caches = [n for n in ("edge", "baseline", "nginx", "varnish") if n in servers]
-    log(f"servers up: {', '.join(servers)} (workdir {workdir})")
-
-    # Warm: the hot objects, twice each, and check the second is a hit.
-    for name in caches:
-        s = servers[name]
-        for path in (HOT_1K, HOT_1M):
-            get(s.http_port, path)
-            status, headers, length = get(s.http_port, path)
-            if status != 200:
-                raise RuntimeError(f"{name}: {path} answered {status}")
-        log(f"{name}: hot objects cached")
-
-    memory = {}
-    if not args.skip_memory:
-        for name in caches:
-            memory[name] = memory_test(servers[name], servers[name].http_port)
-            log(f"{name}: memory {memory[name]}")
-    else:
-        for name in caches:
-            fill_keys(servers[name].http_port, KEYS)
-
-    herd = {}
-    if not args.skip_herd:
-        for tag in range(2):
-            for name in caches:
-                herd.setdefault(name, []).append(herd_test(servers[name], servers[name].http_port, ports, tag))
-        log(f"herd: {herd}")
-
     wls = workloads(ports, args)
     if args.only:
         keep = set(args.only.split(","))
         wls = [w for w in wls if w.key in keep]
+    memory_wls = [w for w in wls if w.disk_set is None]
+    disk_wls = [w for w in wls if w.disk_set is not None]
+    memory = {}
+    herd = {}
     results = {}
-    for wl in wls:
-        order = [n for n in wl.servers if n in servers]
-        wl.servers = order
-        for name in order:  # warm-up run: connections, TLS session state, caches
-            measure(servers[name], wl, 1, workdir)
-        for rnd in range(args.rounds):
-            for name in order:
-                r = measure(servers[name], wl, args.duration, workdir)
-                results.setdefault(wl.key, {}).setdefault(name, []).append(r)
-                log(f"{wl.key:8} round {rnd + 1} {name:8} {r['rps']:>10,.0f} req/s {r['mbps']:>8,.1f} MB/s "
-                    f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['cpu_us_per_req']:.1f} µs/req "
-                    f"(core {100 * r['server_cpu'] / r['wall']:.0f}%)  loadgen core "
-                    f"{100 * r['loadgen_cpu'] / r['wall']:.0f}%  errors {r['errors']}")
+    phase_names = [n for n in ("edge", "baseline", "nginx", "varnish", "ceiling")
+                   if n in wanted or (n == "varnish" and "hitch" in wanted)]
+
+    if memory_wls or not (args.skip_memory and args.skip_herd):
+        defs = make_servers(args, ports, dict(values, CACHE_DIR=workdir), workdir, "")
+        start_servers(defs, [n for n in phase_names if n in defs], workdir, servers)
+        if "hitch" in wanted and "varnish" in servers:
+            # hitch + the Varnish tree: CPU and memory of both count.
+            hitch = Server("hitch", "Varnish (hitch)", [["hitch", f"--config={workdir}/hitch.conf"]],
+                           None, ports["HITCH_HTTPS"])
+            hitch.start(workdir)
+            wait_port(ports["HITCH_HTTPS"])
+            varnish = servers["varnish"]
+            hitch_pids = hitch.pids
+            hitch.pids = lambda: hitch_pids() + varnish.pids()
+            hitch.alive = lambda: all(p.poll() is None for p in hitch.procs + varnish.procs)
+            servers["hitch"] = hitch
+        caches = [n for n in ("edge", "baseline", "nginx", "varnish") if n in servers]
+        log(f"servers up: {', '.join(servers)} (workdir {workdir})")
+
+        # Warm: the hot objects, twice each, and check the second is a hit.
+        for name in caches:
+            s = servers[name]
+            for path in (HOT_1K, HOT_1M):
+                get(s.http_port, path)
+                status, headers, length = get(s.http_port, path)
+                if status != 200:
+                    raise RuntimeError(f"{name}: {path} answered {status}")
+            log(f"{name}: hot objects cached")
+
+        if not args.skip_memory:
+            for name in caches:
+                memory[name] = memory_test(servers[name], servers[name].http_port)
+                log(f"{name}: memory {memory[name]}")
+        else:
+            for name in caches:
+                fill_keys(servers[name].http_port, KEYS)
+
+        if not args.skip_herd:
+            for tag in range(2):
+                for name in caches:
+                    herd.setdefault(name, []).append(herd_test(servers[name], servers[name].http_port, ports, tag))
+            log(f"herd: {herd}")
+
+        for wl in memory_wls:
+            run_rounds(args, wl, servers, workdir, ports, results)
+        stop_servers(servers, ["hitch", "edge", "baseline", "nginx", "varnish", "ceiling"])
+
+    # Disk-tier workloads: fresh servers per workload (the edge with a small memory tier,
+    # Varnish on file storage), caches filled with the working set only, removed after.
+    removing = []
+    for wl in disk_wls:
+        path, objects = wl.disk_set
+        cache_dir = os.path.join(workdir, f"cache-{wl.key}")
+        os.makedirs(cache_dir)
+        os.chmod(cache_dir, 0o777)  # nginx workers and Varnish's child drop privileges
+        phase_values = dict(values, CACHE_DIR=cache_dir, EDGE_MEMORY=args.disk_memory,
+                            EDGE_MAX_OBJECT=f"{min(16, parse_size(args.disk_memory) >> 20)}MiB")
+        defs = make_servers(args, ports, phase_values, workdir, wl.key)
+        names = [n for n in phase_names if n in defs and n in wl.servers]
+        start_servers(defs, names, workdir, servers)
+        for name in names:
+            started = time.time()
+            passes = fill_set(servers[name].http_port, ports["ORIGIN"], path, objects)
+            log(f"{name}: {objects:,} objects of {path} cached in {passes} passes "
+                f"({time.time() - started:.0f}s)")
+        for t in removing:  # no removal competes with the measured runs
+            t.join()
+        run_rounds(args, wl, servers, workdir, ports, results)
+        stop_servers(servers, names)
+        # Removed while the next workload fills (tens of thousands of files: minutes on a busy
+        # disk), done before its measured runs.
+        removing.append(threading.Thread(target=shutil.rmtree, args=(cache_dir, True)))
+        removing[-1].start()
+    for t in removing:
+        t.join()
+
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "memory": memory, "herd": herd}, f, indent=1)
-    print(table(results, memory, herd, wls, "baseline" in servers))
+    print(table(results, memory, herd, wls, "baseline" in wanted))
     print(f"\n{args.rounds} rounds x {args.duration}s each, medians; servers pinned to core {SERVER_CORE}, "
           f"load generators to core {LOADGEN_CORE}{f', nice -{args.nice}' if args.nice else ''}; "
-          f"load average before the run {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
+          f"load average before the run {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

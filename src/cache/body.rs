@@ -40,6 +40,25 @@ pub trait StoredBody: Any + Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// A stored body read whole into memory (verified as it is read).
+pub async fn read_whole(stored: Arc<dyn StoredBody>) -> Result<Bytes, BodyError> {
+    use futures::StreamExt as _;
+    let len = stored.len();
+    let capacity = usize::try_from(len).map_err(|_| BodyError("body too large".into()))?;
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    let mut pieces = stored.read(0, len).await?;
+    let mut body = bytes::BytesMut::with_capacity(capacity);
+    while let Some(piece) = pieces.next().await {
+        body.extend_from_slice(&piece?);
+    }
+    if body.len() != capacity {
+        return Err(BodyError("stored body shorter than its length".into()));
+    }
+    Ok(body.freeze())
+}
+
 /// Where a stored response's body is.
 #[derive(Debug, Clone)]
 pub enum Body {

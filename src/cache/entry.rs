@@ -128,6 +128,20 @@ impl Entry {
         })
     }
 
+    /// The same response with its body held in `body` instead.
+    pub fn with_body(&self, body: Body) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            status: self.status,
+            head: self.head.clone(),
+            body,
+            freshness: self.freshness,
+            vary: self.vary.clone(),
+            tags: self.tags.clone(),
+            has_validators: self.has_validators,
+        }
+    }
+
     /// Bytes this entry holds, for the memory tier's weigher.
     pub fn weight(&self) -> u32 {
         let body = usize::try_from(self.body.len()).unwrap_or(usize::MAX);

@@ -63,6 +63,7 @@ pub struct MemoryTier {
     evictions: EvictionCount,
     /// Per-thread slots of the entries served most, checked before the index.
     front: Front,
+    capacity: u64,
 }
 
 impl MemoryTier {
@@ -73,6 +74,7 @@ impl MemoryTier {
             index: SlotIndex::new(capacity, TYPICAL_ENTRY, largest, evictions.clone()),
             evictions,
             front: Front::default(),
+            capacity,
         }
     }
 
@@ -167,6 +169,12 @@ impl MemoryTier {
     /// Bytes held (as weighed) and entries held.
     pub fn usage(&self) -> (u64, u64) {
         self.index.usage()
+    }
+
+    /// Bytes free (as weighed) and entries held.
+    pub fn room(&self) -> (u64, u64) {
+        let (used, entries) = self.usage();
+        (self.capacity.saturating_sub(used), entries)
     }
 
     /// Entries evicted for room so far.

@@ -20,6 +20,7 @@ pub mod index;
 pub mod key;
 pub mod memory;
 pub mod outcome;
+mod promotion;
 pub mod tags;
 pub mod targeted;
 
@@ -46,6 +47,7 @@ pub use tags::Tags;
 
 use fill::{Joined, Registry};
 use memory::MemoryTier;
+use promotion::Promotion;
 
 /// What the cache holds for a request.
 pub enum Lookup {
@@ -83,6 +85,8 @@ pub struct Cache {
     /// have been purged by peers while this PoP was down: they are revalidated, never served
     /// as they are, until the PoP has caught up with its peers' purges.
     disk_untrusted_before: AtomicU64,
+    /// Which disk hits are copied up to the memory tier.
+    promotion: Promotion,
     clock: SharedClock,
 }
 
@@ -103,6 +107,7 @@ impl Cache {
             fills: Registry::default(),
             max_memory_object,
             disk_untrusted_before: AtomicU64::new(0),
+            promotion: Promotion::default(),
             clock,
         }
     }
@@ -153,10 +158,12 @@ impl Cache {
         request: &HeaderMap,
         now: SystemTime,
     ) -> Option<Arc<Entry>> {
-        match variants {
+        let entry = match variants {
             Variants::ByVary => self.memory.get(key, request, now),
             Variants::Always(names) => self.memory.get_variant(key, names, request, now),
-        }
+        }?;
+        self.promotion.memory_hit();
+        Some(entry)
     }
 
     /// The one door: the memory tier, then the disk tier, then the fills in flight.
@@ -220,18 +227,16 @@ impl Cache {
         }
     }
 
-    /// After a memory miss: the stored response from the disk tier, verified. Bodies that fit
-    /// the memory tier are read whole and promoted to it; larger ones stream from the file.
+    /// After a memory miss: the stored response from the disk tier (its body is read and
+    /// verified as it is sent). A body that fits the memory tier is copied up when the
+    /// memory tier has room for it or the key is hotter than what memory holds (`promotion`).
     async fn lookup_disk(
         &self,
         key: &CacheKey,
         request: &HeaderMap,
         known_vary: Option<&[HeaderName]>,
     ) -> Option<Arc<Entry>> {
-        let mut entry = self
-            .disk
-            .lookup(key, request, known_vary, self.max_memory_object)
-            .await?;
+        let mut entry = self.disk.lookup(key, request, known_vary, 0).await?;
         let untrusted_before = self.disk_untrusted_before.load(Ordering::Acquire);
         if untrusted_before > 0
             && entry.freshness.response_time
@@ -239,8 +244,21 @@ impl Cache {
         {
             entry = Arc::new(entry.must_revalidate());
         }
-        if matches!(entry.body, Body::Memory(_)) {
-            self.memory.insert(entry.clone());
+        if let Body::Stored(stored) = &entry.body
+            && stored.len() <= self.max_memory_object
+        {
+            let weight = u64::from(entry.weight());
+            let usage = || self.memory.room();
+            let now = self.clock.now();
+            if let Some(_copying) =
+                self.promotion
+                    .disk_hit(key, entry.vary.variant_id(), weight, now, usage)
+            {
+                // A bad body was dropped by its tier: the request is a miss.
+                let body = body::read_whole(stored.clone()).await.ok()?;
+                entry = Arc::new(entry.with_body(Body::Memory(body)));
+                self.memory.insert(entry.clone());
+            }
         }
         Some(entry)
     }

@@ -230,6 +230,87 @@ async fn a_restarted_pop_purges_by_tag_what_its_disk_holds() {
     edge.stop().await;
 }
 
+/// Entries served from the disk tier (held open between hits, and copied up to memory)
+/// keep their tags and their soft purge: a soft purge of a disk entry already open makes the
+/// next request revalidate, and a tag purge drops the copy a disk hit put in memory.
+#[tokio::test]
+async fn disk_hits_keep_their_tags_and_soft_purges() {
+    let origin = ScriptedOrigin::start().await;
+    let big = "b".repeat(64 << 10);
+    origin.route(
+        "/big",
+        Route::ok(big.clone())
+            .header("cache-control", "max-age=600")
+            .header("etag", "\"big1\"")
+            .header("surrogate-key", "tbig"),
+    );
+    origin.route(
+        "/small",
+        Route::ok("small")
+            .header("cache-control", "max-age=600")
+            .header("etag", "\"small1\"")
+            .header("surrogate-key", "tsmall"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // /big is larger than the memory tier takes: its hits come from the disk tier.
+    let config = disk_config(&origin.url(), dir.path()).replace(
+        "memory = \"256MiB\"\n",
+        "memory = \"256MiB\"\nmax_memory_object = \"16KiB\"\n",
+    );
+    let edge = start_edge(&config).await;
+    let c = client(&["assets"], &[]);
+    get(&c, &edge, "/big").await;
+    get(&c, &edge, "/small").await;
+    for _ in 0..200 {
+        if edge.edge.cache.disk_usage().1 == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    edge.stop().await;
+
+    // Restarted: memory is empty, the disk holds both.
+    let edge = start_edge(&config).await;
+    scanned(&edge).await;
+    for _ in 0..2 {
+        let (status, body) = get(&c, &edge, "/big").await;
+        assert!(
+            status.contains("hit") && status.contains("detail=disk"),
+            "{status}"
+        );
+        assert_eq!(body, big);
+    }
+    let (status, _) = get(&c, &edge, "/small").await;
+    assert!(
+        status.contains("hit") && status.contains("detail=disk"),
+        "{status}"
+    );
+
+    let (_, reply) = purge(
+        &c,
+        &edge,
+        serde_json::json!({ "tags": ["tbig"], "soft": true }),
+    )
+    .await;
+    assert_eq!(dropped(&reply), 1, "{reply}");
+    let (status, body) = get(&c, &edge, "/big").await;
+    assert!(
+        status.contains("fwd=stale") && status.contains("fwd-status=304"),
+        "a soft-purged disk entry was served as fresh: {status}"
+    );
+    assert_eq!(body, big);
+
+    let (_, reply) = purge(&c, &edge, serde_json::json!({ "tags": ["tsmall"] })).await;
+    assert!(dropped(&reply) >= 1, "{reply}");
+    let (status, body) = get(&c, &edge, "/small").await;
+    assert_eq!(
+        status, "test-pop; fwd=miss; stored",
+        "the memory copy of a disk hit outlived its tag's purge"
+    );
+    assert_eq!(body, "small");
+    edge.stop().await;
+}
+
 /// A soft purge marks entries stale: the next request revalidates (a 304, no body), and an
 /// entry allowing `stale-while-revalidate` is served stale meanwhile. `Cache-Status` tells
 /// which happened.

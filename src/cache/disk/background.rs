@@ -5,11 +5,16 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::index::{Commit, Committed, entry_path};
-use super::{DiskError, Inner, JANITOR_TICK, MAINTENANCE, entry_file, index_entry};
+use super::{DiskError, Inner, entry_file, index_entry};
 use crate::cache::entry::Validators;
+
+/// How often the janitor deletes dropped entries' files.
+const JANITOR_TICK: Duration = Duration::from_millis(200);
+/// How often a batch of expired entries is collected.
+const MAINTENANCE: Duration = Duration::from_secs(1);
 
 /// Deletes dropped entries' files and runs the index's housekeeping; ends with the tier.
 pub(super) fn janitor(weak: &Weak<Inner>) {

@@ -1,29 +1,34 @@
 //! A body served from an entry file, block by block: each block is read and its checksum
-//! verified before any of its bytes is handed on. A bad block removes the entry and ends the
-//! stream with an error (the connection is cut: never wrong bytes).
+//! verified before any of its bytes is handed on, on every read (a byte flipped on disk is
+//! never served, even after the page cache let go of a verified copy). A bad block removes
+//! the entry and ends the stream with an error (the connection is cut: never wrong bytes).
+//!
+//! Blocks are read into pooled buffers ([`Buffers`]) on the async worker itself when the page
+//! cache holds them (`nowait`), on a blocking thread otherwise; a stream reads its next block
+//! only when the response asks for it, so a reader holds at most the block being sent.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
 
+use super::buffers::Buffers;
 use super::entry_file::{self, Meta};
 use super::index::{IndexEntry, SlotKey};
-use super::{DiskError, Inner};
+use super::{DiskError, Inner, nowait};
 use crate::cache::body::{BodyError, BodyStream, StoredBody};
 
-/// How many blocks a stream reads ahead of the one being sent.
-const READ_AHEAD: usize = 1;
-
-/// The body of a disk entry too large for the memory tier.
+/// The body of a disk entry.
 pub struct DiskBody {
     file: Arc<File>,
     /// Body length, block size and block checksums of the meta it was opened with.
-    layout: Arc<Meta>,
+    layout: Meta,
     slot: SlotKey,
     found: Arc<IndexEntry>,
+    buffers: Arc<Buffers>,
     tier: Weak<Inner>,
 }
 
@@ -37,11 +42,13 @@ impl std::fmt::Debug for DiskBody {
 }
 
 impl DiskBody {
+    /// The body of `file`, whose verified meta is `meta` (its headers are not kept here).
     pub(super) fn new(
-        file: File,
+        file: Arc<File>,
         meta: &Meta,
         slot: SlotKey,
         found: Arc<IndexEntry>,
+        buffers: Arc<Buffers>,
         tier: Weak<Inner>,
     ) -> DiskBody {
         let layout = Meta {
@@ -49,17 +56,13 @@ impl DiskBody {
             ..meta.clone()
         };
         DiskBody {
-            file: Arc::new(file),
-            layout: Arc::new(layout),
+            file,
+            layout,
             slot,
             found,
+            buffers,
             tier,
         }
-    }
-
-    /// Number of blocks.
-    pub fn blocks(&self) -> u64 {
-        self.layout.block_crcs.len() as u64
     }
 
     /// The block holding byte `offset`.
@@ -79,12 +82,7 @@ impl DiskBody {
 
     /// Reads and verifies block `index`; a bad block removes the entry.
     pub async fn block(&self, index: u64) -> Result<Bytes, DiskError> {
-        let file = self.file.clone();
-        let layout = self.layout.clone();
-        let result =
-            tokio::task::spawn_blocking(move || entry_file::read_block(&file, &layout, index))
-                .await
-                .unwrap_or_else(|e| Err(DiskError::Io(std::io::Error::other(e))));
+        let result = self.read_block(index).await;
         if let Err(e) = &result
             && let Some(tier) = self.tier.upgrade()
         {
@@ -93,53 +91,58 @@ impl DiskBody {
         result
     }
 
+    async fn read_block(&self, index: u64) -> Result<Bytes, DiskError> {
+        if index >= self.layout.block_crcs.len() as u64 {
+            return Err(DiskError::Corrupt("block out of range".into()));
+        }
+        let (start, end) = self.layout.block_range(index);
+        let len = usize::try_from(end - start)
+            .map_err(|_| DiskError::Corrupt("block too large".into()))?;
+        let mut block = self.buffers.get(len).await;
+        // What the page cache holds is read here; the rest on a blocking thread.
+        let cached = nowait::read_at(&self.file, block.as_mut(), start)?;
+        if cached < len {
+            let file = self.file.clone();
+            block = tokio::task::spawn_blocking(move || {
+                file.read_exact_at(&mut block.as_mut()[cached..], start + cached as u64)
+                    .map(|()| block)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
+        }
+        entry_file::verify_block(&self.layout, index, block.as_ref())?;
+        Ok(block.freeze())
+    }
+
     /// The bytes `[start, end)`, as verified pieces. `first` is the block holding `start`,
-    /// if the caller already read it (to know the entry is sound before answering).
+    /// already read (to know the entry is sound before answering).
     pub fn stream(
         self: Arc<Self>,
         start: u64,
         end: u64,
-        first: Option<Bytes>,
+        first: Bytes,
     ) -> impl Stream<Item = Result<Bytes, DiskError>> + Send + 'static {
         struct State {
             body: Arc<DiskBody>,
             offset: u64,
             end: u64,
             first: Option<Bytes>,
-            ahead: std::collections::VecDeque<tokio::task::JoinHandle<Result<Bytes, DiskError>>>,
-            next_fetch: u64,
         }
         let end = end.min(self.len());
-        let next_fetch = self.block_of(start) + u64::from(first.is_some());
         let state = State {
             body: self,
             offset: start,
             end,
-            first,
-            ahead: Default::default(),
-            next_fetch,
+            first: Some(first),
         };
         futures::stream::unfold(state, |mut s| async move {
             if s.offset >= s.end {
                 return None;
             }
             let index = s.body.block_of(s.offset);
-            let last = s.body.block_of(s.end - 1);
-            while s.ahead.len() < 1 + READ_AHEAD && s.next_fetch <= last {
-                let body = s.body.clone();
-                let fetch = s.next_fetch;
-                s.ahead
-                    .push_back(tokio::spawn(async move { body.block(fetch).await }));
-                s.next_fetch += 1;
-            }
             let block = match s.first.take() {
                 Some(block) => Ok(block),
-                None => match s.ahead.pop_front() {
-                    Some(task) => task
-                        .await
-                        .unwrap_or_else(|e| Err(DiskError::Io(std::io::Error::other(e)))),
-                    None => Err(DiskError::Corrupt("block out of range".into())),
-                },
+                None => s.body.block(index).await,
             };
             let block = match block {
                 Ok(block) => block,
@@ -183,7 +186,7 @@ impl StoredBody for DiskBody {
             let failed = |e: DiskError| BodyError(e.to_string().into());
             let first = self.block(self.block_of(start)).await.map_err(failed)?;
             let stream = self
-                .stream(start, end, Some(first))
+                .stream(start, end, first)
                 .map(move |piece| piece.map_err(failed));
             let stream: BodyStream = Box::pin(stream);
             Ok(stream)

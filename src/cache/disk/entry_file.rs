@@ -233,15 +233,32 @@ fn corrupt(what: &'static str) -> DiskError {
     DiskError::Corrupt(what.into())
 }
 
+/// Bytes read at once from a file's end to find its trailer and meta (most metas fit).
+const TAIL: u64 = 4096;
+
 /// Reads and verifies the current meta of an open entry file (not its body).
 pub fn read_meta(file: &File) -> Result<Meta, DiskError> {
+    let mut read = |buf: &mut [u8], at: u64| file.read_exact_at(buf, at).map(|()| true);
+    read_meta_with(file, &mut read)?.ok_or_else(|| corrupt("meta unreadable"))
+}
+
+/// [`read_meta`], reading through `read`, which says `false` when the bytes are not at hand
+/// without waiting (then `Ok(None)`: read it again where waiting is allowed). The trailer and
+/// a meta of usual size come in one read of the file's end.
+pub fn read_meta_with(
+    file: &File,
+    read: &mut dyn FnMut(&mut [u8], u64) -> std::io::Result<bool>,
+) -> Result<Option<Meta>, DiskError> {
     let file_len = file.metadata()?.len();
     if file_len < TRAILER_LEN {
         return Err(corrupt("shorter than a trailer"));
     }
-    let mut trailer = [0u8; TRAILER_LEN as usize];
-    file.read_exact_at(&mut trailer, file_len - TRAILER_LEN)?;
-    let mut r = Reader(&trailer);
+    let tail_len = file_len.min(TAIL);
+    let mut tail = vec![0u8; tail_len as usize];
+    if !read(&mut tail, file_len - tail_len)? {
+        return Ok(None);
+    }
+    let mut r = Reader(&tail[(tail_len - TRAILER_LEN) as usize..]);
     let meta_len = u64::from(r.u32()?);
     let meta_crc = r.u32()?;
     let body_len = r.u64()?;
@@ -255,8 +272,18 @@ pub fn read_meta(file: &File) -> Result<Meta, DiskError> {
     {
         return Err(corrupt("lengths do not fit the file"));
     }
-    let mut meta = vec![0u8; meta_len as usize];
-    file.read_exact_at(&mut meta, file_len - TRAILER_LEN - meta_len)?;
+    let meta = if meta_len + TRAILER_LEN <= tail_len {
+        let start = (tail_len - TRAILER_LEN - meta_len) as usize;
+        tail.truncate((tail_len - TRAILER_LEN) as usize);
+        tail.drain(..start);
+        tail
+    } else {
+        let mut meta = vec![0u8; meta_len as usize];
+        if !read(&mut meta, file_len - TRAILER_LEN - meta_len)? {
+            return Ok(None);
+        }
+        meta
+    };
     if crc(&meta) != meta_crc {
         return Err(corrupt("meta checksum mismatch"));
     }
@@ -264,21 +291,31 @@ pub fn read_meta(file: &File) -> Result<Meta, DiskError> {
     if meta.body_len != body_len {
         return Err(corrupt("trailer and meta disagree on the body length"));
     }
-    Ok(meta)
+    Ok(Some(meta))
 }
 
-/// Reads block `index` of the body and verifies it.
-pub fn read_block(file: &File, meta: &Meta, index: u64) -> Result<Bytes, DiskError> {
-    let (start, end) = meta.block_range(index);
+/// Checks that `data` is block `index` of the body, as the meta's checksum says.
+pub fn verify_block(meta: &Meta, index: u64, data: &[u8]) -> Result<(), DiskError> {
     let expected = *meta
         .block_crcs
         .get(usize::try_from(index).unwrap_or(usize::MAX))
         .ok_or_else(|| corrupt("block out of range"))?;
-    let mut buf = BytesMut::zeroed(usize::try_from(end - start).unwrap_or(0));
-    file.read_exact_at(&mut buf, start)?;
-    if crc(&buf) != expected {
+    let (start, end) = meta.block_range(index);
+    if data.len() as u64 != end.saturating_sub(start) || crc(data) != expected {
         return Err(corrupt("body block checksum mismatch"));
     }
+    Ok(())
+}
+
+/// Reads block `index` of the body and verifies it.
+pub fn read_block(file: &File, meta: &Meta, index: u64) -> Result<Bytes, DiskError> {
+    if index >= meta.block_crcs.len() as u64 {
+        return Err(corrupt("block out of range"));
+    }
+    let (start, end) = meta.block_range(index);
+    let mut buf = BytesMut::zeroed(usize::try_from(end - start).unwrap_or(0));
+    file.read_exact_at(&mut buf, start)?;
+    verify_block(meta, index, &buf)?;
     Ok(buf.freeze())
 }
 

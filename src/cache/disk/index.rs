@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
+use super::open::OpenEntries;
 use crate::cache::entry::VaryValues;
 use crate::cache::freshness::{Freshness, later};
 use crate::cache::index::{Dropped, Indexed, OnDrop, PurgeAction, SlotIndex};
@@ -123,12 +124,13 @@ pub enum Committed {
     Present,
 }
 
-/// Files of entries that left the index, to delete.
-#[derive(Clone, Default)]
-struct Doomed(Arc<Mutex<Vec<(SlotKey, PathBuf)>>>);
+/// Files of entries that left the index, to delete (and to close, if they were open).
+#[derive(Clone)]
+struct Doomed(Arc<Mutex<Vec<(SlotKey, PathBuf)>>>, Arc<OpenEntries>);
 
 impl OnDrop<Arc<IndexEntry>> for Doomed {
     fn dropped(&self, slot: &SlotKey, entry: Arc<IndexEntry>, why: Dropped) {
+        self.1.forget(&entry);
         // A replaced entry's path now holds the newer file (paths are per slot).
         if why != Dropped::Replaced {
             lock(&self.0).push((slot.clone(), entry.path.clone()));
@@ -148,9 +150,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Index {
-    /// An index for `capacity` bytes of files, none larger than `largest` bytes.
-    pub fn new(capacity: u64, largest: u64) -> Index {
-        let doomed = Doomed::default();
+    /// An index for `capacity` bytes of files, none larger than `largest` bytes; entries
+    /// that leave it are forgotten by `open`.
+    pub(super) fn new(capacity: u64, largest: u64, open: Arc<OpenEntries>) -> Index {
+        let doomed = Doomed(Arc::default(), open);
         Index {
             slots: SlotIndex::new(
                 capacity.div_ceil(1024),

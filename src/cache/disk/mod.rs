@@ -11,9 +11,12 @@
 
 mod background;
 mod body;
+mod buffers;
 pub mod entry_file;
 mod health;
 pub mod index;
+mod nowait;
+mod open;
 mod writer;
 
 use std::fs::File;
@@ -29,9 +32,11 @@ use http::{HeaderMap, HeaderName};
 use crate::cache::body::Body;
 use crate::cache::clock::SharedClock;
 pub use body::DiskBody;
+use buffers::Buffers;
 use entry_file::Meta;
 use health::Health;
 use index::{Commit, Index, IndexEntry, SlotKey, entry_path};
+use open::{OpenEntries, Wait};
 use writer::{Job, WriteJob};
 pub use writer::{Spool, SpoolHead};
 
@@ -70,10 +75,6 @@ const WRITERS: usize = 8;
 const WRITER_THREAD: &str = "edge-disk-writer";
 /// How long a shutdown waits for spool commits under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often the janitor deletes dropped entries' files.
-const JANITOR_TICK: Duration = Duration::from_millis(200);
-/// How often a batch of expired entries is collected.
-const MAINTENANCE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Inner {
     root: PathBuf,
@@ -90,6 +91,10 @@ pub(crate) struct Inner {
     committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
     clock: SharedClock,
+    /// Entry files kept open for hits.
+    open: Arc<OpenEntries>,
+    /// Buffers body blocks are read into.
+    buffers: Arc<Buffers>,
     writer: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -139,10 +144,12 @@ impl DiskTier {
         self.inner.as_ref().map_or(0, |inner| inner.max_object)
     }
 
-    /// The stored response for `key` matching the request, read and verified. Bodies up to
-    /// `whole_up_to` are read whole into memory; larger ones are streamed block by block.
-    /// `known_vary` names the headers every response under the key varies on, when the origin
-    /// decides it in advance (S3: `Origin`).
+    /// The stored response for `key` matching the request, its meta verified. Bodies up to
+    /// `whole_up_to` bytes are read whole into memory (and verified); larger ones are read
+    /// and verified block by block as they are sent. Files the kernel has cached are opened
+    /// and read on the calling worker, others on a blocking thread. `known_vary` names the
+    /// headers every response under the key varies on, when the origin decides it in advance
+    /// (S3: `Origin`).
     pub async fn lookup(
         &self,
         key: &CacheKey,
@@ -150,8 +157,35 @@ impl DiskTier {
         known_vary: Option<&[HeaderName]>,
         whole_up_to: u64,
     ) -> Option<Arc<Entry>> {
+        let entry = self.find(key, request, known_vary).await?;
+        match &entry.body {
+            Body::Stored(stored) if stored.len() <= whole_up_to => {
+                let body = crate::cache::body::read_whole(stored.clone()).await.ok()?;
+                Some(Arc::new(entry.with_body(Body::Memory(body))))
+            }
+            _ => Some(entry),
+        }
+    }
+
+    /// The stored response for `key`, its body unread.
+    async fn find(
+        &self,
+        key: &CacheKey,
+        request: &HeaderMap,
+        known_vary: Option<&[HeaderName]>,
+    ) -> Option<Arc<Entry>> {
         let inner = self.usable()?.clone();
         let found = inner.index.get(key, request, inner.clock.now());
+        if let Some(found) = &found {
+            match inner.open_entry(key, found, Wait::No) {
+                Ok(Some(entry)) => return Some(entry),
+                Ok(None) => {}
+                Err(e) => {
+                    inner.bad_entry(&SlotKey::new(key, found.vary.variant_id()), found, &e);
+                    return None;
+                }
+            }
+        }
         let scanning = inner.scanning.load(Ordering::Acquire);
         if found.is_none() && !scanning {
             return None;
@@ -170,9 +204,14 @@ impl DiskTier {
                 Some(found) => found,
                 None => inner.adopt(&key, &variant?, &request)?,
             };
-            inner.load(&key, found, whole_up_to)
+            inner.load(&key, found)
         });
         task.await.ok().flatten()
+    }
+
+    /// Entry files held open for hits.
+    pub fn open_entries(&self) -> usize {
+        self.inner.as_ref().map_or(0, |inner| inner.open.len())
     }
 
     /// Stores a complete response (in the background). `since` is the purge generation the
@@ -331,12 +370,13 @@ impl Inner {
             let _ = std::fs::remove_file(leftover.path());
         }
         let (writer_tx, writer_rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let open = Arc::new(OpenEntries::new());
         let inner = Arc::new(Inner {
             root: root.to_owned(),
             entries,
             tmp,
             max_object: capacity / 4,
-            index: Index::new(capacity, capacity / 4),
+            index: Index::new(capacity, capacity / 4, open.clone()),
             health: Health::default(),
             closed: AtomicBool::new(false),
             scanning: AtomicBool::new(true),
@@ -345,6 +385,8 @@ impl Inner {
             committing: AtomicU64::new(0),
             lock_file: Mutex::new(Some(lock_file)),
             clock,
+            open,
+            buffers: Arc::default(),
             writer: Mutex::new(Some(writer_tx)),
             threads: Mutex::default(),
         });
@@ -406,50 +448,12 @@ impl Inner {
         self.index.get(key, request, self.clock.now())
     }
 
-    /// Opens and verifies the entry file `found` for `key` (blocking).
-    fn load(
-        self: &Arc<Self>,
-        key: &CacheKey,
-        found: Arc<IndexEntry>,
-        whole_up_to: u64,
-    ) -> Option<Arc<Entry>> {
-        let slot = SlotKey::new(key, found.vary.variant_id());
-        let result = (|| {
-            let file = File::open(&found.path)?;
-            let meta = entry_file::read_meta(&file)?;
-            if meta.key != *key || meta.vary != found.vary {
-                return Err(DiskError::Corrupt("the file holds another key".into()));
-            }
-            let body = if meta.body_len <= whole_up_to {
-                Body::Memory(entry_file::read_body(&file, &meta)?)
-            } else {
-                Body::Stored(Arc::new(DiskBody::new(
-                    file,
-                    &meta,
-                    slot.clone(),
-                    found.clone(),
-                    Arc::downgrade(self),
-                )))
-            };
-            // A soft purge marks the index's entry at once; its file's meta follows.
-            let mut freshness = meta.freshness;
-            if let Some(at) = found.freshness.invalidated_at {
-                freshness = freshness.invalidated(at);
-            }
-            Ok(Entry::new(
-                key.clone(),
-                meta.status,
-                &meta.headers,
-                body,
-                freshness,
-                meta.vary,
-            )
-            .with_tags(meta.tags))
-        })();
-        match result {
-            Ok(entry) => Some(Arc::new(entry)),
+    /// Opens the entry file `found` for `key` and verifies its meta (blocking).
+    fn load(self: &Arc<Self>, key: &CacheKey, found: Arc<IndexEntry>) -> Option<Arc<Entry>> {
+        match self.open_entry(key, &found, Wait::Yes) {
+            Ok(entry) => entry,
             Err(e) => {
-                self.bad_entry(&slot, &found, &e);
+                self.bad_entry(&SlotKey::new(key, found.vary.variant_id()), &found, &e);
                 None
             }
         }

@@ -128,6 +128,9 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
                 .replace_with_lifecycle(slot.clone(), Slot::Value(stale), true)
             {
                 Ok(evicted) => {
+                    // The value marked stale replaced the one selected (a disk tier forgets
+                    // what it held open for it).
+                    self.on_drop.dropped(slot, value, Dropped::Replaced);
                     self.evicted(ordered, evicted);
                     SlotPurge::Marked
                 }
