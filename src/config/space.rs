@@ -123,5 +123,6 @@ pub(super) fn validate_space(
         origin_auth,
         query,
         http,
+        compress: s.compress.unwrap_or(true),
     })
 }

@@ -11,6 +11,7 @@ mod browser;
 mod cache_flows;
 mod ceph;
 mod coalescing;
+mod compression;
 mod cors;
 mod disk;
 mod embedded;
