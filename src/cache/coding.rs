@@ -122,8 +122,9 @@ fn qvalue(text: &str) -> Option<u16> {
 
 /// The coding a request with these `Accept-Encoding` field values gets, or `None` for the
 /// identity: the highest-weighted of ours the client accepts (`q` > 0, by name or by `*`),
-/// ties going to the smaller output (br, zstd, gzip), unless `identity` weighs more. No field
-/// at all: the identity (what clients that never ask expect).
+/// ties going to the smaller output (br, zstd, gzip), unless `identity` (by name or by `*`)
+/// weighs more; unlisted, the identity is the last choice. No field at all: the identity
+/// (what clients that never ask expect).
 pub fn negotiate<'a>(fields: impl IntoIterator<Item = &'a HeaderValue>) -> Option<Coding> {
     let mut present = false;
     let mut ours: [Option<u16>; 3] = [None; 3];
@@ -165,7 +166,8 @@ pub fn negotiate<'a>(fields: impl IntoIterator<Item = &'a HeaderValue>) -> Optio
             best = Some((*coding, q));
         }
     }
-    let identity = identity.or(star).unwrap_or(1000);
+    // Unlisted (and not matched by `*`), the identity is acceptable but preferred least.
+    let identity = identity.or(star).unwrap_or(0);
     best.filter(|(_, q)| *q >= identity).map(|(coding, _)| coding)
 }
 
