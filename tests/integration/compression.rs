@@ -422,3 +422,96 @@ async fn a_purge_drops_every_coded_variant() {
     assert_eq!(origin.hits(), 2);
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn coded_variants_are_stored_on_disk_and_served_after_a_restart() {
+    let origin = ScriptedOrigin::start().await;
+    let original = script(30 << 10, 8);
+    js_origin(&origin, "/d.js", original.clone(), "\"d\"");
+    let dir = tempfile::tempdir().unwrap();
+    let config = http_origin_config(&origin.url(), &space("assets", "")).replace(
+        "[cache]\n",
+        &format!("[cache]\ndisk_path = \"{}\"\n", dir.path().display()),
+    );
+    let c = client(&["assets"], &[]);
+    let edge = start_edge(&config).await;
+    let url = edge_url(&edge, "assets", "/d.js");
+    for accept in ["", "br", "gzip"] {
+        let (coding, body, _, _) = get(&c, &url, accept).await;
+        assert_eq!(decode(&coding, &body), original);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while edge.edge.cache.disk_usage().1 < 3 {
+        assert!(std::time::Instant::now() < deadline, "identity and two variants on disk");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    edge.stop().await;
+
+    let edge = start_edge(&config).await;
+    let url = edge_url(&edge, "assets", "/d.js");
+    for accept in ["gzip", "br", ""] {
+        let (coding, body, _, status) = get(&c, &url, accept).await;
+        assert!(status.contains("hit"), "{accept}: {status}");
+        assert_eq!(coding, accept);
+        assert_eq!(decode(&coding, &body), original);
+    }
+    assert_eq!(edge.edge.cache.disk_usage().1, 3);
+    assert_eq!(origin.hits(), 1);
+    edge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_are_coded_per_origin_variant() {
+    use crate::common::s3::{S3cmd, origin_user};
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[pop]\nname = \"z\"\n[listen]\nhttp = \"127.0.0.1:0\"\n[cache]\ndefault_ttl = \"1h\"\n\
+         [origin]\nkind = \"embedded\"\ndata_dir = \"{}\"\n{}\n[[space]]\nname = \"site\"\n",
+        dir.path().join("origin").display(),
+        origin_user()
+    );
+    let edge = start_edge(&config).await;
+    let s3 = S3cmd::new(dir.path(), edge.origin_addr.unwrap());
+    let original = script(50 << 10, 9);
+    let file = dir.path().join("app.js");
+    std::fs::write(&file, &original).unwrap();
+    s3.run(&[
+        "put",
+        "--acl-public",
+        "--no-preserve",
+        "--mime-type=application/javascript",
+        file.to_str().unwrap(),
+        "s3://site/app.js",
+    ]);
+    let c = client(&["site"], &[]);
+    let port = edge.http_addr.unwrap().port();
+    let url = format!("http://site.local.cdn.localhost:{port}/app.js");
+    for round in 0..2 {
+        for (from, accept) in [
+            (None, "br"),
+            (Some("https://a.example"), "gzip"),
+            (Some("https://b.example"), "zstd, gzip"),
+            (None, ""),
+        ] {
+            let mut request = c.get(&url);
+            if let Some(from) = from {
+                request = request.header("origin", from);
+            }
+            if !accept.is_empty() {
+                request = request.header("accept-encoding", accept);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            if round == 1 {
+                assert!(cache_status(&r).contains("hit"), "{}", cache_status(&r));
+            }
+            let vary = header(&r, "vary").to_ascii_lowercase();
+            assert!(vary.contains("origin") && vary.contains("accept-encoding"));
+            let coding = header(&r, "content-encoding");
+            assert_eq!(coding, accept.split(',').next().unwrap());
+            let body = r.bytes().await.unwrap();
+            assert_eq!(decode(&coding, &body), original, "{from:?} {accept}");
+        }
+    }
+    edge.stop().await;
+}
