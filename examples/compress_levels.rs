@@ -107,7 +107,12 @@ fn main() {
             row(&format!("{} (edge)", coding.name()), body, &encode, decode);
         }
         row("br 5", body, &|b| brotli(b, 5), &br_decode);
-        row("zstd 3", body, &|b| zstd::bulk::compress(b, 3).expect("in memory"), &zstd_decode);
+        row(
+            "zstd 3",
+            body,
+            &|b| zstd::bulk::compress(b, 3).expect("in memory"),
+            &zstd_decode,
+        );
         row("gzip 6", body, &|b| gzip(b, 6), &gzip_decode);
     }
 }

@@ -17,9 +17,8 @@ use super::key::{CacheKey, KeyText};
 use super::{Body, Cache, Entry, Tier, Variants};
 
 /// Codings made at once, whatever the number of keys: bounds the memory and CPU they take.
-static ENCODERS: LazyLock<Semaphore> = LazyLock::new(|| {
-    Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-});
+static ENCODERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
 
 /// Fields that describe the identity bytes and would be false of a coded body.
 const IDENTITY_ONLY: &[&str] = &["content-md5", "content-digest", "repr-digest", "digest"];

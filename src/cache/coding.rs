@@ -168,7 +168,8 @@ pub fn negotiate<'a>(fields: impl IntoIterator<Item = &'a HeaderValue>) -> Optio
     }
     // Unlisted (and not matched by `*`), the identity is acceptable but preferred least.
     let identity = identity.or(star).unwrap_or(0);
-    best.filter(|(_, q)| *q >= identity).map(|(coding, _)| coding)
+    best.filter(|(_, q)| *q >= identity)
+        .map(|(coding, _)| coding)
 }
 
 /// Whether a response of this `Content-Type` is worth coding: text, JavaScript, JSON, XML,

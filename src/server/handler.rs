@@ -297,7 +297,14 @@ impl Edge {
             match stored {
                 Ok((entry, outcome)) => {
                     if let Some(answer) = self
-                        .stored_hit(&pending.space, &entry, &pending.parts, outcome, variants, now)
+                        .stored_hit(
+                            &pending.space,
+                            &entry,
+                            &pending.parts,
+                            outcome,
+                            variants,
+                            now,
+                        )
                         .await
                     {
                         return answer;

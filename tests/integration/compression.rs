@@ -130,7 +130,11 @@ async fn one_origin_fetch_serves_every_coding_each_decoding_to_the_original() {
         let coding = if coding.is_empty() { "" } else { &coding };
         assert_eq!(decode(coding, &body), original, "{accept}");
     }
-    assert_eq!(origin.hits(), 1, "one origin fetch for identity, br, zstd, gzip");
+    assert_eq!(
+        origin.hits(),
+        1,
+        "one origin fetch for identity, br, zstd, gzip"
+    );
     // Each body has its own validator; gzip and x-gzip are one variant.
     assert_eq!(etags[3], etags[4], "{etags:?}");
     let distinct: std::collections::HashSet<_> = etags.iter().collect();
@@ -399,7 +403,10 @@ async fn a_purge_drops_every_coded_variant() {
         assert_eq!(decode(&coding, &body), before);
     }
     let (memory_bytes, memory_entries) = edge.edge.cache.memory_usage();
-    assert_eq!(memory_entries, 4, "identity and three variants ({memory_bytes} B)");
+    assert_eq!(
+        memory_entries, 4,
+        "identity and three variants ({memory_bytes} B)"
+    );
 
     let after = script(20 << 10, 7);
     js_origin(&origin, "/p.js", after.clone(), "\"p2\"");
@@ -442,7 +449,10 @@ async fn coded_variants_are_stored_on_disk_and_served_after_a_restart() {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while edge.edge.cache.disk_usage().1 < 3 {
-        assert!(std::time::Instant::now() < deadline, "identity and two variants on disk");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "identity and two variants on disk"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     edge.stop().await;
