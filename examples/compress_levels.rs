@@ -62,7 +62,7 @@ fn row(name: &str, body: &[u8], encode: &dyn Fn(&[u8]) -> Vec<u8>, decode: &dyn 
     });
     let decode_time = time(|| decode(&coded));
     println!(
-        "| {name} | {} | {:.1} % | {:.2} ms | {:.0} MB/s | {:.3} ms |",
+        "| {name} | {} | {:.1} % | {:.2} ms | {:.1} MB/s | {:.3} ms |",
         coded.len(),
         coded.len() as f64 * 100.0 / body.len() as f64,
         encode_time.as_secs_f64() * 1e3,
