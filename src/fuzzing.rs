@@ -62,6 +62,46 @@ pub fn cache_control(data: &[u8]) {
             assert!(max_age <= u64::from(u32::MAX));
         }
     }
+    // The same bytes as every field admission reads: targeted fields (RFC 9213), dates,
+    // `Age`, `Vary`, tags. Whatever they hold, lifetimes stay within 2^31 s.
+    let Ok(value) = http::HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let mut headers = http::HeaderMap::new();
+    for name in [
+        "cache-control",
+        "cdn-cache-control",
+        "edge-cache-control",
+        "expires",
+        "date",
+        "age",
+        "vary",
+        "surrogate-key",
+        "cache-tag",
+    ] {
+        headers.insert(name, value.clone());
+    }
+    let _ = crate::cache::http_date::parse(data, now);
+    let _ = crate::cache::Tags::from_headers(&headers);
+    let rules = crate::cache::TtlRules {
+        space_ttl: None,
+        default_ttl: std::time::Duration::from_secs(3600),
+        negative_ttl: std::time::Duration::from_secs(10),
+        stale_grace: std::time::Duration::ZERO,
+        targeted: std::sync::Arc::from([http::HeaderName::from_static("edge-cache-control")]),
+    };
+    if let Ok(freshness) = crate::cache::admission::admit(
+        &http::HeaderMap::new(),
+        http::StatusCode::OK,
+        &headers,
+        crate::cache::Exchange::at(now),
+        &rules,
+    ) {
+        assert!(freshness.ttl_at_store <= crate::cache::freshness::MAX_LIFETIME);
+        assert!(freshness.initial_age <= crate::cache::freshness::MAX_LIFETIME);
+        let _ = freshness.state(now);
+    }
 }
 
 /// Cache keys and purge selectors from a request target `path?query`.
@@ -84,7 +124,7 @@ pub fn cache_key(data: &[u8]) {
             assert_eq!(cache_key.space(), "space");
             assert_eq!(cache_key.object_key(), key);
             if let Ok(selector) = PurgeSelector::parse("space", path) {
-                let _ = selector.matches(&cache_key);
+                let _ = selector.matches(&cache_key, None);
             }
         }
     }
@@ -101,8 +141,8 @@ pub fn config(data: &[u8]) {
 
 /// Purge request bodies.
 pub fn purge_body(data: &[u8]) {
-    if let Ok((selectors, files)) = crate::purge::parse_request("space", data) {
-        assert_eq!(selectors.len(), files.len());
+    if let Ok((selectors, request)) = crate::purge::parse_request("space", data) {
+        assert_eq!(selectors.len(), request.files.len() + request.tags.len());
     }
 }
 

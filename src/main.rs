@@ -36,7 +36,7 @@ enum Command {
         #[arg(long, default_value = "edge.toml")]
         config: PathBuf,
     },
-    /// Purge paths of a space through a PoP's admin API (exit 0: all PoPs done, 2: some pending, 1: error).
+    /// Purge paths or cache tags of a space through a PoP's admin API (exit 0: all PoPs done, 2: some pending, 1: error).
     Purge {
         /// Admin URL of the PoP, e.g. http://127.0.0.1:8081
         #[arg(long)]
@@ -50,8 +50,14 @@ enum Command {
         /// The space to purge in.
         space: String,
         /// Paths: `img/a.png`, `css/*` or `*`.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "tag")]
         paths: Vec<String>,
+        /// A cache tag to purge (the origin's `Surrogate-Key` or `Cache-Tag`); repeatable.
+        #[arg(long = "tag", value_name = "TAG")]
+        tag: Vec<String>,
+        /// Mark what is selected stale (revalidated on next use) instead of dropping it.
+        #[arg(long)]
+        soft: bool,
     },
     /// Validate the config and print it with secrets masked.
     CheckConfig {
@@ -106,13 +112,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
             space,
             paths,
+            tag,
+            soft,
             ca,
         } => {
+            let request = edge::purge::PurgeRequest {
+                files: paths,
+                tags: tag,
+                soft,
+            };
             let outcome = runtime()?.block_on(edge::purge::client::purge(
                 &admin,
                 &token,
                 &space,
-                &paths,
+                &request,
                 ca.as_deref(),
             ))?;
             println!("{}", outcome.reply);

@@ -59,6 +59,13 @@ const OUTCOMES: &[&str] = &[
     "bypass",
 ];
 
+/// Purge modes, as in the `mode` label: dropping (`hard`) or marking stale (`soft`).
+const PURGE_MODES: [&str; 2] = ["hard", "soft"];
+
+fn mode_label(mode: &'static str) -> Vec<Label> {
+    vec![Label::new("mode", mode)]
+}
+
 const METADATA: Metadata<'static> = Metadata::new("edge", metrics::Level::INFO, Some("edge"));
 
 /// The PoP's metrics.
@@ -73,8 +80,10 @@ pub struct Metrics {
     origin_ok: Counter,
     origin_errors: Counter,
     origin_latency: Histogram,
-    purges: Counter,
-    purged_entries: Counter,
+    /// By mode: `[hard, soft]`.
+    purges: [Counter; 2],
+    purge_tags: [Counter; 2],
+    purged_entries: [Counter; 2],
     tls_handshakes: Counter,
     tls_failures: Counter,
     memory_bytes: Gauge,
@@ -134,8 +143,10 @@ impl Metrics {
                 &Key::from_static_name("edge_origin_fetch_seconds"),
                 &METADATA,
             ),
-            purges: counter("edge_purges_total", vec![]),
-            purged_entries: counter("edge_purged_entries_total", vec![]),
+            purges: PURGE_MODES.map(|mode| counter("edge_purges_total", mode_label(mode))),
+            purge_tags: PURGE_MODES.map(|mode| counter("edge_purge_tags_total", mode_label(mode))),
+            purged_entries: PURGE_MODES
+                .map(|mode| counter("edge_purged_entries_total", mode_label(mode))),
             tls_handshakes: counter(
                 "edge_tls_handshakes_total",
                 vec![Label::new("result", "ok")],
@@ -187,10 +198,13 @@ impl Metrics {
         self.origin_latency.record(seconds);
     }
 
-    /// Counts one purge request and the entries it dropped.
-    pub fn purge(&self, dropped: usize) {
-        self.purges.increment(1);
-        self.purged_entries.increment(dropped as u64);
+    /// Counts one purge request (`soft`: marking stale rather than dropping), the tags it
+    /// named and the entries it dropped or marked.
+    pub fn purge(&self, soft: bool, tags: usize, affected: usize) {
+        let mode = usize::from(soft);
+        self.purges[mode].increment(1);
+        self.purge_tags[mode].increment(tags as u64);
+        self.purged_entries[mode].increment(affected as u64);
     }
 
     /// Counts a TLS handshake.

@@ -17,6 +17,8 @@ pub struct CacheControl {
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
     pub only_if_cached: bool,
+    /// `must-understand` (RFC 9111 section 5.2.2.3).
+    pub must_understand: bool,
 }
 
 impl CacheControl {
@@ -40,11 +42,14 @@ impl CacheControl {
 
     fn parse_into(&mut self, text: &str) {
         for directive in split_directives(text) {
+            // `token [ "=" ( token / quoted-string ) ]`: no space around the `=` (a name
+            // with one is no directive this parser knows, a value with one is invalid).
             let (name, value) = match directive.split_once('=') {
-                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
-                None => (directive.trim(), None),
+                Some((n, v)) => (n, Some(unquote(v))),
+                None => (directive, None),
             };
             let seconds = || value.and_then(parse_delta_seconds);
+            // Directive names are case-insensitive (RFC 9111 section 5.2).
             match name.to_ascii_lowercase().as_str() {
                 // A duplicated or invalid delta makes the response stale (RFC 9111 4.2.1).
                 "max-age" => self.max_age = Some(merge_min(self.max_age, seconds())),
@@ -59,6 +64,7 @@ impl CacheControl {
                 "stale-while-revalidate" => self.stale_while_revalidate = seconds(),
                 "stale-if-error" => self.stale_if_error = seconds(),
                 "only-if-cached" => self.only_if_cached = true,
+                "must-understand" => self.must_understand = true,
                 _ => {}
             }
         }
@@ -84,16 +90,23 @@ fn merge_min(previous: Option<u64>, new: Option<u64>) -> u64 {
     }
 }
 
-fn parse_delta_seconds(text: &str) -> Option<u64> {
+/// A directive's value: a quoted-string's content, or the token as it is.
+fn unquote(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+/// The largest delta-seconds the cache accounts for (RFC 9111 section 1.2.2).
+pub const DELTA_MAX: u64 = 1 << 31;
+
+/// `delta-seconds` (1*DIGIT); values too large to represent are taken as 2^31.
+pub fn parse_delta_seconds(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Values too large to represent are taken as 2^31 (RFC 9111 1.2.2).
-    Some(
-        text.parse::<u64>()
-            .unwrap_or(u64::from(u32::MAX >> 1))
-            .min(u64::from(u32::MAX >> 1)),
-    )
+    Some(text.parse::<u64>().unwrap_or(DELTA_MAX).min(DELTA_MAX))
 }
 
 /// Splits on commas outside quoted strings.
@@ -141,8 +154,20 @@ mod tests {
         assert_eq!(CacheControl::parse("max-age=-1").max_age, Some(0));
         assert_eq!(
             CacheControl::parse("max-age=99999999999999999999").max_age,
-            Some(2147483647)
+            Some(2147483648)
         );
+        assert_eq!(CacheControl::parse("max-age=3600.0").max_age, Some(0));
+        assert_eq!(CacheControl::parse("max-age='3600'").max_age, Some(0));
+        assert_eq!(CacheControl::parse("max-age= 3600").max_age, Some(0));
+        assert_eq!(CacheControl::parse("max-age =3600").max_age, None);
+        assert_eq!(CacheControl::parse("max-age=003600").max_age, Some(3600));
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let cc = CacheControl::parse("NO-CACHE, Max-Age=60, Must-Understand");
+        assert!(cc.no_cache && cc.must_understand);
+        assert_eq!(cc.max_age, Some(60));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Content-coded variants of stored responses. A variant is made once from its identity
 //! entry (off the async threads, a bounded number at a time), stored in both tiers under the
 //! identity's key with the coding appended (`space \0 key \0 query \0 br`: every purge of the
-//! key drops it too) and served only while it has its identity's freshness, so it never
-//! outlives the response it was made from. Concurrent requests for a variant being made wait
-//! for it (the fill registry coalesces them, and a purge detaches it as any fill).
+//! key drops it too) and with the identity's tags (so does every purge of a tag), and served
+//! only while it has its identity's freshness, so it never outlives the response it was made
+//! from. Concurrent requests for a variant being made wait for it (the fill registry
+//! coalesces them, and a purge detaches it as any fill).
 
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
@@ -166,14 +167,17 @@ impl Cache {
                 return None;
             }
         };
-        let variant = Arc::new(Entry::new(
-            key,
-            identity.status,
-            &coded_headers(identity, coding),
-            Body::Memory(coded.into()),
-            identity.freshness,
-            identity.vary.clone(),
-        ));
+        let variant = Arc::new(
+            Entry::new(
+                key,
+                identity.status,
+                &coded_headers(identity, coding),
+                Body::Memory(coded.into()),
+                identity.freshness,
+                identity.vary.clone(),
+            )
+            .with_tags(identity.tags.clone()),
+        );
         permit.complete_shared(variant.clone());
         fill.finish(Ok(()));
         Some((variant, Tier::Memory))
@@ -200,12 +204,12 @@ mod tests {
         assert_eq!(coded.as_str(), "s\0a.js\0v=1\0zstd");
         for purge in ["a.js", "*", "a*"] {
             let selector = super::super::PurgeSelector::parse("s", purge).unwrap();
-            assert!(selector.matches(&coded), "{purge}");
+            assert!(selector.matches(&coded, None), "{purge}");
         }
         assert!(
             !super::super::PurgeSelector::parse("s", "a.j")
                 .unwrap()
-                .matches(&coded)
+                .matches(&coded, None)
         );
     }
 }

@@ -11,6 +11,7 @@ pub use super::body::Body;
 use super::freshness::Freshness;
 pub use super::head::StoredHead;
 use super::key::CacheKey;
+use super::tags::Tags;
 
 /// One cached response. Cheap to share: the body is a `Bytes` (or a stored-body handle) and
 /// the entry sits in an `Arc`.
@@ -27,6 +28,8 @@ pub struct Entry {
     pub freshness: Freshness,
     /// The request header values this variant was selected by (`Vary`).
     pub vary: VaryValues,
+    /// The cache tags the origin gave it (not among the stored fields).
+    pub tags: Tags,
     /// Whether the response has an `ETag` or a `Last-Modified` to revalidate with.
     has_validators: bool,
 }
@@ -68,7 +71,28 @@ impl Entry {
             body,
             freshness,
             vary,
+            tags: Tags::default(),
             has_validators,
+        }
+    }
+
+    /// The same entry with cache tags.
+    pub fn with_tags(mut self, tags: Tags) -> Entry {
+        self.tags = tags;
+        self
+    }
+
+    /// The same response with other freshness.
+    pub fn with_freshness(&self, freshness: Freshness) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            status: self.status,
+            head: self.head.clone(),
+            body: self.body.clone(),
+            freshness,
+            vary: self.vary.clone(),
+            tags: self.tags.clone(),
+            has_validators: self.has_validators,
         }
     }
 
@@ -96,27 +120,20 @@ impl Entry {
     /// The same response, stale at once and never servable without a revalidation (not even
     /// when the origin fails): for entries the PoP cannot vouch for.
     pub fn must_revalidate(&self) -> Entry {
-        Entry {
-            key: self.key.clone(),
-            status: self.status,
-            head: self.head.clone(),
-            body: self.body.clone(),
-            freshness: Freshness {
-                ttl_at_store: Duration::ZERO,
-                stale_while_revalidate: Duration::ZERO,
-                stale_if_error: Duration::ZERO,
-                ..self.freshness
-            },
-            vary: self.vary.clone(),
-            has_validators: self.has_validators,
-        }
+        self.with_freshness(Freshness {
+            ttl_at_store: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            ..self.freshness
+        })
     }
 
     /// Bytes this entry holds, for the memory tier's weigher.
     pub fn weight(&self) -> u32 {
         let body = usize::try_from(self.body.len()).unwrap_or(usize::MAX);
         let fixed = std::mem::size_of::<Entry>() + self.key.as_str().len() + 128;
-        u32::try_from(body.saturating_add(self.head.weight() + fixed)).unwrap_or(u32::MAX)
+        let head = self.head.weight() + self.tags.weight();
+        u32::try_from(body.saturating_add(head + fixed)).unwrap_or(u32::MAX)
     }
 }
 

@@ -1,13 +1,8 @@
-//! Freshness (RFC 9111 section 4.2): what may be stored, for how long it is fresh, and how
-//! long it may be served stale. Pure functions of the response, the rules and `now`.
+//! Freshness (RFC 9111 section 4.2) of a stored response: for how long it is fresh, how long
+//! it may be served stale, and its age. Pure functions of the stored values and `now`; what
+//! may be stored, and with what freshness, is decided by [`super::admission`].
 
 use std::time::{Duration, SystemTime};
-
-use http::header::{EXPIRES, SET_COOKIE, VARY};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_cache_semantics::{CacheOptions, CachePolicy};
-
-use super::cache_control::CacheControl;
 
 /// The longest lifetime, age or stale window the cache accounts for: 2^31 seconds, which
 /// RFC 9111 section 1.2.2 treats as "infinity". Anything larger from a response (or a disk
@@ -21,32 +16,6 @@ pub fn later(time: SystemTime, span: Duration) -> SystemTime {
     time.checked_add(span)
         .or_else(|| SystemTime::UNIX_EPOCH.checked_add(MAX_LIFETIME.saturating_mul(8)))
         .unwrap_or(time)
-}
-
-/// The TTLs that apply when the object does not say.
-#[derive(Debug, Clone, Copy)]
-pub struct TtlRules {
-    /// The space's `ttl`, if set.
-    pub space_ttl: Option<Duration>,
-    /// `cache.default_ttl`.
-    pub default_ttl: Duration,
-    /// `cache.negative_ttl` for 404/410 without explicit freshness.
-    pub negative_ttl: Duration,
-    /// `cache.stale_grace`: serve stale this long when the origin fails.
-    pub stale_grace: Duration,
-}
-
-/// Why a response was not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotStored {
-    /// `no-store`, `private`, an uncacheable status or method, `Vary: *`.
-    Forbidden,
-    /// 403, 5xx and other statuses the edge never stores.
-    Status,
-    /// `Set-Cookie` without explicit shared freshness.
-    SetCookie,
-    /// No explicit freshness and the applicable TTL is zero.
-    ZeroTtl,
 }
 
 /// When a stored response is fresh and how long it may be served stale.
@@ -64,6 +33,9 @@ pub struct Freshness {
     pub stale_if_error: Duration,
     /// Never serve after this instant, whatever the state (presigned URL expiry).
     pub hard_expiry: Option<SystemTime>,
+    /// Made stale at this instant by a soft purge: revalidated from then on (and served
+    /// stale only within the stale windows), kept as long as it would have been.
+    pub invalidated_at: Option<SystemTime>,
 }
 
 /// Where an entry stands at `now`.
@@ -98,10 +70,21 @@ impl Freshness {
 
     /// When freshness ends.
     pub fn fresh_until(&self) -> SystemTime {
-        let until = later(self.response_time, self.ttl_at_store);
-        match self.hard_expiry {
-            Some(hard) => until.min(hard),
-            None => until,
+        let mut until = later(self.response_time, self.ttl_at_store);
+        if let Some(hard) = self.hard_expiry {
+            until = until.min(hard);
+        }
+        if let Some(at) = self.invalidated_at {
+            until = until.min(at);
+        }
+        until
+    }
+
+    /// The same freshness, stale from `at` on (a soft purge), unless it was already.
+    pub fn invalidated(self, at: SystemTime) -> Freshness {
+        Freshness {
+            invalidated_at: Some(self.invalidated_at.map_or(at, |before| before.min(at))),
+            ..self
         }
     }
 
@@ -161,7 +144,7 @@ impl Freshness {
         }
     }
 
-    /// Freshness after a 304 revalidation at `now` with the merged headers.
+    /// Freshness after a revalidation with the merged headers (a soft purge is over).
     pub fn refreshed(&self, admission: Freshness) -> Freshness {
         Freshness {
             hard_expiry: self.hard_expiry,
@@ -169,123 +152,3 @@ impl Freshness {
         }
     }
 }
-
-/// Decides whether a response to a GET may be stored and with what freshness.
-///
-/// `request_headers` are those sent to the origin (for `Authorization` and `Vary`);
-/// `response_time` is when the response head arrived.
-pub fn admit(
-    uri: &http::Uri,
-    request_headers: &HeaderMap,
-    status: StatusCode,
-    response_headers: &HeaderMap,
-    response_time: SystemTime,
-    rules: &TtlRules,
-) -> Result<Freshness, NotStored> {
-    let cc = CacheControl::from_headers(response_headers);
-    let explicit = cc.has_explicit_lifetime() || response_headers.contains_key(EXPIRES);
-
-    match status.as_u16() {
-        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => {}
-        // Temporary redirects only with explicit freshness.
-        302 | 307 if explicit => {}
-        _ => return Err(NotStored::Status),
-    }
-    if response_headers
-        .get(VARY)
-        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*")
-    {
-        return Err(NotStored::Forbidden);
-    }
-    let has_cookie = response_headers.contains_key(SET_COOKIE);
-    if has_cookie && !(explicit || cc.public) {
-        return Err(NotStored::SetCookie);
-    }
-
-    // The crate applies RFC 9111's storage rules; Set-Cookie was decided above, so it is
-    // hidden from it (it would otherwise insist on `public`).
-    let policy_headers;
-    let headers_for_policy = if has_cookie {
-        let mut h = response_headers.clone();
-        h.remove(SET_COOKIE);
-        policy_headers = h;
-        &policy_headers
-    } else {
-        response_headers
-    };
-    let policy = policy_for(
-        uri,
-        request_headers,
-        status,
-        headers_for_policy,
-        response_time,
-    );
-    if !policy.is_storable() {
-        return Err(NotStored::Forbidden);
-    }
-    let initial_age = policy.age(response_time);
-
-    let ttl_at_store = if explicit || cc.no_cache {
-        policy.time_to_live(response_time)
-    } else if matches!(status.as_u16(), 404 | 410) {
-        rules.negative_ttl
-    } else {
-        let ttl = rules.space_ttl.unwrap_or(rules.default_ttl);
-        if ttl.is_zero() {
-            return Err(NotStored::ZeroTtl);
-        }
-        ttl
-    };
-    if ttl_at_store.is_zero() && !explicit && !cc.no_cache {
-        return Err(NotStored::ZeroTtl);
-    }
-    if has_cookie && ttl_at_store.is_zero() {
-        return Err(NotStored::SetCookie);
-    }
-
-    let (stale_while_revalidate, stale_if_error) = if cc.forbids_stale() {
-        (Duration::ZERO, Duration::ZERO)
-    } else {
-        let secs = |v: Option<u64>| Duration::from_secs(v.unwrap_or(0));
-        (
-            secs(cc.stale_while_revalidate),
-            secs(cc.stale_if_error).max(rules.stale_grace),
-        )
-    };
-    Ok(Freshness {
-        response_time,
-        initial_age,
-        ttl_at_store,
-        stale_while_revalidate,
-        stale_if_error,
-        hard_expiry: None,
-    }
-    .clamped())
-}
-
-fn policy_for(
-    uri: &http::Uri,
-    request_headers: &HeaderMap,
-    status: StatusCode,
-    response_headers: &HeaderMap,
-    response_time: SystemTime,
-) -> CachePolicy {
-    let mut request = Request::new(());
-    *request.method_mut() = Method::GET;
-    *request.uri_mut() = uri.clone();
-    *request.headers_mut() = request_headers.clone();
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.headers_mut() = response_headers.clone();
-    let options = CacheOptions {
-        shared: true,
-        // The space TTL and default TTL replace heuristic freshness.
-        cache_heuristic: 0.0,
-        immutable_min_time_to_live: Duration::ZERO,
-        ignore_cargo_cult: false,
-    };
-    CachePolicy::new_options(&request, &response, response_time, options)
-}
-
-#[cfg(test)]
-mod tests;

@@ -14,10 +14,12 @@
 //! - **Purges.** The ordered set (a `BTreeSet` of slot keys) selects a key, a `dir/*` prefix
 //!   or a space in time proportional to what it drops. Every slot in the cache is in the set
 //!   (inserts add to the set first, under its lock); the set may briefly name slots already
-//!   gone, which purges and sweeps skip.
+//!   gone, which purges and sweeps skip. Tags (`tags.rs`) select slots by the cache tags of
+//!   their values, the same way. A soft purge marks what it selects stale instead of
+//!   dropping it.
 //!
 //! Memory per slot (beyond the value): ~64 bytes in the cache, ~40 in the ordered set; the
-//! key text is shared by both (one `Arc<str>`).
+//! key text is shared by both (one `Arc<str>`); ~28 more per tag of a tagged value.
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
@@ -28,7 +30,13 @@ use http::{HeaderMap, HeaderName};
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use super::entry::VaryValues;
-use super::key::{CacheKey, KeyText, PurgeSelector};
+use super::key::{CacheKey, KeyText};
+use super::tags::Tags;
+
+mod purge;
+mod tags;
+
+pub use purge::PurgeAction;
 
 /// What a tier keeps in a slot.
 pub trait Indexed: Clone + Send + Sync + 'static {
@@ -41,6 +49,11 @@ pub trait Indexed: Clone + Send + Sync + 'static {
     fn received(&self) -> SystemTime;
     /// The request values that select it among the key's variants.
     fn vary(&self) -> &VaryValues;
+    /// Its cache tags.
+    fn tags(&self) -> &Tags;
+    /// The same value made stale at `at` (a soft purge); `None` when it is stale by then
+    /// anyway.
+    fn invalidated(&self, at: SystemTime) -> Option<Self>;
 }
 
 /// Why a value left its slot.
@@ -170,10 +183,17 @@ type Slots<V> = quick_cache::sync::Cache<
     Evictions,
 >;
 
+/// What the ordered-set lock guards: every slot key, and the slots of each tag.
+#[derive(Default)]
+struct Ordered {
+    keys: BTreeSet<SlotKey>,
+    tags: tags::TagSlots,
+}
+
 /// The index of one tier.
 pub struct SlotIndex<V: Indexed, D: OnDrop<V> = Ignore> {
     slots: Slots<V>,
-    ordered: Mutex<BTreeSet<SlotKey>>,
+    ordered: Mutex<Ordered>,
     /// Where the next sweep starts.
     sweep_from: Mutex<Option<SlotKey>>,
     on_drop: D,
@@ -259,9 +279,30 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
             return Some(value);
         }
         if let Some((slot, Slot::Value(gone))) = self.slots.remove(&SlotRef::new(key, variant)) {
+            self.forget_tags_now(&slot, &gone);
             self.on_drop.dropped(&slot, gone, Dropped::Expired);
         }
         None
+    }
+
+    /// Forgets the tag pairs of `gone`, which left `slot`, except those the slot's current
+    /// value carries too. Called with the ordered set locked.
+    fn forget_tags(&self, ordered: &mut Ordered, slot: &SlotKey, gone: &V) {
+        if gone.tags().is_empty() {
+            return;
+        }
+        let current = self.peek(slot);
+        ordered.tags.remove(slot, gone.tags(), |tag| {
+            current.as_ref().is_some_and(|v| v.tags().contains(tag))
+        });
+    }
+
+    /// [`SlotIndex::forget_tags`], locking the ordered set (after the shard lock was
+    /// released: the lock order is ordered set, then shard).
+    fn forget_tags_now(&self, slot: &SlotKey, gone: &V) {
+        if !gone.tags().is_empty() {
+            self.forget_tags(&mut lock(&self.ordered), slot, gone);
+        }
     }
 
     /// The `Vary` names of `key`'s primary slot, when its responses vary.
@@ -291,27 +332,34 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
             let primary = SlotRef::new(key.text(), 0);
             let current = self.slots.peek(&primary);
             if !matches!(&current, Some(Slot::Vary(now)) if **now == *names) {
-                ordered.insert(SlotKey::new(key, 0));
+                let primary = SlotKey::new(key, 0);
+                ordered.keys.insert(primary.clone());
                 evicted.extend(
                     self.slots
-                        .insert_with_lifecycle(SlotKey::new(key, 0), Slot::Vary(names)),
+                        .insert_with_lifecycle(primary.clone(), Slot::Vary(names)),
                 );
                 if let Some(Slot::Value(old)) = current {
                     // The response used not to vary: its value is gone (not replaced in
                     // place: the variants live in other slots).
-                    self.on_drop
-                        .dropped(&SlotKey::new(key, 0), old, Dropped::Removed);
+                    ordered.tags.remove(&primary, old.tags(), |_| false);
+                    self.on_drop.dropped(&primary, old, Dropped::Removed);
                 }
             }
         }
         let slot = SlotKey::new(key, variant);
-        ordered.insert(slot.clone());
+        ordered.keys.insert(slot.clone());
+        // The tags first: the value is selectable by them as soon as it is visible.
+        ordered.tags.add(&slot, value.tags());
+        let tags = value.tags().clone();
         let replaced = self.slots.peek(&slot);
         evicted.extend(
             self.slots
                 .insert_with_lifecycle(slot.clone(), Slot::Value(value)),
         );
         if let Some(Slot::Value(old)) = replaced {
+            ordered
+                .tags
+                .remove(&slot, old.tags(), |tag| tags.contains(tag));
             self.on_drop.dropped(&slot, old, Dropped::Replaced);
         }
         self.evicted(&mut ordered, evicted);
@@ -320,12 +368,13 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
     /// Handles what inserts evicted: out of the ordered set (unless the slot was filled
     /// again), and told to the tier. Called with the ordered set locked, after the cache's
     /// shard lock was released (lock order: ordered set, then shard).
-    fn evicted(&self, ordered: &mut BTreeSet<SlotKey>, evicted: Vec<(SlotKey, Slot<V>)>) {
+    fn evicted(&self, ordered: &mut Ordered, evicted: Vec<(SlotKey, Slot<V>)>) {
         for (slot, gone) in evicted {
             if !self.slots.contains_key(&slot) {
-                ordered.remove(&slot);
+                ordered.keys.remove(&slot);
             }
             if let Slot::Value(value) = gone {
+                self.forget_tags(ordered, &slot, &value);
                 self.on_drop.dropped(&slot, value, Dropped::Evicted);
             }
         }
@@ -339,48 +388,12 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
         });
         match removed {
             Some((slot, Slot::Value(value))) => {
+                self.forget_tags_now(&slot, &value);
                 self.on_drop.dropped(&slot, value, Dropped::Removed);
                 true
             }
             _ => false,
         }
-    }
-
-    /// Drops every slot `selector` names (with `before`, only values received before then);
-    /// returns how many values were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
-        let prefix = selector.key_prefix();
-        let mut ordered = lock(&self.ordered);
-        let start = SlotKey::new(&CacheKey::from_raw_prefix(&prefix), 0);
-        let selected: Vec<SlotKey> = ordered
-            .range(start..)
-            .take_while(|slot| slot.key.as_str().starts_with(&prefix))
-            .cloned()
-            .collect();
-        let mut dropped = 0;
-        for slot in selected {
-            let keep = |current: &Slot<V>| match (current, before) {
-                (Slot::Value(value), Some(before)) => value.received() >= before,
-                // Replayed purges leave the variants' names: newer variants may be there.
-                (Slot::Vary(_), Some(_)) => true,
-                (_, None) => false,
-            };
-            match self.slots.remove_if(&slot, |current| !keep(current)) {
-                Some((slot, Slot::Value(value))) => {
-                    dropped += 1;
-                    ordered.remove(&slot);
-                    self.on_drop.dropped(&slot, value, Dropped::Removed);
-                }
-                Some((slot, Slot::Vary(_))) => {
-                    ordered.remove(&slot);
-                }
-                None if !self.slots.contains_key(&slot) => {
-                    ordered.remove(&slot);
-                }
-                None => {}
-            }
-        }
-        dropped
     }
 
     /// Drops up to `batch` slots' worth of values past their keep window, continuing where the
@@ -390,13 +403,13 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
         let mut from = lock(&self.sweep_from);
         let mut ordered = lock(&self.ordered);
         let chunk: Vec<SlotKey> = match from.take() {
-            Some(start) => ordered.range(start..).take(batch).cloned().collect(),
-            None => ordered.iter().take(batch).cloned().collect(),
+            Some(start) => ordered.keys.range(start..).take(batch).cloned().collect(),
+            None => ordered.keys.iter().take(batch).cloned().collect(),
         };
         // The next sweep starts after this chunk (from the beginning once past the end).
         *from = chunk
             .last()
-            .and_then(|last| ordered.range(last.clone()..).nth(1).cloned());
+            .and_then(|last| ordered.keys.range(last.clone()..).nth(1).cloned());
         let mut dropped = 0;
         for slot in chunk {
             let expired = self.slots.remove_if(&slot, |current| match current {
@@ -405,10 +418,11 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
             });
             if let Some((slot, Slot::Value(value))) = expired {
                 dropped += 1;
-                ordered.remove(&slot);
+                ordered.keys.remove(&slot);
+                self.forget_tags(&mut ordered, &slot, &value);
                 self.on_drop.dropped(&slot, value, Dropped::Expired);
             } else if !self.slots.contains_key(&slot) {
-                ordered.remove(&slot);
+                ordered.keys.remove(&slot);
             }
         }
         dropped
@@ -422,6 +436,11 @@ impl<V: Indexed, D: OnDrop<V>> SlotIndex<V, D> {
     /// Whether `slot` holds anything.
     pub fn contains(&self, slot: &SlotKey) -> bool {
         self.slots.contains_key(slot)
+    }
+
+    /// Number of `(tag, slot)` pairs indexed (memory figures and tests).
+    pub fn tag_pairs(&self) -> usize {
+        lock(&self.ordered).tags.pairs()
     }
 }
 

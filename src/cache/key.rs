@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 
+use super::tags::Tags;
 use crate::config::QueryPolicy;
 
 /// Longest object key accepted (as S3).
@@ -200,7 +201,7 @@ impl CacheKey {
     }
 }
 
-/// Which cached keys a purge drops.
+/// Which cached entries a purge selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PurgeSelector {
     /// One object key with every query-string variant.
@@ -209,6 +210,8 @@ pub enum PurgeSelector {
     Prefix { space: String, prefix: String },
     /// The whole space.
     Space { space: String },
+    /// Every entry of the space whose response carried the cache tag.
+    Tag { space: String, tag: String },
 }
 
 impl PurgeSelector {
@@ -238,18 +241,46 @@ impl PurgeSelector {
         })
     }
 
-    /// The key prefix every selected key starts with (keys are `space\0key\0query`).
-    pub fn key_prefix(&self) -> String {
+    /// The space it purges in.
+    pub fn space(&self) -> &str {
         match self {
-            PurgeSelector::Path { space, key } => format!("{space}\0{key}\0"),
-            PurgeSelector::Prefix { space, prefix } => format!("{space}\0{prefix}"),
-            PurgeSelector::Space { space } => format!("{space}\0"),
+            PurgeSelector::Path { space, .. }
+            | PurgeSelector::Prefix { space, .. }
+            | PurgeSelector::Space { space }
+            | PurgeSelector::Tag { space, .. } => space,
         }
     }
 
-    /// Whether `key` is selected.
-    pub fn matches(&self, key: &CacheKey) -> bool {
-        key.as_str().starts_with(&self.key_prefix())
+    /// The key prefix every selected key starts with (keys are `space\0key\0query`); `None`
+    /// for a tag, which selects by what the responses carried.
+    pub fn key_prefix(&self) -> Option<String> {
+        match self {
+            PurgeSelector::Path { space, key } => Some(format!("{space}\0{key}\0")),
+            PurgeSelector::Prefix { space, prefix } => Some(format!("{space}\0{prefix}")),
+            PurgeSelector::Space { space } => Some(format!("{space}\0")),
+            PurgeSelector::Tag { .. } => None,
+        }
+    }
+
+    /// The space and tag of a tag purge.
+    pub fn tag(&self) -> Option<(&str, &str)> {
+        match self {
+            PurgeSelector::Tag { space, tag } => Some((space, tag)),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry of `key` with `tags` is selected (`None`: its tags are not known
+    /// yet, and a tag purge of its space selects it).
+    pub fn matches(&self, key: &CacheKey, tags: Option<&Tags>) -> bool {
+        match self {
+            PurgeSelector::Tag { space, tag } => {
+                key.space() == space && tags.is_none_or(|tags| tags.contains(tag))
+            }
+            _ => self
+                .key_prefix()
+                .is_some_and(|prefix| key.as_str().starts_with(&prefix)),
+        }
     }
 }
 
@@ -311,12 +342,28 @@ mod tests {
         assert!(
             PurgeSelector::parse("s", "/dir/a.png")
                 .unwrap()
-                .matches(&key)
+                .matches(&key, None)
         );
-        assert!(PurgeSelector::parse("s", "dir/*").unwrap().matches(&key));
-        assert!(PurgeSelector::parse("s", "*").unwrap().matches(&key));
-        assert!(!PurgeSelector::parse("s", "dir/a").unwrap().matches(&key));
-        assert!(!PurgeSelector::parse("t", "*").unwrap().matches(&key));
+        assert!(
+            PurgeSelector::parse("s", "dir/*")
+                .unwrap()
+                .matches(&key, None)
+        );
+        assert!(PurgeSelector::parse("s", "*").unwrap().matches(&key, None));
+        assert!(
+            !PurgeSelector::parse("s", "dir/a")
+                .unwrap()
+                .matches(&key, None)
+        );
+        assert!(!PurgeSelector::parse("t", "*").unwrap().matches(&key, None));
+        let tag = PurgeSelector::Tag {
+            space: "s".into(),
+            tag: "t1".into(),
+        };
+        assert!(tag.matches(&key, Some(&Tags::of(&["t0", "t1"]))));
+        assert!(!tag.matches(&key, Some(&Tags::of(&["t0"]))));
+        assert!(tag.matches(&key, None), "tags not known yet");
+        assert!(!tag.matches(&CacheKey::new("other", "a", ""), None));
         assert_eq!(key.space(), "s");
         assert_eq!(key.object_key(), "dir/a.png");
     }

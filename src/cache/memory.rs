@@ -9,8 +9,10 @@ use http::{HeaderMap, HeaderName};
 
 use super::entry::{Entry, VaryValues};
 use super::front::Front;
+use super::index::PurgeAction;
 use super::index::{Dropped, Indexed, OnDrop, SlotIndex, SlotKey};
 use super::key::{KeyText, PurgeSelector};
+use super::tags::Tags;
 
 impl Indexed for Arc<Entry> {
     fn weight(&self) -> u64 {
@@ -27,6 +29,13 @@ impl Indexed for Arc<Entry> {
     }
     fn vary(&self) -> &VaryValues {
         &self.vary
+    }
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+    fn invalidated(&self, at: SystemTime) -> Option<Self> {
+        (self.freshness.fresh_until() > at)
+            .then(|| Arc::new(self.with_freshness(self.freshness.invalidated(at))))
     }
 }
 
@@ -125,9 +134,25 @@ impl MemoryTier {
     /// Drops every slot `selector` names (only those stored before `before`, if given);
     /// returns how many responses were dropped.
     pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
-        let dropped = self.index.purge(selector, before);
+        self.purge_with(selector, before, PurgeAction::Drop)
+    }
+
+    /// Applies `action` to every response `selector` names (only those stored before
+    /// `before`, if given); returns how many were dropped or marked stale.
+    pub fn purge_with(
+        &self,
+        selector: &PurgeSelector,
+        before: Option<SystemTime>,
+        action: PurgeAction,
+    ) -> usize {
+        let affected = self.index.purge_with(selector, before, action, |_, _| {});
         self.front.invalidate();
-        dropped
+        affected
+    }
+
+    /// `(tag, entry)` pairs the tag index holds.
+    pub fn tag_pairs(&self) -> usize {
+        self.index.tag_pairs()
     }
 
     /// Drops entries past their keep window, a batch at a time (called periodically).
@@ -184,6 +209,7 @@ mod tests {
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
+                invalidated_at: None,
             },
             VaryValues::of(&S3_VARY, &request(origin)),
         ))

@@ -4,6 +4,7 @@
 //! one it may serve while a revalidation runs, the permit to fetch the key itself, or the
 //! fill of another request to join. Purges reach every tier and every fill in flight.
 
+pub mod admission;
 pub mod body;
 pub mod cache_control;
 pub mod clock;
@@ -16,10 +17,13 @@ pub mod fill;
 pub mod freshness;
 mod front;
 pub mod head;
+pub mod http_date;
 pub mod index;
 pub mod key;
 pub mod memory;
 pub mod outcome;
+pub mod tags;
+pub mod targeted;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,15 +32,19 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName};
 
+pub use admission::{Exchange, NotStored, TtlRules};
 pub use body::{Body, BodyError, StoredBody};
 pub use clock::{Clock, SharedClock};
 pub use disk::{DiskTier, Spool, SpoolHead};
 pub use entry::{Entry, Validators, VaryValues};
 pub use fill::{Fill, FillError, FillHead, FillKind, FillPermit, FillReader, FillRequest, Origin};
-pub use freshness::{Freshness, FreshnessState, NotStored, TtlRules};
+pub use freshness::{Freshness, FreshnessState};
 pub use head::StoredHead;
 pub use key::{CacheKey, KeyText, PurgeSelector};
 pub use outcome::{BypassReason, CacheOutcome, Tier};
+
+pub use index::PurgeAction;
+pub use tags::Tags;
 
 use fill::{Joined, Registry};
 use memory::MemoryTier;
@@ -305,17 +313,41 @@ impl Cache {
     /// Drops everything `selector` names from every tier, and detaches matching fills so
     /// nothing fetched before the purge is stored after it. Returns responses dropped.
     pub fn purge(&self, selector: &PurgeSelector) -> usize {
+        self.purge_with(selector, PurgeAction::Drop)
+    }
+
+    /// Applies `action` (drop, or mark stale: a soft purge) to everything `selector` names
+    /// in every tier, and detaches matching fills so nothing fetched before the purge is
+    /// stored after it. Returns responses dropped or marked.
+    pub fn purge_with(&self, selector: &PurgeSelector, action: PurgeAction) -> usize {
         self.fills.detach(selector);
-        let memory = self.memory.purge(selector, None);
-        let disk = self.disk.purge(selector, None);
+        let memory = self.memory.purge_with(selector, None, action);
+        let disk = self.disk.purge(selector, None, action);
         memory.max(disk)
     }
 
-    /// Replays a purge applied elsewhere at `at`: drops only what was stored before then.
-    pub fn purge_stored_before(&self, selector: &PurgeSelector, at: SystemTime) -> usize {
-        let memory = self.memory.purge(selector, Some(at));
-        let disk = self.disk.purge(selector, Some(at));
+    /// Replays a purge applied elsewhere at `at`: acts only on what was stored before then.
+    pub fn purge_stored_before(
+        &self,
+        selector: &PurgeSelector,
+        at: SystemTime,
+        action: PurgeAction,
+    ) -> usize {
+        let memory = self.memory.purge_with(selector, Some(at), action);
+        let disk = self.disk.purge(selector, Some(at), action);
         memory.max(disk)
+    }
+
+    /// Drops `entry` from both tiers, if it is still the one stored for its slot (the origin
+    /// said the resource is gone, e.g. a `410` to a HEAD revalidating it).
+    pub fn invalidate(&self, entry: &Arc<Entry>) {
+        self.memory.remove(entry);
+        self.disk.remove(entry);
+    }
+
+    /// `(tag, entry)` pairs the tiers' tag indexes hold (memory, disk).
+    pub fn tag_pairs(&self) -> (usize, usize) {
+        (self.memory.tag_pairs(), self.disk.tag_pairs())
     }
 
     /// Drops memory entries past their keep window, a batch at a time (called every few

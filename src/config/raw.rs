@@ -152,6 +152,8 @@ pub struct RawSpace {
     pub query: Option<RawQuery>,
     pub http: Option<String>,
     pub compress: Option<bool>,
+    /// Targeted cache-control fields (RFC 9213) read before `CDN-Cache-Control`.
+    pub targeted: Option<Vec<String>>,
 }
 
 /// `certificate = "acme"` or `certificate = { cert = "...", key = "..." }`.

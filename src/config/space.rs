@@ -113,6 +113,7 @@ pub(super) fn validate_space(
             ));
         }
     };
+    let targeted = validate_targeted(&key("targeted"), s.targeted)?;
     Ok(Space {
         name: s.name,
         region,
@@ -124,5 +125,40 @@ pub(super) fn validate_space(
         query,
         http,
         compress: s.compress.unwrap_or(true),
+        targeted,
     })
+}
+
+/// Most targeted fields a space may name.
+const MAX_TARGETED: usize = 8;
+
+/// A space's `targeted`: header names, lower-cased, each once, at most [`MAX_TARGETED`],
+/// none that is not a cache-control field of its own (`Cache-Control` and
+/// `CDN-Cache-Control` always apply in their places).
+fn validate_targeted(
+    key: &str,
+    names: Option<Vec<String>>,
+) -> Result<std::sync::Arc<[http::HeaderName]>, ConfigError> {
+    let mut valid: Vec<http::HeaderName> = Vec::new();
+    let names = names.unwrap_or_default();
+    if names.len() > MAX_TARGETED {
+        return Err(invalid(
+            key,
+            format!("at most {MAX_TARGETED} targeted fields"),
+        ));
+    }
+    for name in names {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(key, format!("`{name}` is not a header field name")))?;
+        if matches!(parsed.as_str(), "cache-control" | "cdn-cache-control") {
+            return Err(invalid(
+                key,
+                format!("`{name}` always applies; list only further fields"),
+            ));
+        }
+        if !valid.contains(&parsed) {
+            valid.push(parsed);
+        }
+    }
+    Ok(valid.into())
 }

@@ -125,6 +125,33 @@ fn query_policies() {
 }
 
 #[test]
+fn targeted_fields() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[[space]]\nname = \"bbb\"\ntargeted = [\"Edge-Control\", \"edge-control\", \"Acme-CDN\"]\n"
+    ))
+    .unwrap();
+    let names: Vec<&str> = c.spaces[1].targeted.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["edge-control", "acme-cdn"]);
+    assert!(c.spaces[0].targeted.is_empty());
+    assert!(c.to_toml().contains("\"edge-control\",\n    \"acme-cdn\","));
+    for (value, reason) in [
+        ("[\"Cache-Control\"]", "always applies"),
+        ("[\"CDN-Cache-Control\"]", "always applies"),
+        ("[\"bad name\"]", "not a header field name"),
+        (
+            "[\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]",
+            "at most 8",
+        ),
+    ] {
+        let e = err(&format!("{MINIMAL}targeted = {value}\n"));
+        assert!(
+            e.starts_with("space[0].targeted:") && e.contains(reason),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn origin_kind_keys_are_checked() {
     let e = err("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"s3\"\n");
     assert!(e.starts_with("origin.endpoint:"), "{e}");

@@ -259,6 +259,10 @@ pub struct Space {
     pub http: PlainHttp,
     /// Whether compressible objects are served `br`, `zstd` or `gzip` as the client accepts.
     pub compress: bool,
+    /// Targeted cache-control fields (RFC 9213) the edge obeys before `CDN-Cache-Control`,
+    /// first listed first.
+    #[serde(serialize_with = "ser_header_names")]
+    pub targeted: std::sync::Arc<[http::HeaderName]>,
 }
 
 /// A named purge token.
@@ -341,4 +345,11 @@ fn ser_size<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> 
 
 fn ser_uri<S: serde::Serializer>(value: &Uri, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+fn ser_header_names<S: serde::Serializer>(
+    value: &std::sync::Arc<[http::HeaderName]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(value.iter().map(http::HeaderName::as_str))
 }

@@ -19,6 +19,7 @@ pub use error::OriginError;
 pub use sign::Signer;
 
 use crate::cache::key::is_presign_param;
+use crate::cache::tags::WANT_TAGS;
 use crate::config::{Config, OriginAuth, OriginKind, Space};
 use crate::http_client::{ClientBuilder, HttpsClient};
 
@@ -322,6 +323,9 @@ impl OriginClient {
                 let host = HeaderValue::from_str(&host)
                     .map_err(|e| OriginError::Request(format!("parent host `{host}`: {e}")))?;
                 headers.insert(header::HOST, host);
+                // The parent passes its entries' cache tags on, so this PoP's copies are
+                // tagged (and purged by tag) too.
+                headers.insert(WANT_TAGS, HeaderValue::from_static("1"));
             }
         }
         if !forward_client_headers {

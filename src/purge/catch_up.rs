@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::cache::{Cache, PurgeSelector};
+use crate::cache::Cache;
 use crate::purge::fanout::Fanout;
 
 /// The file, in the disk tier's directory, holding when the PoP was last in sync (seconds
@@ -94,12 +94,13 @@ impl CatchUp {
                 continue;
             };
             for entry in entries {
-                // Drops what was received up to the end of the second the purge was applied in.
-                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at.saturating_add(1));
-                for file in &entry.files {
-                    if let Ok(selector) = PurgeSelector::parse(&entry.space, file) {
-                        replayed += self.cache.purge_stored_before(&selector, at);
-                    }
+                // Acts on what was received up to the end of the second the purge was applied
+                // in (a soft purge marks it stale from the start of that second).
+                let applied = SystemTime::UNIX_EPOCH + Duration::from_secs(entry.at);
+                let before = applied + Duration::from_secs(1);
+                let action = entry.request.action(applied);
+                for selector in entry.request.selectors(&entry.space) {
+                    replayed += self.cache.purge_stored_before(&selector, before, action);
                 }
             }
         }
@@ -120,6 +121,14 @@ impl CatchUp {
         since: u64,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Replays reach the index: wait until the start-up scan has indexed every entry file
+        // (disk entries are revalidated meanwhile).
+        while self.cache.disk().scanning() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let mut delay = Duration::from_millis(500);
         loop {
             missing = self.ask(&missing, since).await;

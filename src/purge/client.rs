@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use super::PurgeReply;
+use super::{PurgeReply, PurgeRequest};
 use crate::http_client::{ClientBuilder, HttpsClient};
 
 /// How long the CLI waits for a TCP connection to the admin listener.
@@ -29,19 +29,19 @@ pub struct PurgeOutcome {
     pub all_done: bool,
 }
 
-/// Sends a purge of `paths` in `space` to the admin API at `admin`.
+/// Sends `request` (paths, tags, soft) for `space` to the admin API at `admin`.
 pub async fn purge(
     admin: &str,
     token: &str,
     space: &str,
-    paths: &[String],
+    request: &PurgeRequest,
     ca_roots: Option<&std::path::Path>,
 ) -> Result<PurgeOutcome, ClientError> {
     let url = format!("{}/v1/spaces/{space}/cache", admin.trim_end_matches('/'));
     let uri: http::Uri = url
         .parse()
         .map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
-    let body = serde_json::json!({ "files": paths }).to_string();
+    let body = serde_json::to_string(request).map_err(|e| ClientError::Url(e.to_string()))?;
     let request = http::Request::delete(uri)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")

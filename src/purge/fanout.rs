@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 
-use super::{PopResult, PurgeReply};
+use super::{PopResult, PurgeReply, PurgeRequest};
 use crate::config::Secret;
 use crate::http_client::{ClientBuilder, HttpsClient};
 
@@ -23,7 +23,21 @@ struct Pending {
     peer: String,
     space: String,
     files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    soft: bool,
     attempts: u32,
+}
+
+impl Pending {
+    fn request(&self) -> PurgeRequest {
+        PurgeRequest {
+            files: self.files.clone(),
+            tags: self.tags.clone(),
+            soft: self.soft,
+        }
+    }
 }
 
 /// What a PoP that applied a forwarded purge answered.
@@ -88,19 +102,19 @@ impl Fanout {
     }
 
     /// Forwards to the parent (awaited first), reporting its result.
-    pub async fn to_parent(&self, space: &str, files: &[String]) -> Option<PopResult> {
+    pub async fn to_parent(&self, space: &str, request: &PurgeRequest) -> Option<PopResult> {
         let parent = self.parent.clone()?;
-        Some(self.send_or_queue(parent, space, files).await)
+        Some(self.send_or_queue(parent, space, request).await)
     }
 
     /// Forwards to every peer in parallel (the parent, if it is also listed as a peer, was
     /// already asked first and is not asked twice).
-    pub async fn to_peers(&self, space: &str, files: &[String]) -> Vec<PopResult> {
+    pub async fn to_peers(&self, space: &str, request: &PurgeRequest) -> Vec<PopResult> {
         let sends = self
             .peers
             .iter()
             .filter(|peer| !self.is_parent(peer))
-            .map(|peer| self.send_or_queue(peer.clone(), space, files));
+            .map(|peer| self.send_or_queue(peer.clone(), space, request));
         futures::future::join_all(sends).await
     }
 
@@ -113,8 +127,8 @@ impl Fanout {
 
     /// Sends a purge; an answering PoP is named by its `pop.name`, one that does not answer
     /// by its admin URL (and the purge is queued for it).
-    async fn send_or_queue(&self, peer: String, space: &str, files: &[String]) -> PopResult {
-        match self.send(&peer, space, files).await {
+    async fn send_or_queue(&self, peer: String, space: &str, request: &PurgeRequest) -> PopResult {
+        match self.send(&peer, space, request).await {
             Ok(answer) => PopResult {
                 pop: answer.name.unwrap_or(peer),
                 status: "done".to_owned(),
@@ -125,7 +139,9 @@ impl Fanout {
                 self.queue(Pending {
                     peer: peer.clone(),
                     space: space.to_owned(),
-                    files: files.to_vec(),
+                    files: request.files.clone(),
+                    tags: request.tags.clone(),
+                    soft: request.soft,
                     attempts: 1,
                 });
                 PopResult {
@@ -184,7 +200,7 @@ impl Fanout {
             }
             let mut failed = Vec::new();
             for mut item in batch {
-                match self.send(&item.peer, &item.space, &item.files).await {
+                match self.send(&item.peer, &item.space, &item.request()).await {
                     Ok(_) => {
                         tracing::info!(peer = %item.peer, space = %item.space, attempts = item.attempts, "pending purge acknowledged")
                     }
@@ -207,9 +223,14 @@ impl Fanout {
         }
     }
 
-    async fn send(&self, peer: &str, space: &str, files: &[String]) -> Result<PeerAnswer, String> {
+    async fn send(
+        &self,
+        peer: &str,
+        space: &str,
+        request: &PurgeRequest,
+    ) -> Result<PeerAnswer, String> {
         let uri = format!("{peer}/v1/spaces/{space}/cache");
-        let body = serde_json::json!({ "files": files }).to_string();
+        let body = serde_json::to_string(request).map_err(|e| e.to_string())?;
         let mut request = http::Request::delete(uri.as_str())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(FORWARDED_HEADER, "1");

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::PurgeRequest;
+
 /// How long purges are kept for peers to catch up.
 pub const KEEP: Duration = Duration::from_secs(86_400);
 
@@ -18,7 +20,9 @@ pub struct JournalEntry {
     /// Seconds since the Unix epoch when it was applied.
     pub at: u64,
     pub space: String,
-    pub files: Vec<String>,
+    /// What it named (files, tags) and how (`soft`).
+    #[serde(flatten)]
+    pub request: PurgeRequest,
 }
 
 /// The journal, in memory and mirrored to `state_dir/journal.json`.
@@ -55,7 +59,7 @@ impl Journal {
     }
 
     /// Records a purge applied at `at`.
-    pub fn record(&self, space: &str, files: &[String], at: SystemTime) {
+    pub fn record(&self, space: &str, request: &PurgeRequest, at: SystemTime) {
         let mut entries = self
             .entries
             .lock()
@@ -64,7 +68,7 @@ impl Journal {
         entries.push_back(JournalEntry {
             at: now,
             space: space.to_owned(),
-            files: files.to_vec(),
+            request: request.clone(),
         });
         while entries.front().is_some_and(|e| e.at + KEEP.as_secs() < now)
             || entries.len() > 100_000

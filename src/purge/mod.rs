@@ -9,7 +9,8 @@ pub mod journal;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::cache::PurgeSelector;
+use crate::cache::tags::check_tag;
+use crate::cache::{PurgeAction, PurgeSelector};
 use crate::config::PurgeToken;
 
 /// Writes `value` as JSON to `path` through a temporary file and a rename, so a crash leaves
@@ -25,11 +26,55 @@ pub(crate) fn save_json<T: Serialize + ?Sized>(path: &std::path::Path, value: &T
     }
 }
 
-/// The body of `DELETE /v1/spaces/{space}/cache`.
-#[derive(Debug, Deserialize)]
+/// The body of `DELETE /v1/spaces/{space}/cache`: paths, prefixes or `*` (`files`), cache
+/// tags (`tags`), or both; `soft` marks what they select stale instead of dropping it. The
+/// same value is forwarded to peers and kept in the journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
+    #[serde(default)]
     pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
+}
+
+impl PurgeRequest {
+    /// A hard purge of `files`.
+    pub fn files(files: Vec<String>) -> PurgeRequest {
+        PurgeRequest {
+            files,
+            ..PurgeRequest::default()
+        }
+    }
+
+    /// What it does to the entries it selects, applied at `at`.
+    pub fn action(&self, at: std::time::SystemTime) -> PurgeAction {
+        if self.soft {
+            PurgeAction::MarkStale(at)
+        } else {
+            PurgeAction::Drop
+        }
+    }
+
+    /// Its selectors in `space` (for a request already checked by [`parse_request`], or
+    /// replayed from a journal: anything unparseable is skipped).
+    pub fn selectors(&self, space: &str) -> Vec<PurgeSelector> {
+        let files = self
+            .files
+            .iter()
+            .filter_map(|file| PurgeSelector::parse(space, file).ok());
+        let tags = self
+            .tags
+            .iter()
+            .filter(|tag| check_tag(tag).is_ok())
+            .map(|tag| PurgeSelector::Tag {
+                space: space.to_owned(),
+                tag: tag.clone(),
+            });
+        files.chain(tags).collect()
+    }
 }
 
 /// One PoP's result in a purge reply.
@@ -48,7 +93,7 @@ pub struct PurgeReply {
     pub pops: Vec<PopResult>,
 }
 
-/// Longest list of files one purge request may name.
+/// Most files and tags one purge request may name (together).
 pub const MAX_FILES: usize = 10_000;
 
 /// Why a purge request was refused.
@@ -96,35 +141,40 @@ pub fn authorize<'a>(
     found.ok_or(PurgeError::Unauthorized)
 }
 
-/// Parses the request body into selectors for `space`, with the files as given.
+/// Parses and checks the request body: its selectors for `space`, and the request as given
+/// (to forward and journal).
 pub fn parse_request(
     space: &str,
     body: &[u8],
-) -> Result<(Vec<PurgeSelector>, Vec<String>), PurgeError> {
-    let request: PurgeRequest = serde_json::from_slice(body)
-        .map_err(|e| PurgeError::BadRequest(format!("body must be {{\"files\": [...]}}: {e}")))?;
-    if request.files.is_empty() {
-        return Err(PurgeError::BadRequest("files is empty".to_owned()));
+) -> Result<(Vec<PurgeSelector>, PurgeRequest), PurgeError> {
+    let request: PurgeRequest = serde_json::from_slice(body).map_err(|e| {
+        PurgeError::BadRequest(format!(
+            "body must be {{\"files\": [...], \"tags\": [...], \"soft\": false}}: {e}"
+        ))
+    })?;
+    if request.files.is_empty() && request.tags.is_empty() {
+        return Err(PurgeError::BadRequest(
+            "name files or tags to purge".to_owned(),
+        ));
     }
-    if request.files.len() > MAX_FILES {
+    if request.files.len().saturating_add(request.tags.len()) > MAX_FILES {
         return Err(PurgeError::BadRequest(format!(
-            "at most {MAX_FILES} files per request"
+            "at most {MAX_FILES} files and tags per request"
         )));
     }
-    let selectors = request
-        .files
-        .iter()
-        .map(|file| {
-            if file.is_empty() {
-                return Err(PurgeError::BadRequest(
-                    "an empty path names nothing".to_owned(),
-                ));
-            }
-            PurgeSelector::parse(space, file)
-                .map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((selectors, request.files))
+    for file in &request.files {
+        if file.is_empty() {
+            return Err(PurgeError::BadRequest(
+                "an empty path names nothing".to_owned(),
+            ));
+        }
+        PurgeSelector::parse(space, file)
+            .map_err(|e| PurgeError::BadRequest(format!("`{file}`: {e}")))?;
+    }
+    for tag in &request.tags {
+        check_tag(tag).map_err(|e| PurgeError::BadRequest(format!("tag `{tag}`: {e}")))?;
+    }
+    Ok((request.selectors(space), request))
 }
 
 #[cfg(test)]
@@ -165,5 +215,64 @@ mod tests {
         assert!(parse_request("s", br#"{"files": ["a/../b"]}"#).is_err());
         assert!(parse_request("s", br#"{"files": [""]}"#).is_err());
         assert!(parse_request("s", b"not json").is_err());
+        assert!(parse_request("s", br#"{"files": ["a"], "other": 1}"#).is_err());
+    }
+
+    #[test]
+    fn journal_entries_of_older_builds_still_parse() {
+        let old: journal::JournalEntry =
+            serde_json::from_str(r#"{"at":5,"space":"s","files":["a"]}"#).unwrap();
+        assert_eq!(old.request, PurgeRequest::files(vec!["a".into()]));
+        let new = journal::JournalEntry {
+            at: 6,
+            space: "s".into(),
+            request: PurgeRequest {
+                files: vec![],
+                tags: vec!["t".into()],
+                soft: true,
+            },
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(
+            text,
+            r#"{"at":6,"space":"s","files":[],"tags":["t"],"soft":true}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<journal::JournalEntry>(&text).unwrap(),
+            new
+        );
+    }
+
+    #[test]
+    fn tags_and_soft_purges() {
+        let (selectors, request) =
+            parse_request("s", br#"{"tags": ["product-42", "sale"], "soft": true}"#).unwrap();
+        assert_eq!(
+            selectors[0],
+            PurgeSelector::Tag {
+                space: "s".into(),
+                tag: "product-42".into()
+            }
+        );
+        assert_eq!(selectors.len(), 2);
+        assert!(request.soft);
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        assert_eq!(request.action(at), PurgeAction::MarkStale(at));
+        let (selectors, _) = parse_request("s", br#"{"files": ["a"], "tags": ["t"]}"#).unwrap();
+        assert_eq!(selectors.len(), 2);
+        assert!(parse_request("s", br#"{"tags": []}"#).is_err());
+        assert!(parse_request("s", br#"{"tags": ["two words"]}"#).is_err());
+        assert!(parse_request("s", br#"{"tags": [""]}"#).is_err());
+        let long = format!(r#"{{"tags": ["{}"]}}"#, "x".repeat(300));
+        assert!(parse_request("s", long.as_bytes()).is_err());
+        // Forwarded as given; a plain file purge looks as it always did.
+        assert_eq!(
+            serde_json::to_string(&PurgeRequest::files(vec!["a".into()])).unwrap(),
+            r#"{"files":["a"]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            r#"{"files":[],"tags":["product-42","sale"],"soft":true}"#
+        );
     }
 }

@@ -148,21 +148,26 @@ async fn purge_local(
         .await
         .map_err(|e| PurgeError::BadRequest(format!("cannot read body: {e}")))?
         .to_bytes();
-    let (selectors, files) = purge::parse_request(&space, &body)?;
+    let (selectors, request) = purge::parse_request(&space, &body)?;
     // The parent first, so this PoP never refills from the parent's purged copy.
     let parent = match forwarded {
-        false => edge.fanout.to_parent(&space, &files).await,
+        false => edge.fanout.to_parent(&space, &request).await,
         true => None,
     };
     // Peers are siblings: they purge while this PoP does (their requests leave first).
     let peers = (!forwarded).then(|| {
-        let (fanout, space, files) = (edge.fanout.clone(), space.clone(), files.clone());
-        tokio::spawn(async move { fanout.to_peers(&space, &files).await })
+        let (fanout, space, request) = (edge.fanout.clone(), space.clone(), request.clone());
+        tokio::spawn(async move { fanout.to_peers(&space, &request).await })
     });
-    let dropped: usize = selectors.iter().map(|s| edge.cache.purge(s)).sum();
-    edge.journal.record(&space, &files, edge.cache.now());
-    edge.metrics.purge(dropped);
-    tracing::info!(token = %who, %space, files = ?files, dropped, forwarded, "purged");
+    let action = request.action(edge.cache.now());
+    let dropped: usize = selectors
+        .iter()
+        .map(|s| edge.cache.purge_with(s, action))
+        .sum();
+    edge.journal.record(&space, &request, edge.cache.now());
+    edge.metrics
+        .purge(request.soft, request.tags.len(), dropped);
+    tracing::info!(token = %who, %space, files = ?request.files, tags = ?request.tags, soft = request.soft, dropped, forwarded, "purged");
     let mut pops = vec![PopResult {
         pop: edge.pop_name.to_string(),
         status: "done".to_owned(),

@@ -15,8 +15,9 @@ use super::body::EdgeBody;
 use super::cache_status::{self, CACHE_STATUS};
 use super::head_memo;
 use super::respond::{self, Decision, Fields};
+use crate::cache::tags::{SURROGATE_KEY, WANT_TAGS};
 use crate::cache::{
-    Body, CacheOutcome, Entry, FillError, FillHead, FillKind, FillReader, StoredBody, Tier,
+    Body, CacheOutcome, Entry, FillError, FillHead, FillKind, FillReader, StoredBody, Tags, Tier,
     Validators,
 };
 
@@ -66,6 +67,7 @@ impl Edge {
             true,
         );
         let age = entry.freshness.age(now).as_secs();
+        let tags = tag_field(parts, &entry.tags);
         // A whole hit's head depends only on the entry, its age and its ttl: hot objects
         // reuse the head this thread rendered last (see `head_memo`).
         let memo = match (&decision, outcome) {
@@ -75,7 +77,7 @@ impl Edge {
                     ttl,
                     tier: Tier::Memory,
                 },
-            ) => Some(head_memo::Stamp { age, ttl }),
+            ) if tags.is_none() => Some(head_memo::Stamp { age, ttl }),
             _ => None,
         };
         if let Some(stamp) = memo
@@ -86,10 +88,11 @@ impl Edge {
                 outcome,
             );
         }
-        let extra = [
+        let mut extra = vec![
             (header::AGE, HeaderValue::from(age)),
             (CACHE_STATUS, cache_status::render(&outcome, &self.pop_name)),
         ];
+        extra.extend(tags);
         let response = respond::from_bytes(
             decision,
             &parts.method,
@@ -116,13 +119,14 @@ impl Edge {
         match &entry.body {
             Body::Memory(body) => Some(self.answer_from_memory(entry, body, parts, outcome, now)),
             Body::Stored(stored) => {
-                let extra = [
+                let mut extra = vec![
                     (
                         header::AGE,
                         HeaderValue::from(entry.freshness.age(now).as_secs()),
                     ),
                     (CACHE_STATUS, cache_status::render(&outcome, &self.pop_name)),
                 ];
+                extra.extend(tag_field(parts, &entry.tags));
                 let response = from_stored(
                     stored,
                     entry.status,
@@ -151,6 +155,7 @@ impl Edge {
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
         }
+        extra.extend(tag_field(parts, &head.tags));
         let validators = || Validators::from_headers(&head.headers);
         if let Some(stored) = &head.stored_body {
             let response = from_stored(
@@ -232,6 +237,16 @@ pub(super) fn fill_outcome(head: &FillHead, collapsed: bool, now: SystemTime) ->
             ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
         },
     }
+}
+
+/// `Surrogate-Key` with an entry's tags, for a PoP below this one that asked for them
+/// (`x-edge-tags`): its copy is then tagged too. Clients never get tags otherwise.
+fn tag_field(parts: &http::request::Parts, tags: &Tags) -> Option<(HeaderName, HeaderValue)> {
+    if tags.is_empty() || !parts.headers.contains_key(WANT_TAGS) {
+        return None;
+    }
+    let value = HeaderValue::from_str(tags.packed()).ok()?;
+    Some((SURROGATE_KEY, value))
 }
 
 /// Answers from a stored body: the first piece is read and verified before the head is

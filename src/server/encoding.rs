@@ -212,14 +212,17 @@ impl Edge {
         };
         let now = self.cache.now();
         let outcome = fill_outcome(&head, collapsed, now);
-        let identity = Arc::new(Entry::new(
-            key.clone(),
-            head.status,
-            &head.headers,
-            Body::Memory(body),
-            freshness,
-            head.vary.clone(),
-        ));
+        let identity = Arc::new(
+            Entry::new(
+                key.clone(),
+                head.status,
+                &head.headers,
+                Body::Memory(body),
+                freshness,
+                head.vary.clone(),
+            )
+            .with_tags(head.tags.clone()),
+        );
         if let Some((variant, _)) = self
             .cache
             .coded(&identity, coding, variants, &parts.headers, now)

@@ -442,6 +442,7 @@ impl Edge {
             tls: conn.tls,
             hard_expiry,
             forwards_client_headers: !self.upstream.client.is_s3(),
+            head: parts.method == Method::HEAD,
         }
     }
 

@@ -99,6 +99,7 @@ mod tests {
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
                 hard_expiry: None,
+                invalidated_at: None,
             },
             VaryValues::default(),
         ))

@@ -134,6 +134,7 @@ impl Edge {
             default_ttl: cache.default_ttl,
             negative_ttl: cache.negative_ttl,
             stale_grace: cache.stale_grace,
+            targeted: space.targeted.clone(),
         }
     }
 }

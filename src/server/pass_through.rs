@@ -64,6 +64,7 @@ impl Edge {
         }
         let (mut head, body) = response.into_parts();
         head.headers = end_to_end(head.headers);
+        crate::cache::tags::strip(&mut head.headers);
         cache_status::append(
             &mut head.headers,
             &cache_status::render(&outcome, &self.pop_name),

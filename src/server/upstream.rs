@@ -24,7 +24,9 @@ pub fn origin_request<'a>(
     method: Method,
     revalidate: Option<&Entry>,
 ) -> OriginRequest<'a> {
-    let pass_through = method != Method::GET;
+    // Fills (GET, and HEAD revalidations) send what the cache decides; other methods are
+    // forwarded with the client's conditional and range fields.
+    let pass_through = method != Method::GET && method != Method::HEAD;
     OriginRequest {
         space: &request.space,
         method,
@@ -46,13 +48,14 @@ impl Origin for Upstream {
     fn fetch<'a>(
         &'a self,
         request: &'a FillRequest,
+        method: Method,
         revalidate: Option<&'a Entry>,
     ) -> BoxFuture<'a, Result<http::Response<Incoming>, FillError>> {
         Box::pin(async move {
             let started = Instant::now();
             let result = self
                 .client
-                .fetch(&origin_request(request, Method::GET, revalidate))
+                .fetch(&origin_request(request, method, revalidate))
                 .await;
             self.metrics
                 .origin_fetch(result.is_ok(), started.elapsed().as_secs_f64());

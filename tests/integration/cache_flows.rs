@@ -154,6 +154,7 @@ async fn stale_entry_is_revalidated_with_a_304() {
     );
     let (edge, clock) =
         start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/r.txt");
 
@@ -184,6 +185,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_in_background() {
     );
     let (edge, clock) =
         start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/swr.txt");
 

@@ -427,6 +427,43 @@ async fn a_purge_drops_every_coded_variant() {
         assert_eq!(decode(&coding, &body), after, "{accept}");
     }
     assert_eq!(origin.hits(), 2);
+
+    // A tag purge drops the variants with their identity; a soft purge makes them stale
+    // with it, and the revalidated identity gets new ones.
+    let tagged = script(20 << 10, 10);
+    origin.route(
+        "/t.js",
+        Route::ok(tagged.clone())
+            .header("content-type", "application/javascript")
+            .header("etag", "\"t\"")
+            .header("cache-control", "max-age=3600")
+            .header("surrogate-key", "bundle"),
+    );
+    let url = edge_url(&edge, "assets", "/t.js");
+    for accept in ["br", "gzip", ""] {
+        let (coding, body, headers, _) = get(&c, &url, accept).await;
+        assert_eq!(decode(&coding, &body), tagged);
+        assert!(!headers.contains_key("surrogate-key"));
+    }
+    let entries = edge.edge.cache.memory_usage().1;
+    let r = c
+        .delete(format!(
+            "http://{}/v1/spaces/assets/cache",
+            edge.admin_addr.unwrap()
+        ))
+        .bearer_auth("test-purge-token")
+        .json(&serde_json::json!({ "tags": ["bundle"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(edge.edge.cache.memory_usage().1, entries - 3);
+    let hits = origin.hits();
+    let (coding, body, _, status) = get(&c, &url, "br").await;
+    assert_eq!(coding, "br");
+    assert!(status.contains("miss"), "{status}");
+    assert_eq!(decode("br", &body), tagged);
+    assert_eq!(origin.hits(), hits + 1);
     edge.stop().await;
 }
 

@@ -25,6 +25,7 @@ async fn origin_killed_mid_test() {
     );
     let (edge, clock) =
         start_edge_with_clock(&http_origin_config(&origin.url(), &space("assets", ""))).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     for path in ["/fresh.txt", "/sie.txt", "/plain.txt"] {
         c.get(edge_url(&edge, "assets", path))
@@ -89,6 +90,7 @@ async fn stale_grace_serves_stale_on_origin_5xx() {
     let config = http_origin_config(&origin.url(), &space("assets", ""))
         .replace("stale_grace = \"0s\"", "stale_grace = \"1h\"");
     let (edge, clock) = start_edge_with_clock(&config).await;
+    origin.follow_clock(clock.clone());
     let c = client(&["assets"], &[]);
     let url = edge_url(&edge, "assets", "/g.txt");
     c.get(&url).send().await.unwrap().bytes().await.unwrap();

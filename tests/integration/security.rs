@@ -246,7 +246,8 @@ async fn presign_numbers_out_of_range_are_a_400_not_a_panic() {
 }
 
 /// Medium 7: `max-age=18446744073709551615` panicked the freshness arithmetic: the object
-/// could not be served. Lifetimes are clamped to 2^31 seconds ("infinity").
+/// could not be served. Lifetimes (and ages) are clamped to 2^31 seconds ("infinity"); an
+/// `Age` as large as that makes the response stale on arrival (RFC 9111 section 4.2.3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_max_age_is_clamped_and_served() {
     let origin = ScriptedOrigin::start().await;
@@ -257,6 +258,12 @@ async fn a_huge_max_age_is_clamped_and_served() {
                 "cache-control",
                 "max-age=18446744073709551615, stale-while-revalidate=18446744073709551615",
             )
+            .header("age", "1"),
+    );
+    origin.route(
+        "/ancient.js",
+        Route::ok("ancient")
+            .header("cache-control", "max-age=18446744073709551615")
             .header("age", "18446744073709551615"),
     );
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
@@ -285,6 +292,14 @@ async fn a_huge_max_age_is_clamped_and_served() {
     let ttl = ttl_of(&status).unwrap();
     assert!(ttl > 0 && ttl <= 1 << 31, "{status}");
     assert_eq!(origin.hits(), 1);
+    let ancient = edge_url(&edge, "assets", "/ancient.js");
+    for _ in 0..2 {
+        let r = c.get(&ancient).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(!cache_status(&r).contains("hit"), "{}", cache_status(&r));
+        assert_eq!(r.text().await.unwrap(), "ancient");
+    }
+    assert_eq!(origin.hits(), 3);
     edge.stop().await;
 }
 

@@ -4,8 +4,11 @@
 //! [body: body_len bytes][meta][trailer]   ([meta][trailer] may be appended again by a refresh)
 //! trailer = meta_len u32 | meta_crc u32 | body_len u64 | MAGIC (8 bytes), little-endian
 //! meta    = version, written_at, key, vary values, status, headers, freshness,
-//!           body_len, block_size, one CRC-32C per body block
+//!           body_len, block_size, one CRC-32C per body block,
+//!           (version 2) soft-purge instant, cache tags
 //! ```
+//!
+//! Version 1 metas (no tags, never soft-purged) are still read; version 2 is written.
 //!
 //! The body comes first so a large body streams to the file as it arrives; its metadata and
 //! block checksums, known only at the end, follow. The last trailer names the current meta, so
@@ -24,6 +27,7 @@ use super::DiskError;
 use crate::cache::entry::VaryValues;
 use crate::cache::freshness::Freshness;
 use crate::cache::key::CacheKey;
+use crate::cache::tags::Tags;
 
 /// Body bytes covered by one checksum.
 pub const BLOCK_SIZE: u64 = 1 << 20;
@@ -31,7 +35,10 @@ pub const BLOCK_SIZE: u64 = 1 << 20;
 pub const MAGIC: &[u8; 8] = b"EDGEDSK1";
 /// Length of the trailer.
 pub const TRAILER_LEN: u64 = 24;
-const VERSION: u8 = 1;
+/// The format written.
+const VERSION: u8 = 2;
+/// The oldest format still read.
+const OLDEST_VERSION: u8 = 1;
 /// Refuses metas larger than this (a corrupt length must not make us allocate gigabytes).
 const MAX_META: u64 = 64 << 20;
 
@@ -52,6 +59,8 @@ pub struct Meta {
     pub body_len: u64,
     pub block_size: u64,
     pub block_crcs: Vec<u32>,
+    /// The cache tags the origin gave it.
+    pub tags: Tags,
 }
 
 impl Meta {
@@ -108,6 +117,14 @@ impl Meta {
         for c in &self.block_crcs {
             w.u32(*c);
         }
+        match f.invalidated_at {
+            Some(t) => {
+                w.u8(1);
+                w.time(t);
+            }
+            None => w.u8(0),
+        }
+        w.bytes(self.tags.packed().as_bytes());
         let meta_len = w.0.len() as u32;
         let meta_crc = crc(&w.0);
         w.u32(meta_len);
@@ -120,7 +137,8 @@ impl Meta {
     /// Parses a meta whose checksum was verified.
     fn decode(data: &[u8]) -> Result<Meta, DiskError> {
         let mut r = Reader(data);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(corrupt("unknown format version"));
         }
         let written_at = r.time()?;
@@ -170,6 +188,19 @@ impl Meta {
         for _ in 0..blocks {
             block_crcs.push(r.u32()?);
         }
+        let (invalidated_at, tags) = if version >= 2 {
+            let invalidated_at = match r.u8()? {
+                0 => None,
+                _ => Some(r.time()?),
+            };
+            let tags = std::str::from_utf8(r.bytes()?)
+                .ok()
+                .and_then(Tags::from_packed)
+                .ok_or_else(|| corrupt("bad tags"))?;
+            (invalidated_at, tags)
+        } else {
+            (None, Tags::default())
+        };
         if !r.0.is_empty() {
             return Err(corrupt("trailing bytes in meta"));
         }
@@ -186,12 +217,14 @@ impl Meta {
                 stale_while_revalidate,
                 stale_if_error,
                 hard_expiry,
+                invalidated_at,
             }
             // Entries written before lifetimes were clamped may hold any span.
             .clamped(),
             body_len,
             block_size,
             block_crcs,
+            tags,
         })
     }
 }

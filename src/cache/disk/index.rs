@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::entry::VaryValues;
 use crate::cache::freshness::{Freshness, later};
-use crate::cache::index::{Dropped, Indexed, OnDrop, SlotIndex};
+use crate::cache::index::{Dropped, Indexed, OnDrop, PurgeAction, SlotIndex};
 use crate::cache::key::{CacheKey, PurgeSelector};
+use crate::cache::tags::Tags;
 
 pub use crate::cache::index::SlotKey;
 
@@ -37,6 +38,7 @@ pub struct IndexEntry {
     pub freshness: Freshness,
     pub has_validators: bool,
     pub vary: VaryValues,
+    pub tags: Tags,
 }
 
 impl Indexed for Arc<IndexEntry> {
@@ -56,6 +58,22 @@ impl Indexed for Arc<IndexEntry> {
     fn vary(&self) -> &VaryValues {
         &self.vary
     }
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+    fn invalidated(&self, at: SystemTime) -> Option<Self> {
+        (self.freshness.fresh_until() > at).then(|| {
+            Arc::new(IndexEntry {
+                path: self.path.clone(),
+                file_len: self.file_len,
+                body_len: self.body_len,
+                freshness: self.freshness.invalidated(at),
+                has_validators: self.has_validators,
+                vary: self.vary.clone(),
+                tags: self.tags.clone(),
+            })
+        })
+    }
 }
 
 struct PurgeLog {
@@ -64,8 +82,9 @@ struct PurgeLog {
 }
 
 impl PurgeLog {
-    /// Whether a purge after `since` selects `key` (or the log no longer reaches back).
-    fn purged_since(&self, since: u64, key: &CacheKey) -> bool {
+    /// Whether a purge after `since` selects `key` with `tags` (or the log no longer
+    /// reaches back).
+    fn purged_since(&self, since: u64, key: &CacheKey, tags: &Tags) -> bool {
         if since >= self.generation {
             return false;
         }
@@ -78,7 +97,7 @@ impl PurgeLog {
         }
         self.recent
             .iter()
-            .any(|(generation, selector)| *generation > since && selector.matches(key))
+            .any(|(generation, selector)| *generation > since && selector.matches(key, Some(tags)))
     }
 }
 
@@ -185,20 +204,20 @@ impl Index {
         how: Commit<'_>,
     ) -> Result<Committed, std::io::Error> {
         let purges = lock(&self.purges);
-        if purges.purged_since(since, key) {
+        // A file already indexed (written by this process) is the slot's: it was checked
+        // when it was committed.
+        if matches!(how, Commit::Existing)
+            && self
+                .slots
+                .contains(&SlotKey::new(key, entry.vary.variant_id()))
+        {
+            return Ok(Committed::Present);
+        }
+        if purges.purged_since(since, key, &entry.tags) {
             return Ok(Committed::Purged);
         }
-        match how {
-            Commit::Rename { tmp } => std::fs::rename(tmp, &entry.path)?,
-            Commit::Replace => {}
-            Commit::Existing => {
-                if self
-                    .slots
-                    .contains(&SlotKey::new(key, entry.vary.variant_id()))
-                {
-                    return Ok(Committed::Present);
-                }
-            }
+        if let Commit::Rename { tmp } = how {
+            std::fs::rename(tmp, &entry.path)?;
         }
         // Evicts at once what no longer fits, so the files stay within the capacity.
         self.slots.insert(key, Arc::new(entry));
@@ -207,11 +226,19 @@ impl Index {
         Ok(Committed::Indexed)
     }
 
-    /// Drops every slot `selector` names (their files are queued for deletion) and records
-    /// the purge for writers in flight. With `before`, a purge replayed from elsewhere, only
-    /// responses received before then are dropped (writes in flight are newer). Returns how
-    /// many entries were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
+    /// Applies `action` to every slot `selector` names (dropped entries' files are queued
+    /// for deletion; entries marked stale are passed to `on_marked`, whose files then get a
+    /// new meta) and records the purge for writers in flight (whose entries are then not
+    /// stored). With `before`, a purge replayed from elsewhere, only responses received
+    /// before then are selected (writes in flight are newer). Returns how many entries were
+    /// dropped or marked.
+    pub fn purge(
+        &self,
+        selector: &PurgeSelector,
+        before: Option<SystemTime>,
+        action: PurgeAction,
+        on_marked: impl FnMut(&SlotKey, &Arc<IndexEntry>),
+    ) -> usize {
         let mut purges = lock(&self.purges);
         if before.is_none() {
             purges.generation += 1;
@@ -221,13 +248,25 @@ impl Index {
                 purges.recent.pop_front();
             }
         }
-        self.slots.purge(selector, before)
+        self.slots.purge_with(selector, before, action, on_marked)
+    }
+
+    /// `(tag, entry)` pairs the tag index holds.
+    pub fn tag_pairs(&self) -> usize {
+        self.slots.tag_pairs()
     }
 
     /// Drops `slot` if it still holds `entry` (a file found corrupt or missing).
     pub fn remove_entry(&self, slot: &SlotKey, entry: &Arc<IndexEntry>) {
         self.slots
             .remove_if(slot, |current| Arc::ptr_eq(current, entry));
+    }
+
+    /// Drops `slot` if its entry was received at `received` (its file is queued for
+    /// deletion).
+    pub fn remove_received(&self, slot: &SlotKey, received: SystemTime) {
+        self.slots
+            .remove_if(slot, |current| current.freshness.response_time == received);
     }
 
     /// Bytes of entry files indexed (as weighed) and slots held.

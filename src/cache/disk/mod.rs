@@ -9,6 +9,7 @@
 //! trouble (full, removed or unwritable directory) turns the tier into pass-through for a
 //! while, with a warning and a counter, and the PoP keeps serving from memory and the origin.
 
+mod background;
 mod body;
 pub mod entry_file;
 mod health;
@@ -19,7 +20,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,11 +31,12 @@ use crate::cache::clock::SharedClock;
 pub use body::DiskBody;
 use entry_file::Meta;
 use health::Health;
-use index::{Commit, Committed, Index, IndexEntry, SlotKey, entry_path};
-use writer::WriteJob;
+use index::{Commit, Index, IndexEntry, SlotKey, entry_path};
+use writer::{Job, WriteJob};
 pub use writer::{Spool, SpoolHead};
 
 use super::entry::{Entry, Validators, VaryValues};
+use super::index::PurgeAction;
 use super::key::{CacheKey, PurgeSelector};
 
 /// Why a disk-tier operation failed.
@@ -88,7 +90,7 @@ pub(crate) struct Inner {
     committing: AtomicU64,
     lock_file: Mutex<Option<File>>,
     clock: SharedClock,
-    writer: Mutex<Option<SyncSender<WriteJob>>>,
+    writer: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -194,7 +196,9 @@ impl DiskTier {
             since,
             queued,
         };
-        let sent = lock(&inner.writer).as_ref().map(|tx| tx.try_send(job));
+        let sent = lock(&inner.writer)
+            .as_ref()
+            .map(|tx| tx.try_send(Job::Write(job)));
         if !matches!(sent, Some(Ok(()))) {
             inner.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
         }
@@ -223,12 +227,51 @@ impl DiskTier {
         }
     }
 
-    /// Drops every entry `selector` names (only those received before `before`, if given);
-    /// returns how many were dropped.
-    pub fn purge(&self, selector: &PurgeSelector, before: Option<SystemTime>) -> usize {
+    /// Applies `action` to every entry `selector` names (only those received before
+    /// `before`, if given): dropped, or marked stale (in the index at once, in the entry
+    /// files in the background); returns how many were dropped or marked.
+    pub fn purge(
+        &self,
+        selector: &PurgeSelector,
+        before: Option<SystemTime>,
+        action: PurgeAction,
+    ) -> usize {
+        let Some(inner) = self.inner.as_ref() else {
+            return 0;
+        };
+        let mut marked = Vec::new();
+        let affected = inner.index.purge(selector, before, action, |_, entry| {
+            marked.push(entry.clone())
+        });
+        if !marked.is_empty() {
+            let tx = lock(&inner.writer).clone();
+            for entry in marked {
+                // A full queue leaves that file's meta as it was: the index holds the mark
+                // until the PoP restarts.
+                if let Some(tx) = &tx {
+                    let _ = tx.try_send(Job::Restamp(entry));
+                }
+            }
+        }
+        affected
+    }
+
+    /// Drops the entry file of `entry`'s slot if it holds the same response (received at the
+    /// same instant).
+    pub fn remove(&self, entry: &Entry) {
+        if let Some(inner) = self.inner.as_ref() {
+            let slot = SlotKey::new(&entry.key, entry.vary.variant_id());
+            inner
+                .index
+                .remove_received(&slot, entry.freshness.response_time);
+        }
+    }
+
+    /// `(tag, entry)` pairs the disk index holds.
+    pub fn tag_pairs(&self) -> usize {
         self.inner
             .as_ref()
-            .map_or(0, |inner| inner.index.purge(selector, before))
+            .map_or(0, |inner| inner.index.tag_pairs())
     }
 
     /// Disk errors seen since start (the tier turns pass-through for a while after each).
@@ -317,11 +360,11 @@ impl Inner {
         let threads = writers.chain([
             spawn("edge-disk-janitor", {
                 let weak = Arc::downgrade(&inner);
-                move || janitor(&weak)
+                move || background::janitor(&weak)
             }),
             spawn("edge-disk-scan", {
                 let weak = Arc::downgrade(&inner);
-                move || scan(&weak)
+                move || background::scan(&weak)
             }),
         ]);
         lock(&inner.threads).extend(threads.flatten());
@@ -354,7 +397,8 @@ impl Inner {
         if meta.key != *key || meta.vary != *variant {
             return None;
         }
-        let since = self.index.generation();
+        // Every purge since the tier opened applies to files found in place.
+        let since = 0;
         let entry = index_entry(path, &file, &meta).ok()?;
         self.index
             .commit(key, entry, since, Commit::Existing)
@@ -387,14 +431,20 @@ impl Inner {
                     Arc::downgrade(self),
                 )))
             };
+            // A soft purge marks the index's entry at once; its file's meta follows.
+            let mut freshness = meta.freshness;
+            if let Some(at) = found.freshness.invalidated_at {
+                freshness = freshness.invalidated(at);
+            }
             Ok(Entry::new(
                 key.clone(),
                 meta.status,
                 &meta.headers,
                 body,
-                meta.freshness,
+                freshness,
                 meta.vary,
-            ))
+            )
+            .with_tags(meta.tags))
         })();
         match result {
             Ok(entry) => Some(Arc::new(entry)),
@@ -479,90 +529,6 @@ fn index_entry(path: PathBuf, file: &File, meta: &Meta) -> Result<IndexEntry, Di
         freshness: meta.freshness,
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
+        tags: meta.tags.clone(),
     })
-}
-
-/// Deletes dropped entries' files and runs the index's housekeeping; ends with the tier.
-fn janitor(weak: &Weak<Inner>) {
-    let mut last = Instant::now();
-    loop {
-        std::thread::sleep(JANITOR_TICK);
-        let Some(inner) = weak.upgrade() else { return };
-        if last.elapsed() >= MAINTENANCE {
-            inner.index.maintain(inner.clock.now());
-            last = Instant::now();
-        }
-        inner.index.delete_doomed();
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-    }
-}
-
-/// Rebuilds the index from the entry files' metas (bodies are verified when read).
-fn scan(weak: &Weak<Inner>) {
-    let started = Instant::now();
-    let (mut indexed, mut removed) = (0u64, 0u64);
-    let Some(entries) = weak.upgrade().map(|inner| inner.entries.clone()) else {
-        return;
-    };
-    let dirs = std::fs::read_dir(&entries).into_iter().flatten().flatten();
-    'outer: for dir in dirs {
-        for file in std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.load(Ordering::Acquire) {
-                break 'outer;
-            }
-            // An entry the scan cannot use is dropped; nothing in one file may stop the
-            // index from being rebuilt (a panic here would leave the tier scanning forever).
-            let path = file.path();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                scan_one(&inner, path.clone())
-            }))
-            .unwrap_or_else(|_| Err(DiskError::Corrupt("entry could not be read".into())));
-            match outcome {
-                Ok(true) => indexed += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    removed += 1;
-                    let _ = std::fs::remove_file(file.path());
-                    tracing::debug!(path = %file.path().display(), error = %e, "disk entry dropped at start");
-                }
-            }
-        }
-    }
-    if let Some(inner) = weak.upgrade() {
-        inner.scanning.store(false, Ordering::Release);
-        let (bytes, _) = inner.index.usage();
-        tracing::info!(indexed, removed, bytes, elapsed = ?started.elapsed(), "disk tier index rebuilt");
-    }
-}
-
-/// Indexes one file found at start; an error means the file is to be removed.
-fn scan_one(inner: &Inner, path: PathBuf) -> Result<bool, DiskError> {
-    let since = inner.index.generation();
-    let file = File::open(&path)?;
-    let meta = entry_file::read_meta(&file)?;
-    if entry_path(&inner.entries, &meta.key, &meta.vary) != path {
-        return Err(DiskError::Corrupt("file is not where its key says".into()));
-    }
-    let has_validators = Validators::from_headers(&meta.headers).any();
-    let keep_until = crate::cache::freshness::later(
-        meta.freshness.response_time,
-        meta.freshness.keep_for(has_validators),
-    );
-    if inner.clock.now() >= keep_until {
-        return Err(DiskError::Corrupt("expired past its keep window".into()));
-    }
-    let key = meta.key.clone();
-    let entry = index_entry(path, &file, &meta)?;
-    match inner.index.commit(&key, entry, since, Commit::Existing)? {
-        Committed::Indexed => Ok(true),
-        Committed::Present => Ok(false),
-        Committed::Purged => Err(DiskError::Corrupt("purged".into())),
-    }
 }

@@ -24,6 +24,14 @@ use crate::cache::entry::{Entry, Validators, VaryValues};
 use crate::cache::freshness::Freshness;
 use crate::cache::key::CacheKey;
 
+/// What the writer threads do.
+pub enum Job {
+    /// Write a complete response.
+    Write(WriteJob),
+    /// Append a meta marking the entry's file stale (a soft purge).
+    Restamp(Arc<IndexEntry>),
+}
+
 /// A complete response for the writer thread.
 pub struct WriteJob {
     pub entry: Arc<Entry>,
@@ -34,11 +42,22 @@ pub struct WriteJob {
 }
 
 /// A writer thread: writes queued entries until the tier shuts down.
-pub fn run(weak: &Weak<Inner>, jobs: &Mutex<Receiver<WriteJob>>) {
+pub fn run(weak: &Weak<Inner>, jobs: &Mutex<Receiver<Job>>) {
     loop {
         let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = next else { return };
         let Some(inner) = weak.upgrade() else { return };
+        let job = match job {
+            Job::Write(job) => job,
+            Job::Restamp(entry) => {
+                if inner.health.usable()
+                    && let Err(e) = restamp(&inner, &entry)
+                {
+                    inner.failed("marking an entry stale", &e);
+                }
+                continue;
+            }
+        };
         inner.queued_bytes.fetch_sub(job.queued, Ordering::AcqRel);
         if !inner.health.usable() {
             continue;
@@ -98,6 +117,7 @@ fn publish(
         freshness: meta.freshness,
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
+        tags: meta.tags.clone(),
     };
     match inner
         .index
@@ -126,6 +146,7 @@ fn meta_of(inner: &Inner, entry: &Entry, body_len: u64, block_crcs: Vec<u32>) ->
         body_len,
         block_size: BLOCK_SIZE,
         block_crcs,
+        tags: entry.tags.clone(),
     }
 }
 
@@ -172,11 +193,37 @@ fn refresh(inner: &Inner, entry: &Entry, disk: &DiskBody, since: u64) -> Result<
         freshness: meta.freshness,
         has_validators: Validators::from_headers(&meta.headers).any(),
         vary: meta.vary.clone(),
+        tags: meta.tags.clone(),
     };
     Ok(inner
         .index
         .commit(&entry.key, updated, since, Commit::Replace)?
         == Committed::Indexed)
+}
+
+/// A soft-purged entry: append a meta marking its file stale, if the file still holds the
+/// response the index entry describes (the index was marked already).
+fn restamp(inner: &Inner, entry: &IndexEntry) -> Result<(), DiskError> {
+    let Some(at) = entry.freshness.invalidated_at else {
+        return Ok(());
+    };
+    let mut file = match File::options().read(true).append(true).open(&entry.path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut meta = entry_file::read_meta(&file)?;
+    if meta.vary != entry.vary
+        || meta.freshness.response_time != entry.freshness.response_time
+        || meta.freshness.fresh_until() <= at
+    {
+        return Ok(());
+    }
+    meta.freshness = meta.freshness.invalidated(at);
+    meta.written_at = inner.clock.now();
+    file.write_all(&meta.encode())?;
+    file.sync_data()?;
+    Ok(())
 }
 
 struct SpoolState {
@@ -288,6 +335,7 @@ impl Spool {
                     body_len,
                     block_size: BLOCK_SIZE,
                     block_crcs: state.sums.finish(),
+                    tags: head.tags,
                 };
                 state.file.write_all_at(&meta.encode(), body_len)?;
                 publish(&inner, &tmp, &state.file, &head.key, &meta, since)
@@ -319,4 +367,5 @@ pub struct SpoolHead {
     pub headers: HeaderMap,
     pub freshness: Freshness,
     pub vary: VaryValues,
+    pub tags: crate::cache::tags::Tags,
 }

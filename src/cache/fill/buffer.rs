@@ -14,9 +14,11 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{Notify, watch};
 
+use crate::cache::admission::NotStored;
 use crate::cache::body::StoredBody;
 use crate::cache::entry::VaryValues;
-use crate::cache::freshness::{Freshness, NotStored};
+use crate::cache::freshness::Freshness;
+use crate::cache::tags::Tags;
 
 /// How far (in bytes) a fill that is not being stored may run ahead of its slowest reader.
 pub const STREAM_WINDOW: u64 = 4 << 20;
@@ -74,6 +76,8 @@ pub struct FillHead {
     /// A stored disk body this response has (revalidated or served stale): readers stream it
     /// from its file rather than from the fill.
     pub stored_body: Option<Arc<dyn StoredBody>>,
+    /// The response's cache tags (a purge of one detaches the fill).
+    pub tags: Tags,
 }
 
 impl FillHead {
@@ -211,6 +215,11 @@ impl Fill {
     /// Stops new readers from joining (after a purge).
     pub fn close(&self) {
         self.lock().closed = true;
+    }
+
+    /// The response's cache tags, once its head is known.
+    pub fn tags(&self) -> Option<Tags> {
+        self.lock().head.as_ref().map(|head| head.tags.clone())
     }
 
     /// Number of readers attached.
@@ -498,6 +507,7 @@ mod tests {
             kind: FillKind::Miss,
             retained,
             stored_body: None,
+            tags: Tags::default(),
         }
     }
 

@@ -1,25 +1,29 @@
 //! Driving a fill: one origin fetch whose head and body are published to every request
 //! reading the fill, then stored. Decides admission (RFC 9111 storage rules and the TTLs),
-//! caps the lifetime at a presigned URL's expiry, keeps the body whole for the memory tier or
-//! spools it to the disk tier, revalidates stale entries (a 304 refreshes the entry without a
-//! body transfer) and serves them when the origin fails (`stale-if-error`).
+//! caps the lifetime at a presigned URL's expiry, and keeps the body whole for the memory tier
+//! or spools it to the disk tier. Answers to revalidations (a 304, a HEAD's answer, a failed
+//! origin) are handled in `revalidate.rs`.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::revalidate::{Update, head_answered, refresh, serve_stale};
 use super::{Fill, FillError, FillHead, FillKind, FillPermit, FillRequest, Origin};
-use crate::cache::body::{Body, StoredBody};
+use crate::cache::admission::{Exchange, NotStored, TtlRules, admit};
+use crate::cache::body::Body;
 use crate::cache::cors::{S3_VARY, s3_response_vary};
 use crate::cache::entry::{Entry, VaryValues, vary_names};
-use crate::cache::freshness::{Freshness, TtlRules, admit};
+use crate::cache::freshness::Freshness;
+use crate::cache::tags::{self, TagError, Tags};
 use crate::cache::{Spool, SpoolHead};
 
-/// Response headers a hop must not pass on, or that the cache recomputes.
+/// Response headers a hop must not pass on, or that the cache recomputes. (`Age` is
+/// end-to-end: it is passed on with responses that are not stored; a stored response's is
+/// computed from its freshness.)
 const HOP_BY_HOP: &[HeaderName] = &[
     header::CONNECTION,
     header::TRANSFER_ENCODING,
@@ -27,7 +31,6 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::TRAILER,
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
-    header::AGE,
     header::CONTENT_LENGTH,
 ];
 
@@ -48,13 +51,19 @@ pub fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// The origin's response headers as the edge stores and sends them.
-fn response_headers(request: &FillRequest, origin: HeaderMap) -> HeaderMap {
+/// The origin's response headers as the edge stores and sends them (without the tag
+/// fields), and the cache tags they gave (an error: more than an entry may carry).
+pub(super) fn response_headers(
+    request: &FillRequest,
+    origin: HeaderMap,
+) -> (HeaderMap, Result<Tags, TagError>) {
     let mut headers = end_to_end(origin);
     if request.varies_by_origin() {
         s3_response_vary(&mut headers);
     }
-    headers
+    let tags = Tags::from_headers(&headers);
+    tags::strip(&mut headers);
+    (headers, tags)
 }
 
 /// The values of the request headers that select this response among its variants.
@@ -66,16 +75,15 @@ fn vary_values(request: &FillRequest, headers: &HeaderMap) -> VaryValues {
     }
 }
 
-/// The request path as a URI, for the storage rules.
-fn uri_of(request: &FillRequest) -> http::Uri {
-    http::Uri::builder()
-        .path_and_query(request.path_and_query.as_str())
-        .build()
-        .unwrap_or_default()
+/// The fields a stored response keeps: all but `Age`, which is computed when it is served.
+pub(super) fn stored_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut stored = headers.clone();
+    stored.remove(header::AGE);
+    stored
 }
 
 /// The request headers the origin saw, as far as storage rules care (`Authorization`).
-fn origin_request_headers(request: &FillRequest) -> HeaderMap {
+pub(super) fn origin_request_headers(request: &FillRequest) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(auth) = request.client_headers.get(header::AUTHORIZATION)
         && request.forwards_client_headers
@@ -94,8 +102,23 @@ pub async fn drive(
     rules: TtlRules,
 ) {
     let stale = permit.stale().cloned();
-    let result = origin.fetch(&request, stale.as_deref()).await;
+    // A HEAD for a stale entry is revalidated with a HEAD (RFC 9111 section 4.3.5): its fill
+    // has no body for GETs to share, so none joins it.
+    let method = if request.head && stale.is_some() {
+        permit.fill().close();
+        Method::HEAD
+    } else {
+        Method::GET
+    };
+    let request_time = permit.cache().now();
+    let result = origin
+        .fetch(&request, method.clone(), stale.as_deref())
+        .await;
     let now = permit.cache().now();
+    let exchange = Exchange {
+        request_time,
+        response_time: now,
+    };
     let response = match result {
         Ok(response) => response,
         Err(e) => {
@@ -118,23 +141,36 @@ pub async fn drive(
 
     if let Some(stale) = &stale {
         if parts.status == StatusCode::NOT_MODIFIED {
-            refresh(permit, &request, stale, &parts.headers, now, &rules).await;
+            let update = Update {
+                status: parts.status,
+                headers: &parts.headers,
+                exchange,
+            };
+            refresh(permit, &request, stale, update, &rules).await;
             return;
         }
         if parts.status.is_server_error() && stale.freshness.usable_on_error(now) {
             serve_stale(permit, stale, parts.status).await;
             return;
         }
+        if method == Method::HEAD {
+            let update = Update {
+                status: parts.status,
+                headers: &parts.headers,
+                exchange,
+            };
+            head_answered(permit, &request, stale, update, &rules).await;
+            return;
+        }
     }
 
-    let headers = response_headers(&request, parts.headers);
+    let (headers, tags) = response_headers(&request, parts.headers);
     let content_length = http_body::Body::size_hint(&body).exact();
     let admission = admit(
-        &uri_of(&request),
         &origin_request_headers(&request),
         parts.status,
         &headers,
-        now,
+        exchange,
         &rules,
     )
     .map(|f| match request.hard_expiry {
@@ -144,6 +180,15 @@ pub async fn drive(
         },
         None => f,
     });
+    // A response with more tags than an entry keeps is not stored: no entry may escape a
+    // purge of a tag it was given.
+    let (admission, tags) = match (admission, tags) {
+        (Ok(_), Err(e)) => {
+            tracing::debug!(space = %request.space.name, key = %request.object_key, error = %e, "cache tags refused; not stored");
+            (Err(NotStored::Tags), Tags::default())
+        }
+        (admission, tags) => (admission, tags.unwrap_or_default()),
+    };
     let cache = permit.cache().clone();
     let vary = vary_values(&request, &headers);
     let retained =
@@ -166,11 +211,15 @@ pub async fn drive(
         },
         retained,
         stored_body: None,
+        tags,
     };
-    let stored = head
-        .admission
-        .ok()
-        .map(|f| (parts.status, head.headers.clone(), f, head.vary.clone()));
+    let stored = head.admission.ok().map(|freshness| Storing {
+        status: parts.status,
+        headers: stored_headers(&head.headers),
+        freshness,
+        vary: head.vary.clone(),
+        tags: head.tags.clone(),
+    });
     let fill = permit.fill().clone();
     fill.set_head(head);
     if let Some(spool) = &spool {
@@ -190,28 +239,31 @@ pub async fn drive(
     match pumped {
         Ok(spool) => {
             fill.finish(Ok(()));
-            if let (Some(spool), Some((status, headers, freshness, vary))) = (spool, stored.clone())
-            {
+            if let (Some(spool), Some(storing)) = (spool, stored.clone()) {
                 let head = SpoolHead {
                     key: request.key.clone(),
-                    status,
-                    headers,
-                    freshness,
-                    vary,
+                    status: storing.status,
+                    headers: storing.headers,
+                    freshness: storing.freshness,
+                    vary: storing.vary,
+                    tags: storing.tags,
                 };
                 if let Err(e) = spool.commit(head).await {
                     tracing::warn!(space = %request.space.name, key = %request.object_key, error = %e, "large body not stored on disk");
                 }
             }
             let entry = match (stored, fill.retained_body()) {
-                (Some((status, headers, freshness, vary)), Some(body)) => Some(Entry::new(
-                    request.key.clone(),
-                    status,
-                    &headers,
-                    Body::Memory(body),
-                    freshness,
-                    vary,
-                )),
+                (Some(storing), Some(body)) => Some(
+                    Entry::new(
+                        request.key.clone(),
+                        storing.status,
+                        &storing.headers,
+                        Body::Memory(body),
+                        storing.freshness,
+                        storing.vary,
+                    )
+                    .with_tags(storing.tags),
+                ),
                 _ => None,
             };
             permit.complete(entry);
@@ -222,6 +274,16 @@ pub async fn drive(
             permit.complete(None);
         }
     }
+}
+
+/// What a fill stores once its body is complete.
+#[derive(Clone)]
+struct Storing {
+    status: StatusCode,
+    headers: HeaderMap,
+    freshness: Freshness,
+    vary: VaryValues,
+    tags: Tags,
 }
 
 /// Bytes a spooling fill gathers before writing them to its file.
@@ -287,93 +349,5 @@ async fn flush(fill: &Fill, spool: Option<Spool>) -> Option<Spool> {
             fill.stop_spooling();
             None
         }
-    }
-}
-
-/// A 304 from the origin: merge its headers into the stored ones and refresh freshness.
-async fn refresh(
-    permit: FillPermit,
-    request: &FillRequest,
-    stale: &Entry,
-    update: &HeaderMap,
-    now: SystemTime,
-    rules: &TtlRules,
-) {
-    let mut headers = stale.headers();
-    for name in end_to_end(update.clone()).keys() {
-        headers.remove(name);
-        for value in update.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let headers = response_headers(request, headers);
-    let admission = admit(
-        &uri_of(request),
-        &HeaderMap::new(),
-        stale.status,
-        &headers,
-        now,
-        rules,
-    )
-    .map(|fresh| stale.freshness.refreshed(fresh));
-    let head = FillHead {
-        status: stale.status,
-        headers: headers.clone(),
-        content_length: Some(stale.body.len()),
-        admission,
-        vary: stale.vary.clone(),
-        kind: FillKind::Revalidation(StatusCode::NOT_MODIFIED),
-        retained: true,
-        stored_body: stored_body(&stale.body),
-    };
-    let fill = permit.fill().clone();
-    fill.set_head(head);
-    push_stored(&fill, &stale.body).await;
-    fill.finish(Ok(()));
-    let entry = admission.ok().map(|freshness| {
-        Entry::new(
-            stale.key.clone(),
-            stale.status,
-            &headers,
-            stale.body.clone(),
-            freshness,
-            stale.vary.clone(),
-        )
-    });
-    permit.complete(entry);
-}
-
-/// The origin failed with `status`; the stale entry is served as it is (and stays stored as
-/// it is: the next request tries the origin again).
-async fn serve_stale(permit: FillPermit, stale: &Entry, status: StatusCode) {
-    let head = FillHead {
-        status: stale.status,
-        headers: stale.headers(),
-        content_length: Some(stale.body.len()),
-        admission: Ok(stale.freshness),
-        vary: stale.vary.clone(),
-        kind: FillKind::StaleOnError(status),
-        retained: true,
-        stored_body: stored_body(&stale.body),
-    };
-    let fill = permit.fill().clone();
-    fill.set_head(head);
-    push_stored(&fill, &stale.body).await;
-    fill.finish(Ok(()));
-    permit.complete(None);
-}
-
-/// Publishes a stored body to a fill: a memory body whole; a stored one is not copied, the
-/// head names it and readers stream it from storage (`FillHead::stored_body`).
-async fn push_stored(fill: &Fill, body: &Body) {
-    if let Body::Memory(bytes) = body {
-        fill.push(bytes.clone()).await;
-    }
-}
-
-fn stored_body(body: &Body) -> Option<Arc<dyn StoredBody>> {
-    match body {
-        Body::Stored(stored) => Some(stored.clone()),
-        Body::Memory(_) => None,
     }
 }

@@ -9,6 +9,7 @@
 mod buffer;
 pub mod driver;
 mod request;
+mod revalidate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -67,7 +68,7 @@ impl Registry {
     /// and no new reader joins it.
     pub(crate) fn detach(&self, selector: &PurgeSelector) {
         self.lock().retain(|key, fill| {
-            let keep = !selector.matches(key);
+            let keep = !selector.matches(key, fill.tags().as_ref());
             if !keep {
                 fill.close();
             }

@@ -34,6 +34,8 @@ pub struct FillRequest {
     pub hard_expiry: Option<SystemTime>,
     /// Whether the origin sees the client's headers (HTTP origins and parents, not S3).
     pub forwards_client_headers: bool,
+    /// Whether the client's request is a HEAD (a stale entry is then revalidated with one).
+    pub head: bool,
 }
 
 impl FillRequest {
@@ -46,11 +48,12 @@ impl FillRequest {
 
 /// Where fills fetch from.
 pub trait Origin: Send + Sync + 'static {
-    /// Sends the fill's GET, conditional on `revalidate`'s validators when given, and waits
-    /// for the response head.
+    /// Sends the fill's `method` (GET, or HEAD to revalidate for a HEAD), conditional on
+    /// `revalidate`'s validators when given, and waits for the response head.
     fn fetch<'a>(
         &'a self,
         request: &'a FillRequest,
+        method: http::Method,
         revalidate: Option<&'a Entry>,
     ) -> BoxFuture<'a, Result<http::Response<Incoming>, FillError>>;
 

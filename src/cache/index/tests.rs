@@ -1,4 +1,5 @@
-//! The index on its own: variants, purges by prefix and replayed purges, expiry, eviction.
+//! The index on its own: variants, purges by prefix, tag and replayed purges, soft purges,
+//! expiry, eviction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use super::*;
+use crate::cache::key::PurgeSelector;
 
 #[derive(Debug, Clone)]
 struct Value {
@@ -14,6 +16,8 @@ struct Value {
     received: SystemTime,
     keep_until: SystemTime,
     vary: VaryValues,
+    tags: Tags,
+    stale_at: Option<SystemTime>,
 }
 
 impl Indexed for Value {
@@ -29,6 +33,15 @@ impl Indexed for Value {
     fn vary(&self) -> &VaryValues {
         &self.vary
     }
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+    fn invalidated(&self, at: SystemTime) -> Option<Self> {
+        self.stale_at.is_none().then(|| Value {
+            stale_at: Some(at),
+            ..self.clone()
+        })
+    }
 }
 
 fn t(secs: u64) -> SystemTime {
@@ -42,6 +55,15 @@ fn value(name: &'static str) -> Value {
         received: t(0),
         keep_until: t(100),
         vary: VaryValues::default(),
+        tags: Tags::default(),
+        stale_at: None,
+    }
+}
+
+fn tagged(name: &'static str, tags: &[&str]) -> Value {
+    Value {
+        tags: Tags::of(tags),
+        ..value(name)
     }
 }
 
@@ -229,5 +251,189 @@ fn eviction_keeps_the_weight_bound_and_tells_the_tier() {
         index.purge(&PurgeSelector::parse("s", "*").unwrap(), None) as u64,
         slots
     );
-    assert!(index.ordered.lock().unwrap().is_empty());
+    assert!(index.ordered.lock().unwrap().keys.is_empty());
+}
+
+fn tag(space: &str, tag: &str) -> PurgeSelector {
+    PurgeSelector::Tag {
+        space: space.into(),
+        tag: tag.into(),
+    }
+}
+
+#[test]
+fn tag_purges_select_by_what_values_carry() {
+    let count = Arc::new(Count::default());
+    let index = SlotIndex::new(1 << 20, 10, 100, count.clone());
+    index.insert(
+        &CacheKey::new("s", "p/42.html", ""),
+        tagged("a", &["p42", "all"]),
+    );
+    index.insert(
+        &CacheKey::new("s", "p/42.json", "v=2"),
+        tagged("b", &["p42"]),
+    );
+    index.insert(
+        &CacheKey::new("s", "p/43.html", ""),
+        tagged("c", &["p43", "all"]),
+    );
+    index.insert(&CacheKey::new("t", "p/42.html", ""), tagged("d", &["p42"]));
+    index.insert(&CacheKey::new("s", "plain", ""), value("e"));
+    let font = CacheKey::new("s", "f.woff2", "");
+    index.insert(
+        &font,
+        Value {
+            tags: Tags::of(&["p42"]),
+            ..varied("f", Some("https://x"))
+        },
+    );
+    assert_eq!(index.tag_pairs(), 7);
+
+    assert_eq!(
+        index.purge(&tag("s", "p42"), None),
+        3,
+        "two keys and a variant, in space s"
+    );
+    assert!(
+        index
+            .get(font.text(), &request(Some("https://x")), t(1))
+            .is_none()
+    );
+    assert!(
+        index
+            .get(
+                CacheKey::new("t", "p/42.html", "").text(),
+                &request(None),
+                t(1)
+            )
+            .is_some()
+    );
+    // The dropped values' other tags went with them (left: c's two, d's one).
+    assert_eq!(index.tag_pairs(), 3);
+    assert_eq!(index.purge(&tag("s", "all"), None), 1);
+    assert_eq!(index.purge(&tag("s", "nothing"), None), 0);
+    assert_eq!(index.tag_pairs(), 1);
+
+    // A replayed tag purge spares newer values, which stay selectable.
+    let key = CacheKey::new("s", "new", "");
+    index.insert(
+        &key,
+        Value {
+            received: t(50),
+            ..tagged("g", &["x"])
+        },
+    );
+    assert_eq!(index.purge(&tag("s", "x"), Some(t(10))), 0);
+    assert_eq!(index.purge(&tag("s", "x"), None), 1);
+    assert_eq!(count.1.load(Ordering::Relaxed), 5);
+}
+
+#[test]
+fn tag_pairs_follow_values_that_are_replaced_evicted_or_expire() {
+    let index: SlotIndex<Value> = SlotIndex::new(1_000, 100, 100, Ignore);
+    let key = CacheKey::new("s", "k", "");
+    index.insert(&key, tagged("v1", &["old", "both"]));
+    index.insert(&key, tagged("v2", &["new", "both"]));
+    assert_eq!(index.tag_pairs(), 2);
+    assert_eq!(
+        index.purge(&tag("s", "old"), None),
+        0,
+        "v2 does not carry it"
+    );
+    assert_eq!(index.purge(&tag("s", "both"), None), 1);
+    assert_eq!(index.tag_pairs(), 0);
+    // Eviction.
+    for i in 0..100 {
+        index.insert(
+            &CacheKey::new("s", &format!("k{i}"), ""),
+            Value {
+                weight: 100,
+                ..tagged("v", &["t"])
+            },
+        );
+    }
+    let (_, slots) = index.usage();
+    assert_eq!(index.tag_pairs() as u64, slots);
+    // Expiry, on lookup and by sweeps.
+    let expiring = CacheKey::new("s", "expiring", "");
+    index.insert(
+        &expiring,
+        Value {
+            keep_until: t(5),
+            ..tagged("v", &["t"])
+        },
+    );
+    assert!(index.get(expiring.text(), &request(None), t(10)).is_none());
+    assert_eq!(index.tag_pairs() as u64, index.usage().1);
+    let mut swept = 0;
+    while index.usage().1 > 0 && swept < 1000 {
+        index.sweep(t(1000), 16);
+        swept += 1;
+    }
+    assert_eq!(index.tag_pairs(), 0);
+}
+
+#[test]
+fn soft_purges_mark_values_stale_and_keep_them() {
+    let index: SlotIndex<Value> = SlotIndex::new(1 << 20, 10, 100, Ignore);
+    let a = CacheKey::new("s", "dir/a", "");
+    let b = CacheKey::new("s", "dir/b", "");
+    index.insert(&a, tagged("a", &["t"]));
+    index.insert(&b, value("b"));
+    let mut marked = Vec::new();
+    let n = index.purge_with(
+        &PurgeSelector::parse("s", "dir/*").unwrap(),
+        None,
+        PurgeAction::MarkStale(t(7)),
+        |slot, v| marked.push((slot.key.clone(), v.stale_at)),
+    );
+    assert_eq!(n, 2);
+    assert_eq!(marked.len(), 2);
+    assert!(marked.iter().all(|(_, at)| *at == Some(t(7))));
+    assert_eq!(
+        index.get(a.text(), &request(None), t(8)).unwrap().stale_at,
+        Some(t(7))
+    );
+    // Already marked: nothing more to do; the tag still selects it.
+    let again = index.purge_with(
+        &tag("s", "t"),
+        None,
+        PurgeAction::MarkStale(t(9)),
+        |_, _| {},
+    );
+    assert_eq!(again, 0);
+    assert_eq!(index.tag_pairs(), 1);
+    assert_eq!(index.purge(&tag("s", "t"), None), 1);
+}
+
+/// A tag purge leaves the dropped values' keys in the ordered set: the sweep removes those
+/// whose slot is empty, and a value stored again under one is still reached by a prefix purge.
+#[test]
+fn keys_a_tag_purge_leaves_are_swept_and_harmless() {
+    let index: SlotIndex<Value> = SlotIndex::new(1 << 20, 10, 100, Ignore);
+    let again = CacheKey::new("s", "d/again", "");
+    let gone = CacheKey::new("s", "d/gone", "");
+    index.insert(&again, tagged("a", &["t"]));
+    index.insert(&gone, tagged("b", &["t"]));
+    assert_eq!(index.purge(&tag("s", "t"), None), 2);
+    assert!(index.get(again.text(), &request(None), t(1)).is_none());
+    assert_eq!(index.ordered.lock().unwrap().keys.len(), 2);
+
+    index.insert(&again, value("c"));
+    assert_eq!(index.sweep(t(1), 16), 0);
+    let keys: Vec<String> = index
+        .ordered
+        .lock()
+        .unwrap()
+        .keys
+        .iter()
+        .map(|slot| slot.key.as_str().to_owned())
+        .collect();
+    assert_eq!(keys, [again.as_str().to_owned()]);
+    assert_eq!(
+        index.purge(&PurgeSelector::parse("s", "d/*").unwrap(), None),
+        1
+    );
+    assert!(index.get(again.text(), &request(None), t(1)).is_none());
+    assert!(index.ordered.lock().unwrap().keys.is_empty());
 }

@@ -93,7 +93,7 @@ pub async fn start_edge_with_clock(
     let dir = tempfile::tempdir().expect("temporary dir");
     config.cache.disk_path = dir.path().to_owned();
     let clock = edge::cache::clock::ManualClock::new();
-    let running = start_with(config, clock.clone()).await;
+    let running = start_on_with_clock(config, clock.clone()).await;
     (
         TestEdge {
             running,
@@ -103,13 +103,25 @@ pub async fn start_edge_with_clock(
     )
 }
 
-/// Starts a PoP from a parsed config on port 0 for every listener it has.
-pub async fn start_on(config: Config) -> Running {
-    start_with(config, edge::cache::clock::system()).await
+/// Like [`start_edge`], on `clock` (tests move a `ManualClock` instead of sleeping).
+pub async fn start_edge_on_clock(config_text: &str, clock: edge::cache::SharedClock) -> TestEdge {
+    let mut config = Config::parse(config_text).expect("test config is valid");
+    let dir = tempfile::tempdir().expect("temporary dir");
+    config.cache.disk_path = dir.path().to_owned();
+    let running = start_on_with_clock(config, clock).await;
+    TestEdge {
+        running,
+        dir: Some(dir),
+    }
 }
 
-/// [`start_on`] with the time read from `clock`.
-async fn start_with(config: Config, clock: edge::cache::SharedClock) -> Running {
+/// Starts a PoP from a parsed config on port 0 for every listener it has.
+pub async fn start_on(config: Config) -> Running {
+    start_on_with_clock(config, edge::cache::clock::system()).await
+}
+
+/// [`start_on`], reading the time from `clock`.
+pub async fn start_on_with_clock(config: Config, clock: edge::cache::SharedClock) -> Running {
     let bind = |on: bool| async move {
         if on {
             Some(TcpListener::bind("127.0.0.1:0").await.unwrap())

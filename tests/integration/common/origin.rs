@@ -133,6 +133,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct State {
+    /// When set, every response's `Date` is read from it (else hyper writes the real time).
+    clock: Mutex<Option<edge::cache::SharedClock>>,
     routes: Mutex<HashMap<String, Route>>,
     seen: Mutex<Vec<Seen>>,
     hits: AtomicUsize,
@@ -187,6 +189,13 @@ impl ScriptedOrigin {
             .lock()
             .unwrap()
             .insert(path.to_owned(), route);
+    }
+
+    /// Dates every response from `clock`, as an origin whose clock agrees with the edge's
+    /// (a test that moves the edge's clock would otherwise make the origin's `Date` lag by as
+    /// much, which RFC 9111 counts in the response's age).
+    pub fn follow_clock(&self, clock: edge::cache::SharedClock) {
+        *self.state.clock.lock().unwrap() = Some(clock);
     }
 
     /// Requests received so far.
@@ -244,6 +253,17 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<BoxBody<B
     };
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;
+    }
+    let mut route = route;
+    if let Some(clock) = state.clock.lock().unwrap().as_ref()
+        && !route
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("date"))
+    {
+        route
+            .headers
+            .push(("date".to_owned(), httpdate::fmt_http_date(clock.now())));
     }
     let etag = route
         .headers

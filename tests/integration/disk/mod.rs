@@ -543,6 +543,7 @@ async fn an_entry_with_a_huge_lifetime_never_stops_the_disk_scan() {
                     stale_while_revalidate: huge,
                     stale_if_error: huge,
                     hard_expiry: None,
+                    invalidated_at: None,
                 },
                 VaryValues::default(),
             );

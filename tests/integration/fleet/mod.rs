@@ -10,9 +10,14 @@ use crate::common::origin::{Route, ScriptedOrigin};
 use crate::common::process::{EdgeProcess, free_port, spawn_edge_in};
 use crate::common::{cache_status, client, http_origin_config, space, start_edge};
 
-const TOKEN: &str = "fleet-purge-token";
+pub(super) const TOKEN: &str = "fleet-purge-token";
 
-fn pop_config(name: &str, origin: &str, peers: &[u16], parent: Option<(u16, u16)>) -> String {
+pub(super) fn pop_config(
+    name: &str,
+    origin: &str,
+    peers: &[u16],
+    parent: Option<(u16, u16)>,
+) -> String {
     let peers: Vec<String> = peers
         .iter()
         .map(|p| format!("\"http://127.0.0.1:{p}\""))
@@ -43,7 +48,7 @@ name = "assets"
     )
 }
 
-async fn get(c: &reqwest::Client, pop: &EdgeProcess, path: &str) -> (String, String) {
+pub(super) async fn get(c: &reqwest::Client, pop: &EdgeProcess, path: &str) -> (String, String) {
     let r = c
         .get(format!(
             "http://assets.local.cdn.localhost:{}{path}",
@@ -151,7 +156,7 @@ async fn purge_reaches_every_pop_even_one_that_was_down() {
 }
 
 /// The value of an unlabelled metric of `pop`.
-async fn metric(c: &reqwest::Client, pop: &EdgeProcess, name: &str) -> u64 {
+pub(super) async fn metric(c: &reqwest::Client, pop: &EdgeProcess, name: &str) -> u64 {
     let text = c
         .get(format!("{}/metrics", pop.admin_url()))
         .send()

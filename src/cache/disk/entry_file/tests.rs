@@ -30,10 +30,12 @@ fn meta_for(body: &[u8]) -> Meta {
             stale_while_revalidate: Duration::from_secs(60),
             stale_if_error: Duration::ZERO,
             hard_expiry: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            invalidated_at: None,
         },
         body_len: body.len() as u64,
         block_size: BLOCK_SIZE,
         block_crcs: block_sums(body),
+        tags: Tags::default(),
     }
 }
 
@@ -65,6 +67,49 @@ fn round_trip() {
     assert_eq!(&read_body(file.as_file(), &read).unwrap()[..], &body[..]);
     assert_eq!(read_block(file.as_file(), &read, 2).unwrap().len(), 17);
     assert!(read_block(file.as_file(), &read, 3).is_err());
+}
+
+#[test]
+fn tags_and_a_soft_purge_round_trip() {
+    let body = body_of(100);
+    let mut meta = meta_for(&body);
+    meta.tags = Tags::of(&["product-42", "sale"]);
+    meta.freshness.invalidated_at = Some(UNIX_EPOCH + Duration::new(1_700_000_100, 5));
+    let file = write_entry(&body, &meta);
+    let read = read_meta(file.as_file()).unwrap();
+    assert_eq!(read.tags, meta.tags);
+    assert_eq!(read.freshness, meta.freshness);
+}
+
+/// Entries written by builds before tags (format version 1) still load, untagged.
+#[test]
+fn version_1_entries_still_load() {
+    let body = body_of(100);
+    let meta = meta_for(&body);
+    let encoded = meta.encode();
+    let v2_len = encoded.len() - TRAILER_LEN as usize;
+    // Version 1 is version 2 without its last fields: no soft purge (1 byte), no tags (4).
+    let mut v1 = encoded[..v2_len - 5].to_vec();
+    v1[0] = 1;
+    let crc = crc(&v1);
+    let len = v1.len() as u32;
+    v1.extend_from_slice(&len.to_le_bytes());
+    v1.extend_from_slice(&crc.to_le_bytes());
+    v1.extend_from_slice(&meta.body_len.to_le_bytes());
+    v1.extend_from_slice(MAGIC);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(&body).unwrap();
+    file.write_all(&v1).unwrap();
+    file.flush().unwrap();
+    let read = read_meta(file.as_file()).unwrap();
+    assert_eq!(read.key, meta.key);
+    assert_eq!(read.freshness, meta.freshness);
+    assert!(read.tags.is_empty());
+    assert_eq!(&read_body(file.as_file(), &read).unwrap()[..], &body[..]);
+    // A version from the future is refused.
+    let mut v9 = encoded[..v2_len].to_vec();
+    v9[0] = 9;
+    assert!(Meta::decode(&v9).is_err());
 }
 
 #[test]
