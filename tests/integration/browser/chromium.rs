@@ -18,8 +18,10 @@ use tokio::sync::mpsc;
 /// Debian's Chromium (package `chromium`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// How long one page load may take, Chromium's start included.
-const LOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one page load may take, Chromium's start included (a few seconds on an idle
+/// machine; 20 s ran out on a 2-core machine running the rest of the suite beside two
+/// builds).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the page reports, over plain HTTP on loopback (a potentially trustworthy origin, so
 /// not mixed content): what it is waiting for (`/stage`) and its verdict (`/verdict`). The
