@@ -102,6 +102,11 @@ pub fn key_query<'a>(query: Option<&'a str>, policy: &QueryPolicy) -> Cow<'a, st
 pub struct KeyText<'a>(&'a str);
 
 impl<'a> KeyText<'a> {
+    /// A key text written elsewhere (coded variants' keys, see `cache::coded`).
+    pub(crate) fn new(text: &'a str) -> KeyText<'a> {
+        KeyText(text)
+    }
+
     /// The whole key as one string.
     pub fn as_str(&self) -> &'a str {
         self.0

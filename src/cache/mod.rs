@@ -8,6 +8,8 @@ pub mod admission;
 pub mod body;
 pub mod cache_control;
 pub mod clock;
+pub mod coded;
+pub mod coding;
 pub mod cors;
 pub mod disk;
 pub mod entry;
@@ -305,10 +307,9 @@ impl Cache {
     }
 
     /// Ends a fill: stores `entry` (if any) unless a purge detached the fill meanwhile.
-    pub(crate) fn complete(&self, key: &CacheKey, fill: &Arc<Fill>, entry: Option<Entry>) {
+    pub(crate) fn complete(&self, key: &CacheKey, fill: &Arc<Fill>, entry: Option<Arc<Entry>>) {
         self.fills.leave(key, fill, || {
             let Some(entry) = entry else { return };
-            let entry = Arc::new(entry);
             let fits = matches!(&entry.body, Body::Memory(body) if body.len() as u64 <= self.max_memory_object);
             if fits {
                 self.memory.insert(entry.clone());
@@ -323,7 +324,7 @@ impl Cache {
     pub fn insert(&self, entry: Entry) {
         let key = entry.key.clone();
         if let Joined::Leader(fill) = self.fills.join(&key) {
-            self.complete(&key, &fill, Some(entry));
+            self.complete(&key, &fill, Some(Arc::new(entry)));
         }
     }
 

@@ -98,6 +98,7 @@ pub struct RawCache {
     pub negative_ttl: Option<String>,
     pub stale_grace: Option<String>,
     pub max_memory_object: Option<String>,
+    pub compress_min: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +151,7 @@ pub struct RawSpace {
     pub origin_auth: Option<String>,
     pub query: Option<RawQuery>,
     pub http: Option<String>,
+    pub compress: Option<bool>,
     /// Targeted cache-control fields (RFC 9213) read before `CDN-Cache-Control`.
     pub targeted: Option<Vec<String>>,
 }

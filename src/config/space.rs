@@ -124,6 +124,7 @@ pub(super) fn validate_space(
         origin_auth,
         query,
         http,
+        compress: s.compress.unwrap_or(true),
         targeted,
     })
 }

@@ -274,3 +274,19 @@ fn origin_log_flush_and_tls() {
     );
     assert!(e.starts_with("origin.log_flush:"), "{e}");
 }
+
+#[test]
+fn compression_keys() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert!(config.spaces[0].compress);
+    assert_eq!(config.cache.compress_min, 1024);
+    let text = MINIMAL.replace("name = \"assets\"", "name = \"assets\"\ncompress = false")
+        + "[cache]\ncompress_min = \"64KiB\"\n";
+    let config = Config::parse(&text).unwrap();
+    assert!(!config.spaces[0].compress);
+    assert_eq!(config.cache.compress_min, 64 << 10);
+    let e = err(&(MINIMAL.to_owned() + "[cache]\ncompress_min = \"lots\"\n"));
+    assert!(e.contains("cache.compress_min"), "{e}");
+    let e = err(&MINIMAL.replace("name = \"assets\"", "name = \"assets\"\ncompress = \"yes\""));
+    assert!(e.contains("compress"), "{e}");
+}

@@ -126,6 +126,9 @@ pub struct Cache {
     /// Largest object kept in the memory tier.
     #[serde(serialize_with = "ser_size")]
     pub max_memory_object: u64,
+    /// Smallest body a space with `compress` serves content-coded.
+    #[serde(serialize_with = "ser_size")]
+    pub compress_min: u64,
 }
 
 /// `[origin]`: where misses are fetched.
@@ -254,6 +257,8 @@ pub struct Space {
     pub origin_auth: OriginAuth,
     pub query: QueryPolicy,
     pub http: PlainHttp,
+    /// Whether compressible objects are served `br`, `zstd` or `gzip` as the client accepts.
+    pub compress: bool,
     /// Targeted cache-control fields (RFC 9213) the edge obeys before `CDN-Cache-Control`,
     /// first listed first.
     #[serde(serialize_with = "ser_header_names")]

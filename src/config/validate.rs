@@ -131,6 +131,11 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             Duration::from_secs(3600),
         )?,
         max_memory_object: 0,
+        compress_min: size(
+            "cache.compress_min",
+            raw.cache.compress_min.as_deref(),
+            1 << 10,
+        )?,
     };
     let max_memory_object = size(
         "cache.max_memory_object",

@@ -150,19 +150,7 @@ impl Edge {
         collapsed: bool,
     ) -> Answer {
         let now = self.cache.now();
-        let stored = head.admission.is_ok();
-        let outcome = match head.kind {
-            FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
-            FillKind::Revalidation(status) => CacheOutcome::Revalidated {
-                status,
-                stored,
-                collapsed,
-            },
-            FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
-                status,
-                ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
-            },
-        };
+        let outcome = fill_outcome(&head, collapsed, now);
         let mut extra = vec![(CACHE_STATUS, cache_status::render(&outcome, &self.pop_name))];
         if let Ok(freshness) = &head.admission {
             extra.push((header::AGE, HeaderValue::from(freshness.age(now).as_secs())));
@@ -231,6 +219,23 @@ impl Edge {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         (response, outcome)
+    }
+}
+
+/// The outcome of answering from a fill with `head` (`collapsed`: joined another's).
+pub(super) fn fill_outcome(head: &FillHead, collapsed: bool, now: SystemTime) -> CacheOutcome {
+    let stored = head.admission.is_ok();
+    match head.kind {
+        FillKind::Miss => CacheOutcome::Miss { stored, collapsed },
+        FillKind::Revalidation(status) => CacheOutcome::Revalidated {
+            status,
+            stored,
+            collapsed,
+        },
+        FillKind::StaleOnError(status) => CacheOutcome::StaleOnError {
+            status,
+            ttl: head.admission.as_ref().map_or(0, |f| f.ttl_seconds(now)),
+        },
     }
 }
 

@@ -209,9 +209,12 @@ impl Edge {
             && let Ok((entry, outcome)) =
                 self.from_storage(lookup, &space, &parts, hard_expiry, conn, now)
             && let Body::Memory(body) = &entry.body
+            && let Some(answer) =
+                self.memory_hit(&space, &entry, body, &parts, outcome, variants, now)
         {
-            // (Memory entries hold their bodies in memory.)
-            return Step::Answered(self.answer_from_memory(&entry, body, &parts, outcome, now));
+            // (Memory entries hold their bodies in memory; a coded variant not yet in memory
+            // is found or made by the full lookup.)
+            return Step::Answered(answer);
         }
         Step::Lookup(Box::new(Pending {
             key: CacheKey::new(&space.name, &object_key, &query),
@@ -294,7 +297,14 @@ impl Edge {
             match stored {
                 Ok((entry, outcome)) => {
                     if let Some(answer) = self
-                        .answer_from_entry(&entry, &pending.parts, outcome, now)
+                        .stored_hit(
+                            &pending.space,
+                            &entry,
+                            &pending.parts,
+                            outcome,
+                            variants,
+                            now,
+                        )
                         .await
                     {
                         return answer;
@@ -350,11 +360,27 @@ impl Edge {
                 Err(e) => return self.fill_error(&e),
             };
             return self
-                .answer_from_fill(head, own, &pending.parts, false)
+                .fill_answer(
+                    &pending.space,
+                    &pending.key,
+                    head,
+                    own,
+                    &pending.parts,
+                    false,
+                    self.variants(),
+                )
                 .await;
         }
-        self.answer_from_fill(head, reader, &pending.parts, collapsed)
-            .await
+        self.fill_answer(
+            &pending.space,
+            &pending.key,
+            head,
+            reader,
+            &pending.parts,
+            collapsed,
+            self.variants(),
+        )
+        .await
     }
 
     /// Starts the task that drives `permit`'s fill of `request`.

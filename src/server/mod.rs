@@ -6,6 +6,7 @@ mod answer;
 pub mod body;
 pub mod cache_status;
 pub mod conn;
+mod encoding;
 pub mod handler;
 mod head_memo;
 pub mod idle;

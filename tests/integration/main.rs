@@ -11,6 +11,7 @@ mod browser;
 mod cache_flows;
 mod ceph;
 mod coalescing;
+mod compression;
 mod conformance;
 mod conformance_validation;
 mod cors;

@@ -148,7 +148,16 @@ impl FillPermit {
     pub fn complete(mut self, entry: Option<Entry>) {
         self.done = true;
         if self.registered {
-            self.cache.complete(&self.key, &self.fill, entry);
+            self.cache
+                .complete(&self.key, &self.fill, entry.map(Arc::new));
+        }
+    }
+
+    /// [`FillPermit::complete`] with an entry already shared.
+    pub(crate) fn complete_shared(mut self, entry: Arc<Entry>) {
+        self.done = true;
+        if self.registered {
+            self.cache.complete(&self.key, &self.fill, Some(entry));
         }
     }
 }

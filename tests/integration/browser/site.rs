@@ -190,6 +190,16 @@ async function run() {
     check(protocol === "h2" || (!sameOrigin && protocol === ""), `${path} over ${protocol || "(hidden)"}`);
     if (entry.responseStatus) check(entry.responseStatus === 200, `${path} status ${entry.responseStatus}`);
   }
+  // Text assets come compressed: Chromium accepts br, zstd and gzip and gets br.
+  const app = resources.find((r) => r.name === new URL("/js/app.js", location.href).href);
+  if (app) {
+    check(app.encodedBodySize > 0 && app.encodedBodySize < app.decodedBodySize,
+      `app.js sent compressed (${app.encodedBodySize} of ${app.decodedBodySize} bytes)`);
+  }
+  const again = await fetch("/js/app.js");
+  const coding = again.headers.get("content-encoding");
+  const text = await again.text();
+  check(coding === "br" && text.includes("window.edgeChecks"), `app.js Content-Encoding ${coding}`);
 }
 
 window.edgeChecks = run()

@@ -1,0 +1,215 @@
+//! Content-coded variants of stored responses. A variant is made once from its identity
+//! entry (off the async threads, a bounded number at a time), stored in both tiers under the
+//! identity's key with the coding appended (`space \0 key \0 query \0 br`: every purge of the
+//! key drops it too) and with the identity's tags (so does every purge of a tag), and served
+//! only while it has its identity's freshness, so it never outlives the response it was made
+//! from. Concurrent requests for a variant being made wait for it (the fill registry
+//! coalesces them, and a purge detaches it as any fill).
+
+use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::Semaphore;
+
+use super::coding::Coding;
+use super::fill::{FillPermit, Joined};
+use super::key::{CacheKey, KeyText};
+use super::{Body, Cache, Entry, Tier, Variants};
+
+/// Codings made at once, whatever the number of keys: bounds the memory and CPU they take.
+static ENCODERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Fields that describe the identity bytes and would be false of a coded body.
+const IDENTITY_ONLY: &[&str] = &["content-md5", "content-digest", "repr-digest", "digest"];
+
+thread_local! {
+    /// Where [`with_coded_text`] writes variant keys.
+    static CODED_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with the key text of `key`'s `coding` variant, without allocating.
+fn with_coded_text<R>(key: &CacheKey, coding: Coding, f: impl FnOnce(KeyText<'_>) -> R) -> R {
+    let write = |text: &mut String| {
+        text.clear();
+        text.push_str(key.as_str());
+        text.push('\0');
+        text.push_str(coding.name());
+    };
+    CODED_TEXT.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut text) => {
+            write(&mut text);
+            f(KeyText::new(&text))
+        }
+        Err(_) => {
+            let mut text = String::new();
+            write(&mut text);
+            f(KeyText::new(&text))
+        }
+    })
+}
+
+/// The key `key`'s `coding` variant is stored under.
+pub fn coded_key(key: &CacheKey, coding: Coding) -> CacheKey {
+    with_coded_text(key, coding, |text| {
+        CacheKey::from_raw(text.as_str()).expect("a key with a suffix is still a key")
+    })
+}
+
+/// Whether `variant` was made from `identity` (the same stored response: same freshness).
+fn made_from(variant: &Entry, identity: &Entry) -> bool {
+    variant.freshness == identity.freshness
+}
+
+/// `ETag` of a coded variant: the identity's with `-<coding>` inside the quotes (weak stays
+/// weak), so validators of different bodies differ; `None` if the identity's is malformed.
+pub fn coded_etag(etag: &HeaderValue, coding: Coding) -> Option<HeaderValue> {
+    let text = etag.to_str().ok()?;
+    let (weak, opaque) = match text.strip_prefix("W/") {
+        Some(rest) => ("W/", rest),
+        None => ("", text),
+    };
+    let inner = opaque.strip_prefix('"')?.strip_suffix('"')?;
+    HeaderValue::from_str(&format!("{weak}\"{inner}-{}\"", coding.name())).ok()
+}
+
+/// The head of `identity`'s `coding` variant.
+fn coded_headers(identity: &Entry, coding: Coding) -> HeaderMap {
+    let mut headers = identity.headers();
+    let etag = headers.remove(header::ETAG);
+    if let Some(etag) = etag.and_then(|e| coded_etag(&e, coding)) {
+        headers.insert(header::ETAG, etag);
+    }
+    for name in IDENTITY_ONLY {
+        headers.remove(*name);
+    }
+    let checksums: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-amz-checksum-"))
+        .cloned()
+        .collect();
+    for name in checksums {
+        headers.remove(name);
+    }
+    headers.insert(header::CONTENT_ENCODING, coding.header_value());
+    headers
+}
+
+impl Cache {
+    /// `identity`'s `coding` variant from the memory tier, if made and still its own.
+    pub fn coded_in_memory(
+        &self,
+        identity: &Entry,
+        coding: Coding,
+        variants: Variants,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Arc<Entry>> {
+        with_coded_text(&identity.key, coding, |text| {
+            self.memory_entry(text, variants, request, now)
+        })
+        .filter(|variant| made_from(variant, identity))
+    }
+
+    /// `identity`'s `coding` variant: from the memory tier, the disk tier, or made now (and
+    /// stored). `None` when its body is not in memory or the coding failed: serve the identity.
+    pub async fn coded(
+        self: &Arc<Self>,
+        identity: &Arc<Entry>,
+        coding: Coding,
+        variants: Variants,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<(Arc<Entry>, Tier)> {
+        if let Some(variant) = self.coded_in_memory(identity, coding, variants, request, now) {
+            return Some((variant, Tier::Memory));
+        }
+        let Body::Memory(body) = &identity.body else {
+            return None;
+        };
+        let key = coded_key(&identity.key, coding);
+        let known_vary = match variants {
+            Variants::ByVary => None,
+            Variants::Always(names) => Some(names),
+        };
+        if let Some(variant) = self.lookup_disk(&key, request, known_vary).await
+            && made_from(&variant, identity)
+        {
+            return Some((variant, Tier::Disk));
+        }
+        let fill = match self.fills.join(&key) {
+            Joined::Leader(fill) => fill,
+            Joined::Follower(fill) => {
+                // Being made by another request: wait for it, then read it from memory.
+                if let Some(mut reader) = fill.reader(0) {
+                    let _ended = reader.head().await;
+                }
+                return self
+                    .coded_in_memory(identity, coding, variants, request, now)
+                    .map(|variant| (variant, Tier::Memory));
+            }
+        };
+        // Dropped before it completes (a cancelled request, a failed coding), the permit
+        // frees the key and wakes the waiters.
+        let permit = FillPermit::registered(self.clone(), key.clone(), fill.clone(), None);
+        let coded = {
+            let _slot = ENCODERS.acquire().await.ok()?;
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || coding.encode(&body))
+                .await
+                .ok()?
+        };
+        let coded = match coded {
+            Ok(coded) => coded,
+            Err(e) => {
+                tracing::warn!(key = %identity.key.object_key(), error = %e, "coding failed");
+                return None;
+            }
+        };
+        let variant = Arc::new(
+            Entry::new(
+                key,
+                identity.status,
+                &coded_headers(identity, coding),
+                Body::Memory(coded.into()),
+                identity.freshness,
+                identity.vary.clone(),
+            )
+            .with_tags(identity.tags.clone()),
+        );
+        permit.complete_shared(variant.clone());
+        fill.finish(Ok(()));
+        Some((variant, Tier::Memory))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coded_etags_differ_from_the_identity() {
+        let strong = HeaderValue::from_static("\"abc\"");
+        let weak = HeaderValue::from_static("W/\"abc\"");
+        assert_eq!(coded_etag(&strong, Coding::Br).unwrap(), "\"abc-br\"");
+        assert_eq!(coded_etag(&weak, Coding::Gzip).unwrap(), "W/\"abc-gzip\"");
+        assert!(coded_etag(&HeaderValue::from_static("abc"), Coding::Br).is_none());
+    }
+
+    #[test]
+    fn coded_keys_are_selected_by_the_identity_purges() {
+        let key = CacheKey::new("s", "a.js", "v=1");
+        let coded = coded_key(&key, Coding::Zstd);
+        assert_eq!(coded.as_str(), "s\0a.js\0v=1\0zstd");
+        for purge in ["a.js", "*", "a*"] {
+            let selector = super::super::PurgeSelector::parse("s", purge).unwrap();
+            assert!(selector.matches(&coded, None), "{purge}");
+        }
+        assert!(
+            !super::super::PurgeSelector::parse("s", "a.j")
+                .unwrap()
+                .matches(&coded, None)
+        );
+    }
+}
