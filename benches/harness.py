@@ -32,6 +32,10 @@ PRIORITY = []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOT_1K = "/size/1024/hot"
 HOT_1M = "/size/1048576/big"
+# A 100 KiB script (application/javascript) for the compression workloads (issue 16).
+JS_100K = "/js/102400/app.js"
+# Accept-Encoding per compression workload; nginx answers br requests with gzip (no brotli module).
+CODINGS = {"js-identity": None, "js-gzip": "gzip", "js-br": "br, gzip, deflate"}
 KEYS_PATH = "/size/1024/keys"
 KEYS = 10_000
 # Disk-tier workloads: object size and working set in multiples of the edge's memory tier
@@ -202,10 +206,13 @@ def port_free(port):
 # ---------------------------------------------------------------- plain HTTP helpers
 
 
-def get(port, path, conn=None):
+def get(port, path, conn=None, accept_encoding=None):
     """One GET with the bench Host; returns (status, headers, body length)."""
     c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", path, headers={"Host": HOST})
+    headers = {"Host": HOST}
+    if accept_encoding:
+        headers["Accept-Encoding"] = accept_encoding
+    c.request("GET", path, headers=headers)
     r = c.getresponse()
     body = r.read()
     if conn is None:
@@ -389,6 +396,12 @@ def workloads(ports, args):
                  tls_peers, "req/s", tls_h2(HOT_1K)),
         Workload("tls-new", "new TLS handshakes/s (TLS 1.3, P-256, 1 request per connection), 64 conns",
                  tls_peers, "req/s", tls_h1(HOT_1K, headers=("Connection: close",))),
+    ] + [
+        Workload(key, f"hot 100 KiB script, " + (f"Accept-Encoding: {coding}" if coding else "no Accept-Encoding")
+                 + " (nginx: gzip on, compressing every response), HTTP/1.1, 64 conns",
+                 ["edge", "baseline", "nginx"], "req/s",
+                 plain(JS_100K, headers=(f"Accept-Encoding: {coding}",) if coding else ()))
+        for key, coding in CODINGS.items()
     ] + disk
 
 
@@ -529,7 +542,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured run (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="measured runs per server and workload (default 3)")
     ap.add_argument("--only", default="", help="comma-separated workload keys (h1-1k,h1-1m,keys,tls-h1,tls-h2,tls-new,"
-                                        "disk-16k,disk-256k,disk-4m)")
+                                        "disk-16k,disk-256k,disk-4m,js-identity,js-gzip,js-br)")
     ap.add_argument("--servers", default="edge,nginx,varnish,hitch,ceiling", help="servers to run")
     ap.add_argument("--no-hitch", action="store_true", help="skip Varnish behind hitch on HTTPS rows")
     ap.add_argument("--skip-memory", action="store_true")
@@ -708,6 +721,14 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
                 status, headers, length = get(s.http_port, path)
                 if status != 200:
                     raise RuntimeError(f"{name}: {path} answered {status}")
+            for coding in CODINGS.values():
+                get(s.http_port, JS_100K, accept_encoding=coding)
+                status, headers, length = get(s.http_port, JS_100K, accept_encoding=coding)
+                if status != 200:
+                    raise RuntimeError(f"{name}: {JS_100K} ({coding}) answered {status}")
+                log(f"{name}: {JS_100K} with Accept-Encoding {coding}: "
+                    f"{headers.get('Content-Encoding', 'identity')}, {length:,} bytes, "
+                    f"Cache-Status {headers.get('Cache-Status', '-')}")
             log(f"{name}: hot objects cached")
 
         if not args.skip_memory:

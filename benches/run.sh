@@ -2,7 +2,7 @@
 # The benchmark harness (issue #7): the edge, nginx and Varnish in front of one origin on
 # loopback, same workloads, interleaved runs, one table. Not run in CI.
 #
-#   benches/run.sh [--duration 5] [--rounds 3] [--only h1-1k,keys] [--baseline REV]
+#   benches/run.sh [--duration 5] [--rounds 3] [--only h1-1k,keys,js-gzip] [--baseline REV]
 #                  [--json out.json] [--nice N] [--keep]
 #
 # Builds the edge and the bench programs (--release), installs nginx, Varnish, hitch, wrk and
