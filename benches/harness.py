@@ -726,9 +726,10 @@ def run(args, ports, values, workdir, servers, wanted, load_before):
                 status, headers, length = get(s.http_port, JS_100K, accept_encoding=coding)
                 if status != 200:
                     raise RuntimeError(f"{name}: {JS_100K} ({coding}) answered {status}")
+                fields = {k.lower(): v for k, v in headers.items()}
                 log(f"{name}: {JS_100K} with Accept-Encoding {coding}: "
-                    f"{headers.get('Content-Encoding', 'identity')}, {length:,} bytes, "
-                    f"Cache-Status {headers.get('Cache-Status', '-')}")
+                    f"{fields.get('content-encoding', 'identity')}, {length:,} bytes, "
+                    f"Cache-Status {fields.get('cache-status', '-')}")
             log(f"{name}: hot objects cached")
 
         if not args.skip_memory:
