@@ -119,51 +119,6 @@ async fn metrics_are_prometheus_text_with_real_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_cli_reports_every_pop() {
-    let origin = ScriptedOrigin::start().await;
-    origin.route("/cli.txt", Route::ok("cli"));
-    let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
-    let admin = format!("http://{}", edge.admin_addr.unwrap());
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .args([
-            "purge",
-            "--admin",
-            &admin,
-            "--token",
-            "test-purge-token",
-            "assets",
-            "cli.txt",
-            "dir/*",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reply["pops"][0]["status"], "done");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .args([
-            "purge",
-            "--admin",
-            &admin,
-            "--token",
-            "bad-token-123",
-            "assets",
-            "x",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    edge.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_spaces_without_dropping_connections() {
     let origin = ScriptedOrigin::start().await;
     origin.route("/r.txt", Route::ok("reloaded"));
