@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::coding::Coding;
 use super::fill::{FillPermit, Joined};
-use super::key::{CacheKey, KeyText};
+use super::key::{CacheKey, KeyText, with_written_key};
 use super::{Body, Cache, Entry, Tier, Variants};
 
 /// Codings made at once, whatever the number of keys: bounds the memory and CPU they take.
@@ -24,30 +24,16 @@ static ENCODERS: LazyLock<Semaphore> =
 /// Fields that describe the identity bytes and would be false of a coded body.
 const IDENTITY_ONLY: &[&str] = &["content-md5", "content-digest", "repr-digest", "digest"];
 
-thread_local! {
-    /// Where [`with_coded_text`] writes variant keys.
-    static CODED_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 /// Runs `f` with the key text of `key`'s `coding` variant, without allocating.
 fn with_coded_text<R>(key: &CacheKey, coding: Coding, f: impl FnOnce(KeyText<'_>) -> R) -> R {
-    let write = |text: &mut String| {
-        text.clear();
-        text.push_str(key.as_str());
-        text.push('\0');
-        text.push_str(coding.name());
-    };
-    CODED_TEXT.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut text) => {
-            write(&mut text);
-            f(KeyText::new(&text))
-        }
-        Err(_) => {
-            let mut text = String::new();
-            write(&mut text);
-            f(KeyText::new(&text))
-        }
-    })
+    with_written_key(
+        |text| {
+            text.push_str(key.as_str());
+            text.push('\0');
+            text.push_str(coding.name());
+        },
+        f,
+    )
 }
 
 /// The key `key`'s `coding` variant is stored under.

@@ -102,11 +102,6 @@ pub fn key_query<'a>(query: Option<&'a str>, policy: &QueryPolicy) -> Cow<'a, st
 pub struct KeyText<'a>(&'a str);
 
 impl<'a> KeyText<'a> {
-    /// A key text written elsewhere (coded variants' keys, see `cache::coded`).
-    pub(crate) fn new(text: &'a str) -> KeyText<'a> {
-        KeyText(text)
-    }
-
     /// The whole key as one string.
     pub fn as_str(&self) -> &'a str {
         self.0
@@ -114,8 +109,29 @@ impl<'a> KeyText<'a> {
 }
 
 thread_local! {
-    /// Where [`with_key_text`] writes keys; it grows to the longest key seen on the thread.
+    /// Where [`with_written_key`] writes keys; it grows to the longest key seen on the thread.
     static KEY_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `lookup` with the key text `write` puts into an empty string, written into a
+/// per-thread buffer: a lookup by key text that allocates nothing.
+pub(crate) fn with_written_key<R>(
+    write: impl FnOnce(&mut String),
+    lookup: impl FnOnce(KeyText<'_>) -> R,
+) -> R {
+    KEY_TEXT.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut text) => {
+            text.clear();
+            write(&mut text);
+            lookup(KeyText(&text))
+        }
+        // Only if `lookup` itself asked for a key text on this thread.
+        Err(_) => {
+            let mut text = String::new();
+            write(&mut text);
+            lookup(KeyText(&text))
+        }
+    })
 }
 
 /// Runs `lookup` with the key [`CacheKey::new`] would build from the same parts, written into
@@ -126,19 +142,7 @@ pub fn with_key_text<R>(
     query: &str,
     lookup: impl FnOnce(KeyText<'_>) -> R,
 ) -> R {
-    KEY_TEXT.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut text) => {
-            text.clear();
-            push_key(&mut text, space, object_key, query);
-            lookup(KeyText(&text))
-        }
-        // Only if `lookup` itself asked for a key text on this thread.
-        Err(_) => {
-            let mut text = String::with_capacity(space.len() + object_key.len() + query.len() + 2);
-            push_key(&mut text, space, object_key, query);
-            lookup(KeyText(&text))
-        }
-    })
+    with_written_key(|text| push_key(text, space, object_key, query), lookup)
 }
 
 fn push_key(text: &mut String, space: &str, object_key: &str, query: &str) {
