@@ -19,6 +19,8 @@ pub struct CacheControl {
     pub only_if_cached: bool,
     /// `must-understand` (RFC 9111 section 5.2.2.3).
     pub must_understand: bool,
+    /// `no-transform` (RFC 9111 section 5.2.2.6, 5.2.1.6): no content coding by the edge.
+    pub no_transform: bool,
 }
 
 impl CacheControl {
@@ -49,22 +51,30 @@ impl CacheControl {
                 None => (directive, None),
             };
             let seconds = || value.and_then(parse_delta_seconds);
-            // Directive names are case-insensitive (RFC 9111 section 5.2).
-            match name.to_ascii_lowercase().as_str() {
+            // Directive names are case-insensitive (RFC 9111 section 5.2); the longest we know
+            // is 22 bytes, so a name is lower-cased on the stack.
+            let mut lower = [0u8; 24];
+            let Some(folded) = lower.get_mut(..name.len()) else {
+                continue;
+            };
+            folded.copy_from_slice(name.as_bytes());
+            folded.make_ascii_lowercase();
+            match &*folded {
                 // A duplicated or invalid delta makes the response stale (RFC 9111 4.2.1).
-                "max-age" => self.max_age = Some(merge_min(self.max_age, seconds())),
-                "s-maxage" => self.s_maxage = Some(merge_min(self.s_maxage, seconds())),
-                "no-store" => self.no_store = true,
+                b"max-age" => self.max_age = Some(merge_min(self.max_age, seconds())),
+                b"s-maxage" => self.s_maxage = Some(merge_min(self.s_maxage, seconds())),
+                b"no-store" => self.no_store = true,
                 // `no-cache="field"` restricts only fields; treating it as plain no-cache is safe.
-                "no-cache" => self.no_cache = true,
-                "private" => self.private = true,
-                "public" => self.public = true,
-                "must-revalidate" => self.must_revalidate = true,
-                "proxy-revalidate" => self.proxy_revalidate = true,
-                "stale-while-revalidate" => self.stale_while_revalidate = seconds(),
-                "stale-if-error" => self.stale_if_error = seconds(),
-                "only-if-cached" => self.only_if_cached = true,
-                "must-understand" => self.must_understand = true,
+                b"no-cache" => self.no_cache = true,
+                b"private" => self.private = true,
+                b"public" => self.public = true,
+                b"must-revalidate" => self.must_revalidate = true,
+                b"proxy-revalidate" => self.proxy_revalidate = true,
+                b"stale-while-revalidate" => self.stale_while_revalidate = seconds(),
+                b"stale-if-error" => self.stale_if_error = seconds(),
+                b"only-if-cached" => self.only_if_cached = true,
+                b"must-understand" => self.must_understand = true,
+                b"no-transform" => self.no_transform = true,
                 _ => {}
             }
         }
@@ -111,27 +121,45 @@ pub fn parse_delta_seconds(text: &str) -> Option<u64> {
 
 /// Splits on commas outside quoted strings.
 fn split_directives(text: &str) -> impl Iterator<Item = &str> {
-    let mut in_quotes = false;
-    let mut start = 0;
-    let bytes = text.as_bytes();
-    let mut parts = Vec::new();
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b',' if !in_quotes => {
-                parts.push(&text[start..i]);
-                start = i + 1;
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut in_quotes = false;
+        let end = text.bytes().position(|b| match b {
+            b'"' => {
+                in_quotes = !in_quotes;
+                false
             }
-            _ => {}
+            b',' => !in_quotes,
+            _ => false,
+        });
+        match end {
+            Some(i) => {
+                rest = Some(&text[i + 1..]);
+                Some(&text[..i])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
         }
-    }
-    parts.push(&text[start..]);
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
+    })
+    .map(str::trim)
+    .filter(|p| !p.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_transform_and_quoted_commas() {
+        assert!(CacheControl::parse("public, No-Transform").no_transform);
+        assert!(!CacheControl::parse("private=\"a, no-transform\", max-age=5").no_transform);
+        let cc = CacheControl::parse("private=\"a, no-transform\", max-age=5");
+        assert_eq!((cc.private, cc.max_age), (true, Some(5)));
+        assert!(!CacheControl::parse("a-directive-name-longer-than-the-buffer=1").no_transform);
+    }
 
     #[test]
     fn directives() {

@@ -13,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 use super::Edge;
 use super::answer::{Answer, fill_outcome};
 use super::respond::Fields;
+use crate::cache::cache_control::CacheControl;
 use crate::cache::coding::{self, Coding};
 use crate::cache::{
     Body, CacheKey, CacheOutcome, Entry, FillError, FillHead, FillReader, Variants,
@@ -32,10 +33,9 @@ pub(super) enum Choice {
 
 /// Whether a `Cache-Control` value has `no-transform`.
 fn no_transform(value: &HeaderValue) -> bool {
-    value.to_str().is_ok_and(|text| {
-        text.split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-    })
+    value
+        .to_str()
+        .is_ok_and(|text| CacheControl::parse(text).no_transform)
 }
 
 /// Adds `Vary: Accept-Encoding` to a response of a compressible object (once).
