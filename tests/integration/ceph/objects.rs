@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{config, purge, space, url};
 use crate::common::ceph::cluster;
-use crate::common::{cache_status, client, start_edge};
+use crate::common::{TestEdge, cache_status, client, start_edge};
 
 const CORS: &str = r#"<CORSConfiguration>
   <CORSRule>
@@ -19,6 +19,17 @@ const CORS: &str = r#"<CORSConfiguration>
     <MaxAgeSeconds>600</MaxAgeSeconds>
   </CORSRule>
 </CORSConfiguration>"#;
+
+/// An edge named `pop` in front of the cluster with one anonymous space `pub` on `bucket`.
+async fn public_edge(pop: &str, bucket: &str) -> TestEdge {
+    start_edge(&config(
+        pop,
+        &cluster().endpoint,
+        "",
+        &space("pub", bucket, ""),
+    ))
+    .await
+}
 
 fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers()
@@ -185,13 +196,7 @@ async fn presigned_urls_open_only_their_object_until_they_expire() {
             &[],
         );
     }
-    let edge = start_edge(&config(
-        "ceph-presign",
-        &ceph.endpoint,
-        "",
-        &space("pub", &bucket, ""),
-    ))
-    .await;
+    let edge = public_edge("ceph-presign", &bucket).await;
     let c = client(&["pub"], &[]);
     let at = |path: &str| url(edge.http_addr, "pub", path);
 
@@ -246,13 +251,7 @@ async fn ranges_across_multipart_part_boundaries_and_revalidation_of_its_etag() 
     let rgw = rgw_etag(&bucket, "big.bin").await;
     assert!(rgw.ends_with("-3\""), "three parts: {rgw}");
 
-    let edge = start_edge(&config(
-        "ceph-ranges",
-        &ceph.endpoint,
-        "",
-        &space("pub", &bucket, ""),
-    ))
-    .await;
+    let edge = public_edge("ceph-ranges", &bucket).await;
     let c = client(&["pub"], &[]);
     let big = url(edge.http_addr, "pub", "/big.bin");
     let range = |spec: &'static str| c.get(&big).header("range", spec).send();
@@ -323,13 +322,7 @@ async fn revalidation_with_rgw_etags_sees_overwrites() {
     let target = format!("s3://{bucket}/r.txt");
     let options = ["--acl-public", "--add-header=Cache-Control:max-age=1"];
     s3.put(dir.path(), b"version one", &target, &options);
-    let edge = start_edge(&config(
-        "ceph-reval",
-        &ceph.endpoint,
-        "",
-        &space("pub", &bucket, ""),
-    ))
-    .await;
+    let edge = public_edge("ceph-reval", &bucket).await;
     let c = client(&["pub"], &[]);
     let r_txt = url(edge.http_addr, "pub", "/r.txt");
 
@@ -452,13 +445,7 @@ async fn purge_after_an_overwrite_serves_the_new_object() {
     let target = format!("s3://{bucket}/app.js");
     let options = ["--acl-public", "--add-header=Cache-Control:max-age=3600"];
     s3.put(dir.path(), b"console.log(1)", &target, &options);
-    let edge = start_edge(&config(
-        "ceph-purge",
-        &ceph.endpoint,
-        "",
-        &space("pub", &bucket, ""),
-    ))
-    .await;
+    let edge = public_edge("ceph-purge", &bucket).await;
     let c = client(&["pub"], &[]);
     let app = url(edge.http_addr, "pub", "/app.js");
     c.get(&app).send().await.unwrap().bytes().await.unwrap();
