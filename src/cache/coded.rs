@@ -3,8 +3,9 @@
 //! identity's key with the coding appended (`space \0 key \0 query \0 br`: every purge of the
 //! key drops it too) and with the identity's tags (so does every purge of a tag), and served
 //! only while it has its identity's freshness, so it never outlives the response it was made
-//! from. Concurrent requests for a variant being made wait for it (the fill registry
-//! coalesces them, and a purge detaches it as any fill).
+//! from. A small body's variant is made while its request waits, and concurrent requests
+//! for it wait too (the fill registry coalesces them, and a purge detaches it as any fill);
+//! a larger one's is made in the background while requests get the identity.
 
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
@@ -17,9 +18,22 @@ use super::fill::{FillPermit, Joined};
 use super::key::{CacheKey, KeyText, with_written_key};
 use super::{Body, Cache, Entry, Tier, Variants};
 
-/// Codings made at once, whatever the number of keys: bounds the memory and CPU they take.
-static ENCODERS: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+/// Bodies up to this size are coded while the request that asked waits (brotli 11 codes
+/// about 0.6 MB/s: 32 KiB in ~50 ms); larger ones in the background, their first requests
+/// getting the identity (sent sooner than they could be coded at the levels chosen).
+pub const INLINE_MAX: usize = 32 << 10;
+
+/// Cores of the machine: how many codings run at once while clients wait.
+static ENCODERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(cores()));
+
+/// Codings made in the background at once (half the cores, at least one): they leave the
+/// rest of the machine to serving.
+static BACKGROUND_ENCODERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new((cores() / 2).max(1)));
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Fields that describe the identity bytes and would be false of a coded body.
 const IDENTITY_ONLY: &[&str] = &["content-md5", "content-digest", "repr-digest", "digest"];
@@ -99,7 +113,8 @@ impl Cache {
     }
 
     /// `identity`'s `coding` variant: from the memory tier, the disk tier, or made now (and
-    /// stored). `None` when its body is not in memory or the coding failed: serve the identity.
+    /// stored). `None` when its body is not in memory, its coding is made in the background
+    /// (bodies over [`INLINE_MAX`]) or failed: serve the identity.
     pub async fn coded(
         self: &Arc<Self>,
         identity: &Arc<Entry>,
@@ -124,10 +139,13 @@ impl Cache {
         {
             return Some((variant, Tier::Disk));
         }
+        let inline = body.len() <= INLINE_MAX;
         let fill = match self.fills.join(&key) {
             Joined::Leader(fill) => fill,
+            // Being made in the background: this request gets the identity meanwhile.
+            Joined::Follower(_) if !inline => return None,
             Joined::Follower(fill) => {
-                // Being made by another request: wait for it, then read it from memory.
+                // Being made for another request: wait for it, then read it from memory.
                 if let Some(mut reader) = fill.reader(0) {
                     let _ended = reader.head().await;
                 }
@@ -136,38 +154,61 @@ impl Cache {
                     .map(|variant| (variant, Tier::Memory));
             }
         };
-        // Dropped before it completes (a cancelled request, a failed coding), the permit
-        // frees the key and wakes the waiters.
+        // Dropped before it completes (a cancelled request, a failed coding, no encoder
+        // free), the permit frees the key and wakes the waiters.
         let permit = FillPermit::registered(self.clone(), key.clone(), fill.clone(), None);
-        let coded = {
+        if inline {
             let _slot = ENCODERS.acquire().await.ok()?;
-            let body = body.clone();
-            tokio::task::spawn_blocking(move || coding.encode(&body))
-                .await
-                .ok()?
-        };
-        let coded = match coded {
-            Ok(coded) => coded,
-            Err(e) => {
-                tracing::warn!(key = %identity.key.object_key(), error = %e, "coding failed");
-                return None;
+            let variant = make_variant(identity, coding, key, body.clone()).await?;
+            permit.complete_shared(variant.clone());
+            fill.finish(Ok(()));
+            return Some((variant, Tier::Memory));
+        }
+        // Too slow to make while a client waits: made in the background if an encoder is
+        // free (else a later request tries again), this request gets the identity.
+        let slot = BACKGROUND_ENCODERS.try_acquire().ok()?;
+        let identity = identity.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Some(variant) = make_variant(&identity, coding, key, body).await {
+                permit.complete_shared(variant);
+                fill.finish(Ok(()));
             }
-        };
-        let variant = Arc::new(
-            Entry::new(
-                key,
-                identity.status,
-                &coded_headers(identity, coding),
-                Body::Memory(coded.into()),
-                identity.freshness,
-                identity.vary.clone(),
-            )
-            .with_tags(identity.tags.clone()),
-        );
-        permit.complete_shared(variant.clone());
-        fill.finish(Ok(()));
-        Some((variant, Tier::Memory))
+        });
+        None
     }
+}
+
+/// `identity`'s `coding` variant made from `body` on a blocking thread, stored under `key`;
+/// `None` if the coding failed.
+async fn make_variant(
+    identity: &Arc<Entry>,
+    coding: Coding,
+    key: CacheKey,
+    body: bytes::Bytes,
+) -> Option<Arc<Entry>> {
+    let coded = tokio::task::spawn_blocking(move || coding.encode(&body))
+        .await
+        .ok()?;
+    let coded = match coded {
+        Ok(coded) => coded,
+        Err(e) => {
+            tracing::warn!(key = %identity.key.object_key(), error = %e, "coding failed");
+            return None;
+        }
+    };
+    Some(Arc::new(
+        Entry::new(
+            key,
+            identity.status,
+            &coded_headers(identity, coding),
+            Body::Memory(coded.into()),
+            identity.freshness,
+            identity.vary.clone(),
+        )
+        .with_tags(identity.tags.clone()),
+    ))
 }
 
 #[cfg(test)]

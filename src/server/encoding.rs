@@ -14,6 +14,7 @@ use super::Edge;
 use super::answer::{Answer, fill_outcome};
 use super::respond::Fields;
 use crate::cache::cache_control::CacheControl;
+use crate::cache::coded::INLINE_MAX;
 use crate::cache::coding::{self, Coding};
 use crate::cache::{
     Body, CacheKey, CacheOutcome, Entry, FillError, FillHead, FillReader, Variants,
@@ -173,8 +174,9 @@ impl Edge {
     }
 
     /// Answers from a fill in the coding the request gets. A coded answer waits for the whole
-    /// body (at most the memory tier's largest object), makes the variant once and stores it
-    /// beside the identity the fill stores; a response that will not be stored is never coded
+    /// body (at most [`INLINE_MAX`]), makes the variant once and stores it beside the
+    /// identity the fill stores; a larger body streams as the identity and is coded in the
+    /// background when next asked for; a response that will not be stored is never coded
     /// (coding is once per stored object, never per request).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn fill_answer(
@@ -196,7 +198,9 @@ impl Edge {
         );
         let stored = match (choice, &head.admission, head.content_length) {
             (Choice::Coded(coding), Ok(freshness), Some(length))
-                if head.retained && head.stored_body.is_none() =>
+                if head.retained
+                    && head.stored_body.is_none()
+                    && usize::try_from(length).is_ok_and(|length| length <= INLINE_MAX) =>
             {
                 Some((coding, *freshness, length))
             }

@@ -2,13 +2,15 @@
 //! per object from one origin fetch, served from the cache, decoded here with the real
 //! decoders to the exact bytes the origin holds.
 
+mod background;
+
 use std::io::Read;
 
 use crate::common::origin::{Route, ScriptedOrigin};
 use crate::common::{cache_status, client, edge_url, http_origin_config, space, start_edge};
 
 /// A script-like body of `len` bytes (compressible, not trivially).
-fn script(len: usize, seed: u32) -> Vec<u8> {
+pub(super) fn script(len: usize, seed: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 64);
     let mut i: u32 = 0;
     while out.len() < len {
@@ -26,7 +28,7 @@ fn script(len: usize, seed: u32) -> Vec<u8> {
 }
 
 /// Decodes `body` from `coding` with the real decoders.
-fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
+pub(super) fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
         "br" => brotli::BrotliDecompress(&mut &body[..], &mut out).unwrap(),
@@ -59,7 +61,7 @@ fn varies_on_accept_encoding(r: &reqwest::Response) -> bool {
 
 /// GETs `url` with `Accept-Encoding: accept` (none if empty): (coding, raw body, response
 /// fields as a map).
-async fn get(
+pub(super) async fn get(
     c: &reqwest::Client,
     url: &str,
     accept: &str,
@@ -82,7 +84,7 @@ async fn get(
     (coding, body, headers, status)
 }
 
-fn js_origin(origin: &ScriptedOrigin, path: &str, body: Vec<u8>, etag: &str) {
+pub(super) fn js_origin(origin: &ScriptedOrigin, path: &str, body: Vec<u8>, etag: &str) {
     origin.route(
         path,
         Route::ok(body)
@@ -95,7 +97,7 @@ fn js_origin(origin: &ScriptedOrigin, path: &str, body: Vec<u8>, etag: &str) {
 #[tokio::test]
 async fn one_origin_fetch_serves_every_coding_each_decoding_to_the_original() {
     let origin = ScriptedOrigin::start().await;
-    let original = script(100 << 10, 1);
+    let original = script(30 << 10, 1);
     js_origin(&origin, "/app.js", original.clone(), "\"v1\"");
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
@@ -145,7 +147,7 @@ async fn one_origin_fetch_serves_every_coding_each_decoding_to_the_original() {
 #[tokio::test]
 async fn concurrent_first_requests_share_one_fetch_and_one_coding() {
     let origin = ScriptedOrigin::start().await;
-    let original = script(64 << 10, 2);
+    let original = script(30 << 10, 2);
     js_origin(&origin, "/burst.js", original.clone(), "\"b\"");
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
@@ -309,7 +311,7 @@ async fn images_small_bodies_encoded_and_no_transform_objects_are_sent_as_they_a
 #[tokio::test]
 async fn ranges_and_validators_apply_to_the_coded_variant() {
     let origin = ScriptedOrigin::start().await;
-    let original = script(40 << 10, 5);
+    let original = script(24 << 10, 5);
     js_origin(&origin, "/r.js", original.clone(), "\"r1\"");
     let edge = start_edge(&http_origin_config(&origin.url(), &space("assets", ""))).await;
     let c = client(&["assets"], &[]);
@@ -519,7 +521,7 @@ async fn s3_objects_are_coded_per_origin_variant() {
     );
     let edge = start_edge(&config).await;
     let s3 = S3cmd::new(dir.path(), edge.origin_addr.unwrap());
-    let original = script(50 << 10, 9);
+    let original = script(24 << 10, 9);
     let file = dir.path().join("app.js");
     std::fs::write(&file, &original).unwrap();
     s3.run(&[
