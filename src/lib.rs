@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod cache;
 pub mod config;
+pub mod control;
 pub mod fuzzing;
 pub mod http_client;
 pub mod logging;
@@ -259,6 +260,8 @@ pub async fn start_with_clock(
     purge::catch_up::CatchUp::new(edge.cache.clone(), edge.fanout.clone(), disk_path)
         .start(shutdown_rx.clone());
     tasks.spawn(edge.fanout.clone().retry_loop_until(shutdown_rx.clone()));
+    catch_up_control(&edge).await;
+    tasks.spawn(control::poll_loop(edge.clone(), shutdown_rx.clone()));
     if let Some(listener) = listeners.http {
         tasks.spawn(server::listener::serve_edge(
             edge.clone(),
@@ -301,6 +304,26 @@ pub async fn start_with_clock(
 }
 
 /// Drops memory entries past their keep window every few seconds, until shutdown.
+/// Longest a starting PoP waits to read the fleet's shared state before it serves.
+const CONTROL_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the fleet's shared state (spaces created over the API) before the PoP serves, so
+/// one that was down serves what changed meanwhile; a store that does not answer in time is
+/// read again by the poll loop.
+async fn catch_up_control(edge: &Arc<Edge>) {
+    let wait = CONTROL_CATCH_UP.min(edge.config.origin.timeout);
+    match tokio::time::timeout(wait, edge.sync_control()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(control::ControlError::Unavailable(reason))) => {
+            tracing::debug!(%reason, "no shared control state: spaces come from the config file only");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the fleet's control state at start; polling")
+        }
+        Err(_) => tracing::warn!("the fleet's control state did not answer at start; polling"),
+    }
+}
+
 async fn sweep_memory(cache: Arc<cache::Cache>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {

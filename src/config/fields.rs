@@ -90,7 +90,7 @@ pub fn normalize_host(name: &str) -> Option<String> {
     (valid || ip).then_some(name)
 }
 
-pub(super) fn is_dns_label(name: &str) -> bool {
+pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name

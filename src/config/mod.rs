@@ -2,6 +2,7 @@
 //! name the key and the reason.
 
 mod acme;
+mod admin;
 mod fields;
 mod origin;
 mod purge;
@@ -14,9 +15,10 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use fields::normalize_host;
-pub use raw::RawConfig;
+pub use fields::{is_dns_label, normalize_host};
+pub use raw::{RawConfig, RawQuery, RawSpace, RawSpaceCert};
 pub use secret::Secret;
+pub use space::validate_space;
 pub use types::*;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 

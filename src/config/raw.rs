@@ -28,6 +28,10 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub control: RawControl,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,4 +223,30 @@ pub struct RawLimits {
     pub max_concurrent_streams: Option<u32>,
     pub max_connections: Option<u32>,
     pub shutdown_grace: Option<String>,
+}
+
+/// `[admin]`: tokens of the control-plane API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default)]
+    pub tokens: Vec<RawAdminToken>,
+}
+
+/// One `[[admin.tokens]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminToken {
+    pub name: String,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `[control]`: where the fleet's shared state lives and how often it is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub state_dir: Option<String>,
+    pub poll_interval: Option<String>,
 }

@@ -3,12 +3,17 @@
 use super::fields::*;
 use super::*;
 
-pub(super) fn validate_space(
-    i: usize,
+/// Validates one space; errors name `{prefix}.{field}` (just the field when `prefix` is
+/// empty, as the admin API reports them).
+pub fn validate_space(
+    prefix: &str,
     s: raw::RawSpace,
     acme: &Option<Acme>,
 ) -> Result<Space, ConfigError> {
-    let key = |field: &str| format!("space[{i}].{field}");
+    let key = |field: &str| match prefix {
+        "" => field.to_owned(),
+        _ => format!("{prefix}.{field}"),
+    };
     if !is_dns_label(&s.name) {
         return Err(invalid(
             key("name"),

@@ -25,6 +25,8 @@ pub struct Config {
     pub parent: Option<Parent>,
     pub log: Log,
     pub limits: Limits,
+    pub admin: Admin,
+    pub control: Control,
 }
 
 /// `[pop]`: this PoP's identity.
@@ -352,4 +354,56 @@ fn ser_header_names<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_seq(value.iter().map(http::HeaderName::as_str))
+}
+
+/// What an admin token may do (`[[admin.tokens]] scopes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Purges.
+    Purge,
+    /// Writes (and reads) of spaces.
+    Spaces,
+    /// Writes (and reads) of certificates.
+    Certificates,
+    /// Writes (and reads) of access keys.
+    Keys,
+    /// Every `GET` under `/v1/`.
+    Read,
+}
+
+impl Scope {
+    /// Every scope: what a token without `scopes` gets.
+    pub const ALL: [Scope; 5] = [
+        Scope::Purge,
+        Scope::Spaces,
+        Scope::Certificates,
+        Scope::Keys,
+        Scope::Read,
+    ];
+}
+
+/// A named admin token and its scopes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminToken {
+    pub name: String,
+    pub token: Secret,
+    pub scopes: Vec<Scope>,
+}
+
+/// `[admin]`: the control-plane API's tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Admin {
+    pub tokens: Vec<AdminToken>,
+}
+
+/// `[control]`: the fleet's shared state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Control {
+    /// A directory for the state (a PoP without a shared origin); else the origin's
+    /// `edge-state` bucket.
+    pub state_dir: Option<PathBuf>,
+    /// How often the state is read again.
+    #[serde(serialize_with = "ser_duration")]
+    pub poll_interval: Duration,
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::acme::validate_acme;
+use super::admin::{validate_admin, validate_control};
 use super::fields::*;
 use super::origin::validate_origin;
 use super::purge::validate_purge;
@@ -175,7 +176,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut names = HashSet::new();
     let mut domains = HashSet::new();
     for (i, s) in raw.spaces.into_iter().enumerate() {
-        let space = validate_space(i, s, &acme)?;
+        let space = validate_space(&format!("space[{i}]"), s, &acme)?;
         if !names.insert(space.name.clone()) {
             return Err(invalid(
                 format!("space[{i}].name"),
@@ -262,6 +263,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    let admin = validate_admin(raw.admin)?;
+    let control = validate_control(raw.control)?;
+
     Ok(Config {
         pop,
         listen,
@@ -275,5 +279,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         parent,
         log,
         limits,
+        admin,
+        control,
     })
 }

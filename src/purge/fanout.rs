@@ -96,6 +96,11 @@ impl Fanout {
         }
     }
 
+    /// The client peers are reached with (admin TLS roots, the purge timeout).
+    pub fn client(&self) -> HttpsClient<Full<Bytes>> {
+        self.client.clone()
+    }
+
     /// Whether there is anyone to forward to.
     pub fn has_targets(&self) -> bool {
         self.parent.is_some() || !self.peers.is_empty()

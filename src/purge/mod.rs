@@ -101,6 +101,8 @@ pub const MAX_FILES: usize = 10_000;
 pub enum PurgeError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    #[error("this token may not purge")]
+    Forbidden,
     #[error("{0}")]
     BadRequest(String),
     #[error("unknown space `{0}`")]
@@ -112,6 +114,7 @@ impl PurgeError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             PurgeError::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            PurgeError::Forbidden => http::StatusCode::FORBIDDEN,
             PurgeError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
             PurgeError::UnknownSpace(_) => http::StatusCode::NOT_FOUND,
         }

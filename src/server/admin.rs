@@ -18,6 +18,9 @@ use tokio::sync::watch;
 use super::Edge;
 use super::body::EdgeBody;
 use super::listener::http_builder;
+use crate::config::Scope;
+use crate::control::api;
+use crate::control::auth::{self, Denied, Need};
 use crate::purge::fanout::FORWARDED_HEADER;
 use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 
@@ -96,8 +99,9 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if purge::authorize(authorization, &edge.live.load().config.purge.tokens).is_err() {
-                return json_error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+            let need = Need::Read(Scope::Purge);
+            if let Err(denied) = auth::authorize(authorization, &edge.live.load().config, need) {
+                return json_error(denied_status(denied), &denied.to_string());
             }
             let since = request
                 .uri()
@@ -117,7 +121,25 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 Err(e) => json_error(e.status(), &e.to_string()),
             }
         }
+        _ if api::is_control_path(&path) => {
+            let reply = api::handle(edge, request).await;
+            match reply.body {
+                Some(body) => json(reply.status, &body),
+                None => {
+                    let mut response = Response::new(EdgeBody::full(Bytes::new()));
+                    *response.status_mut() = reply.status;
+                    response
+                }
+            }
+        }
         _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+fn denied_status(denied: Denied) -> StatusCode {
+    match denied {
+        Denied::Unauthorized => StatusCode::UNAUTHORIZED,
+        Denied::Forbidden => StatusCode::FORBIDDEN,
     }
 }
 
@@ -138,7 +160,12 @@ async fn purge_local(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let live = edge.live.load_full();
-    let who = purge::authorize(authorization, &live.config.purge.tokens)?.to_owned();
+    let who = auth::authorize(authorization, &live.config, Need::Write(Scope::Purge)).map_err(
+        |denied| match denied {
+            Denied::Unauthorized => PurgeError::Unauthorized,
+            Denied::Forbidden => PurgeError::Forbidden,
+        },
+    )?;
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     if live.config.space(&space).is_none() {
         return Err(PurgeError::UnknownSpace(space));

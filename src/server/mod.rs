@@ -68,6 +68,12 @@ pub struct Edge {
     pub acme_challenges: Option<Arc<crate::tls::acme::challenge::Challenges>>,
     /// The PoP's TLS state (certificates by SNI, ACME), for metrics.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The config file as last loaded (the live config adds the API's spaces to it).
+    pub base: ArcSwap<Config>,
+    /// Spaces as data the fleet shares.
+    pub control: crate::control::ControlPlane,
+    /// One application of the shared state at a time.
+    pub(crate) applying: std::sync::Mutex<()>,
 }
 
 /// What a PoP is built from besides its config.
@@ -121,6 +127,9 @@ impl Edge {
             https_port: parts.https_port,
             acme_challenges: parts.tls.as_ref().and_then(|t| t.challenges().cloned()),
             tls: parts.tls,
+            base: ArcSwap::from_pointee(config.clone()),
+            control: crate::control::ControlPlane::new(&config, parts.embedded_origin),
+            applying: std::sync::Mutex::new(()),
             config: Arc::new(config),
         })
     }
@@ -222,17 +231,23 @@ impl Edge {
         if old.purge.peers != new.purge.peers {
             needs_restart.push("purge.peers");
         }
-        let router = Router::new(&new);
+        self.base.store(Arc::new(new));
+        self.apply_control();
+        needs_restart
+    }
+
+    /// Swaps in `config` (spaces, TTLs, tokens, log format) with its routing table.
+    pub(crate) fn install(&self, config: Config) {
+        let router = Router::new(&config);
         let generation = self
             .reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         self.live.store(Arc::new(Live {
-            config: Arc::new(new),
+            config: Arc::new(config),
             router,
             generation,
         }));
-        needs_restart
     }
 }
 

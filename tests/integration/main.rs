@@ -14,6 +14,7 @@ mod coalescing;
 mod compression;
 mod conformance;
 mod conformance_validation;
+mod control;
 mod cors;
 mod disk;
 mod embedded;

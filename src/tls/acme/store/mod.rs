@@ -194,19 +194,38 @@ pub fn from_config(
     config: &crate::config::Config,
     embedded_origin: Option<std::net::SocketAddr>,
 ) -> Result<std::sync::Arc<dyn CertStateStore>, StoreError> {
-    use crate::config::{AcmeStore, OriginKind};
-    use crate::origin::Signer;
-    let setup = |reason: &str| StoreError::Transport {
-        op: "setup",
-        key: String::new(),
-        reason: reason.to_owned(),
-    };
+    use crate::config::AcmeStore;
     let Some(acme) = &config.acme else {
         return Err(setup("no [acme] section"));
     };
     if let AcmeStore::Dir(dir) = &acme.store {
         return Ok(std::sync::Arc::new(DirStore::new(dir)));
     }
+    Ok(std::sync::Arc::new(origin_bucket(
+        config,
+        embedded_origin,
+        BUCKET,
+    )?))
+}
+
+fn setup(reason: &str) -> StoreError {
+    StoreError::Transport {
+        op: "setup",
+        key: String::new(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// `bucket` of the origin, reached with the embedded origin's `edge_user` or the S3 origin's
+/// credentials (created private on first use); `embedded_origin` is where the embedded
+/// origin actually listens. An HTTP origin has no buckets.
+pub fn origin_bucket(
+    config: &crate::config::Config,
+    embedded_origin: Option<std::net::SocketAddr>,
+    bucket: &str,
+) -> Result<OriginStore, StoreError> {
+    use crate::config::OriginKind;
+    use crate::origin::Signer;
     let (endpoint, signer, region) = match &config.origin.kind {
         OriginKind::Embedded(embedded) => {
             let addr = embedded_origin.unwrap_or(embedded.listen);
@@ -229,7 +248,7 @@ pub fn from_config(
             let credentials = s3
                 .credentials
                 .as_ref()
-                .ok_or_else(|| setup("acme.store = \"origin\" needs origin credentials"))?;
+                .ok_or_else(|| setup("the origin's bucket needs origin credentials"))?;
             (
                 s3.endpoint.clone(),
                 Signer::new(
@@ -241,15 +260,17 @@ pub fn from_config(
             )
         }
         OriginKind::Http { .. } => {
-            return Err(setup("acme.store = \"origin\" needs an S3 origin"));
+            return Err(setup(
+                "an HTTP origin has no buckets: an S3 origin is needed",
+            ));
         }
     };
-    Ok(std::sync::Arc::new(OriginStore::with_tls(
+    OriginStore::with_tls(
         &endpoint,
-        BUCKET,
+        bucket,
         &region,
         signer,
         config.origin.timeout,
         crate::tls::embedded_origin_tls(config),
-    )?))
+    )
 }

@@ -183,7 +183,7 @@ impl OriginStore {
             .get_or_try_init(|| async {
                 self.create_bucket().await?;
                 self.check_owned().await?;
-                tracing::info!(bucket = %self.bucket, "ACME state bucket ready");
+                tracing::info!(bucket = %self.bucket, "state bucket ready");
                 Ok(())
             })
             .await
@@ -206,6 +206,15 @@ impl OriginStore {
             Ok(())
         } else {
             Err(StoreError::NotOwned(self.bucket.clone()))
+        }
+    }
+
+    /// Creates the bucket (private) if it does not exist; one that exists, whoever owns it,
+    /// is left as it is (a space served from an existing bucket).
+    pub async fn create_bucket_unless_present(&self) -> Result<(), StoreError> {
+        match self.create_bucket().await {
+            Err(StoreError::NotOwned(_)) => Ok(()),
+            other => other,
         }
     }
 

@@ -1,0 +1,74 @@
+//! Validation of `[admin]` (control-plane tokens and their scopes) and `[control]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::fields::*;
+use super::*;
+
+pub(super) fn validate_admin(raw: raw::RawAdmin) -> Result<Admin, ConfigError> {
+    let mut tokens: Vec<AdminToken> = Vec::new();
+    for (i, t) in raw.tokens.into_iter().enumerate() {
+        let key = format!("admin.tokens[{i}]");
+        if t.name.is_empty() || tokens.iter().any(|o| o.name == t.name) {
+            return Err(invalid(
+                format!("{key}.name"),
+                "must be non-empty and unique",
+            ));
+        }
+        let token = secret(
+            &format!("{key}.token"),
+            t.token.as_deref(),
+            t.token_env.as_deref(),
+        )?
+        .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))?;
+        if token.expose().len() < 16 {
+            return Err(invalid(
+                format!("{key}.token"),
+                "must be at least 16 characters",
+            ));
+        }
+        let scopes = match t.scopes {
+            None => Scope::ALL.to_vec(),
+            Some(names) => {
+                let mut scopes = Vec::new();
+                for name in names {
+                    let scope = serde_json::from_value(serde_json::Value::String(name.clone()))
+                        .map_err(|_| {
+                            invalid(
+                                format!("{key}.scopes"),
+                                format!(
+                                    "`{name}` is not one of purge, spaces, certificates, keys, read"
+                                ),
+                            )
+                        })?;
+                    if !scopes.contains(&scope) {
+                        scopes.push(scope);
+                    }
+                }
+                scopes
+            }
+        };
+        tokens.push(AdminToken {
+            name: t.name,
+            token,
+            scopes,
+        });
+    }
+    Ok(Admin { tokens })
+}
+
+pub(super) fn validate_control(raw: raw::RawControl) -> Result<Control, ConfigError> {
+    let poll_interval = duration(
+        "control.poll_interval",
+        raw.poll_interval.as_deref(),
+        Duration::from_secs(10),
+    )?;
+    if poll_interval < Duration::from_millis(100) {
+        return Err(invalid("control.poll_interval", "must be at least 100ms"));
+    }
+    Ok(Control {
+        state_dir: raw.state_dir.map(PathBuf::from),
+        poll_interval,
+    })
+}

@@ -1,0 +1,213 @@
+//! The control-plane endpoints of the admin API: `/v1/spaces` (list, create, read, edit,
+//! delete) and `/v1/control/sync`, the call peers make after a change.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::ControlError;
+use super::auth::{self, Denied, Need};
+use super::spaces::{self, Source, SpaceSpec, SpecError};
+use super::sync::SYNC_PATH;
+use crate::config::{Scope, Space};
+use crate::server::Edge;
+
+/// Largest control request body accepted.
+const MAX_BODY: usize = 64 << 10;
+
+/// A control-plane answer: a status and a JSON body (none for 204).
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+        }
+    }
+
+    fn error(status: StatusCode, reason: &str) -> Reply {
+        Reply::json(status, json!({ "error": reason }))
+    }
+
+    fn no_content() -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+        }
+    }
+}
+
+impl From<Denied> for Reply {
+    fn from(denied: Denied) -> Reply {
+        let status = match denied {
+            Denied::Unauthorized => StatusCode::UNAUTHORIZED,
+            Denied::Forbidden => StatusCode::FORBIDDEN,
+        };
+        Reply::error(status, &denied.to_string())
+    }
+}
+
+impl From<ControlError> for Reply {
+    fn from(e: ControlError) -> Reply {
+        Reply::error(e.status(), &e.to_string())
+    }
+}
+
+/// Whether `path` is a control-plane endpoint (besides purges, which `/v1/spaces/{name}/cache`
+/// names).
+pub fn is_control_path(path: &str) -> bool {
+    path == "/v1/spaces" || path == SYNC_PATH || space_name(path).is_some()
+}
+
+/// The `{name}` of `/v1/spaces/{name}`.
+fn space_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/spaces/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}
+
+/// Answers one control-plane request.
+pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let need = match (&method, path.as_str()) {
+        (&Method::POST, SYNC_PATH) => Need::Peer,
+        (&Method::GET, _) => Need::Read(Scope::Spaces),
+        _ => Need::Write(Scope::Spaces),
+    };
+    let who = {
+        let live = edge.live.load();
+        match auth::authorize(authorization.as_deref(), &live.config, need) {
+            Ok(who) => who,
+            Err(denied) => return denied.into(),
+        }
+    };
+    let result = match (&method, path.as_str(), space_name(&path)) {
+        (&Method::POST, SYNC_PATH, _) => edge.sync_control().await.map(|_| Reply::no_content()),
+        (&Method::GET, "/v1/spaces", _) => Ok(list(edge)),
+        (&Method::POST, "/v1/spaces", _) => match body(request).await {
+            Ok(body) => create(edge, &body, &who).await,
+            Err(reply) => return reply,
+        },
+        (&Method::GET, _, Some(name)) => Ok(get(edge, name)),
+        (&Method::PATCH, _, Some(name)) => match body(request).await {
+            Ok(body) => update(edge, name, &body, &who).await,
+            Err(reply) => return reply,
+        },
+        (&Method::DELETE, _, Some(name)) => delete(edge, name, &who).await,
+        _ => return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+    };
+    result.unwrap_or_else(Reply::from)
+}
+
+/// The request body, at most [`MAX_BODY`] bytes.
+async fn body(request: Request<Incoming>) -> Result<Bytes, Reply> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            &format!("body: larger than {} KiB, or unreadable", MAX_BODY >> 10),
+        )),
+    }
+}
+
+/// Where the live space `name` comes from.
+fn source_of(edge: &Edge, name: &str) -> Source {
+    if edge.base.load().space(name).is_some() {
+        Source::Config
+    } else {
+        Source::Api
+    }
+}
+
+fn list(edge: &Edge) -> Reply {
+    let live = edge.live.load();
+    let spaces: Vec<Value> = live
+        .config
+        .spaces
+        .iter()
+        .map(|s| spaces::view(s, source_of(edge, &s.name)))
+        .collect();
+    Reply::json(StatusCode::OK, json!({ "spaces": spaces }))
+}
+
+fn get(edge: &Edge, name: &str) -> Reply {
+    let live = edge.live.load();
+    match live.config.space(name) {
+        Some(space) => Reply::json(StatusCode::OK, spaces::view(space, source_of(edge, name))),
+        None => ControlError::NotFound(name.to_owned()).into(),
+    }
+}
+
+async fn create(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, ControlError> {
+    let spec = SpaceSpec::from_json(body)?;
+    let check = |spec: &SpaceSpec| -> Result<Space, ControlError> {
+        let live = edge.live.load();
+        if live.config.space(&spec.name).is_some() {
+            return Err(ControlError::Exists(spec.name.clone()));
+        }
+        Ok(spec.to_space(&live.config)?)
+    };
+    let space = edge.control.create(spec, check).await?;
+    tracing::info!(token = %who, space = %space.name, "space created");
+    edge.control_changed().await;
+    Ok(Reply::json(
+        StatusCode::CREATED,
+        spaces::view(&space, Source::Api),
+    ))
+}
+
+async fn update(
+    edge: &Arc<Edge>,
+    name: &str,
+    body: &[u8],
+    who: &str,
+) -> Result<Reply, ControlError> {
+    if edge.base.load().space(name).is_some() {
+        return Err(ControlError::ReadOnly(name.to_owned()));
+    }
+    if !crate::config::is_dns_label(name) {
+        return Err(ControlError::NotFound(name.to_owned()));
+    }
+    let check = |spec: &SpaceSpec| -> Result<Space, ControlError> {
+        Ok(spec.to_space(&edge.live.load().config)?)
+    };
+    let space = edge.control.update(name, body, check).await?;
+    tracing::info!(token = %who, space = %name, "space updated");
+    edge.control_changed().await;
+    Ok(Reply::json(
+        StatusCode::OK,
+        spaces::view(&space, Source::Api),
+    ))
+}
+
+async fn delete(edge: &Arc<Edge>, name: &str, who: &str) -> Result<Reply, ControlError> {
+    if edge.base.load().space(name).is_some() {
+        return Err(ControlError::ReadOnly(name.to_owned()));
+    }
+    if !crate::config::is_dns_label(name) {
+        return Err(ControlError::NotFound(name.to_owned()));
+    }
+    edge.control.delete(name).await?;
+    tracing::info!(token = %who, space = %name, "space deleted");
+    edge.control_changed().await;
+    Ok(Reply::no_content())
+}
+
+impl From<SpecError> for Reply {
+    fn from(e: SpecError) -> Reply {
+        Reply::error(StatusCode::BAD_REQUEST, &e.0)
+    }
+}

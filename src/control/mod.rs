@@ -1,0 +1,267 @@
+//! The control plane: spaces as data the whole fleet shares. An admin creates, edits or
+//! deletes a space over the API on any PoP; the spec is written to the fleet's state store
+//! (the origin's private `edge-state` bucket, or `control.state_dir`) with a conditional
+//! write, the PoP applies it at once and tells its peers, and every PoP also reads the store
+//! every `control.poll_interval`, so one that was down catches up.
+//!
+//! Concurrent edits never lose an update: a create is a write-if-absent (the second of two
+//! creates of one name gets 409); an edit reads the stored spec, lays its fields over it and
+//! writes it back only if it is still the version read (retried on a race), so two edits of
+//! different fields both land, and of the same field the later one wins.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod spaces;
+mod sync;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::tls::acme::store::{self as state, CertStateStore, DirStore, StoreError, Write};
+use spaces::{SpaceSpec, SpecError};
+
+pub use sync::poll_loop;
+
+/// The origin bucket that holds the fleet's control state.
+pub const STATE_BUCKET: &str = "edge-state";
+
+/// Where space specs are kept in the store.
+const SPACES: &str = "spaces/";
+
+/// Attempts of an edit that keeps losing races with other edits of the same space.
+const EDIT_ATTEMPTS: usize = 8;
+
+/// Why a control-plane request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Bad input; the message names the field.
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
+    #[error("space `{0}` already exists")]
+    Exists(String),
+    #[error("no space `{0}`")]
+    NotFound(String),
+    #[error("space `{0}` is defined in the config file and is read-only here")]
+    ReadOnly(String),
+    #[error("edits of space `{0}` kept racing with other edits; try again")]
+    Conflict(String),
+    #[error("the fleet's state store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the fleet's state store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ControlError {
+    /// The HTTP status the API answers with.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Exists(_) | ControlError::ReadOnly(_) | ControlError::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Unavailable(_) | ControlError::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+/// A stored spec and the version it was read or written at.
+#[derive(Debug, Clone)]
+struct Versioned {
+    etag: String,
+    spec: SpaceSpec,
+}
+
+/// The fleet's shared state as this PoP knows it, and the way to change it.
+pub struct ControlPlane {
+    store: Result<Arc<dyn CertStateStore>, String>,
+    /// API spaces by name, as last read from or written to the store.
+    specs: Mutex<BTreeMap<String, Versioned>>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    /// The config the PoP started with, and where its embedded origin listens: new spaces'
+    /// buckets are created there.
+    origin: (Arc<Config>, Option<SocketAddr>),
+}
+
+impl ControlPlane {
+    /// The control plane of a PoP started with `config`.
+    pub fn new(config: &Config, embedded_origin: Option<SocketAddr>) -> ControlPlane {
+        let store: Result<Arc<dyn CertStateStore>, String> = match &config.control.state_dir {
+            Some(dir) => Ok(Arc::new(DirStore::new(dir))),
+            None => state::origin_bucket(config, embedded_origin, STATE_BUCKET)
+                .map(|s| Arc::new(s) as Arc<dyn CertStateStore>)
+                .map_err(|e| format!("{e}; set control.state_dir")),
+        };
+        ControlPlane {
+            store,
+            specs: Mutex::new(BTreeMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+            origin: (Arc::new(config.clone()), embedded_origin),
+        }
+    }
+
+    fn store(&self) -> Result<&Arc<dyn CertStateStore>, ControlError> {
+        self.store
+            .as_ref()
+            .map_err(|reason| ControlError::Unavailable(reason.clone()))
+    }
+
+    fn specs_lock(&self) -> MutexGuard<'_, BTreeMap<String, Versioned>> {
+        self.specs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The API spaces' specs, by name.
+    pub fn specs(&self) -> Vec<SpaceSpec> {
+        self.specs_lock().values().map(|v| v.spec.clone()).collect()
+    }
+
+    /// Reads the store again; `true` when a spec was added, changed or removed.
+    pub async fn refresh(&self) -> Result<bool, ControlError> {
+        let store = self.store()?;
+        let _one = self.refreshing.lock().await;
+        let listed = store.list(SPACES).await?;
+        let known: BTreeMap<String, String> = self
+            .specs_lock()
+            .iter()
+            .map(|(name, v)| (name.clone(), v.etag.clone()))
+            .collect();
+        let mut fresh = BTreeMap::new();
+        let mut changed = false;
+        for item in listed {
+            let Some(name) = name_of(&item.key) else {
+                continue;
+            };
+            if known.get(name) == Some(&item.etag)
+                && let Some(v) = self.specs_lock().get(name)
+            {
+                fresh.insert(name.to_owned(), v.clone());
+                continue;
+            }
+            let Some(stored) = store.get(&item.key).await? else {
+                continue;
+            };
+            match SpaceSpec::from_json(&stored.body) {
+                Ok(spec) if spec.name == name => {
+                    changed = true;
+                    fresh.insert(
+                        name.to_owned(),
+                        Versioned {
+                            etag: stored.etag,
+                            spec,
+                        },
+                    );
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(key = %item.key, "unreadable space spec in the state store; skipped");
+                }
+            }
+        }
+        let mut specs = self.specs_lock();
+        changed |= specs.keys().any(|name| !fresh.contains_key(name));
+        *specs = fresh;
+        Ok(changed)
+    }
+
+    /// Stores a new space (after `check` accepted it) and creates its bucket.
+    pub async fn create(
+        &self,
+        spec: SpaceSpec,
+        check: impl FnOnce(&SpaceSpec) -> Result<crate::config::Space, ControlError>,
+    ) -> Result<crate::config::Space, ControlError> {
+        let space = check(&spec)?;
+        let store = self.store()?;
+        self.create_bucket(&space.bucket).await?;
+        let body = to_json(&spec)?;
+        let Some(etag) = store
+            .put(&key_of(&spec.name), body, Write::IfAbsent)
+            .await?
+        else {
+            return Err(ControlError::Exists(spec.name));
+        };
+        self.specs_lock()
+            .insert(spec.name.clone(), Versioned { etag, spec });
+        Ok(space)
+    }
+
+    /// Lays `patch` over the stored spec of `name` and stores it if `check` accepts it.
+    pub async fn update(
+        &self,
+        name: &str,
+        patch: &[u8],
+        check: impl Fn(&SpaceSpec) -> Result<crate::config::Space, ControlError>,
+    ) -> Result<crate::config::Space, ControlError> {
+        let store = self.store()?;
+        let key = key_of(name);
+        for _ in 0..EDIT_ATTEMPTS {
+            let Some(stored) = store.get(&key).await? else {
+                return Err(ControlError::NotFound(name.to_owned()));
+            };
+            let current = SpaceSpec::from_json(&stored.body)?;
+            let spec = current.patched(patch)?;
+            let space = check(&spec)?;
+            if space.bucket != current_bucket(&current, name) {
+                self.create_bucket(&space.bucket).await?;
+            }
+            let body = to_json(&spec)?;
+            if let Some(etag) = store.put(&key, body, Write::IfMatch(stored.etag)).await? {
+                self.specs_lock()
+                    .insert(name.to_owned(), Versioned { etag, spec });
+                return Ok(space);
+            }
+        }
+        Err(ControlError::Conflict(name.to_owned()))
+    }
+
+    /// Removes the space `name` from the store.
+    pub async fn delete(&self, name: &str) -> Result<(), ControlError> {
+        let store = self.store()?;
+        let key = key_of(name);
+        if store.get(&key).await?.is_none() {
+            return Err(ControlError::NotFound(name.to_owned()));
+        }
+        store.delete(&key).await?;
+        self.specs_lock().remove(name);
+        Ok(())
+    }
+
+    /// Creates `bucket` on the origin (private, owned by the edge's user) unless it exists;
+    /// an HTTP origin has no buckets.
+    async fn create_bucket(&self, bucket: &str) -> Result<(), ControlError> {
+        let (config, embedded) = &self.origin;
+        if matches!(config.origin.kind, crate::config::OriginKind::Http { .. }) {
+            return Ok(());
+        }
+        let origin = state::origin_bucket(config, *embedded, bucket)?;
+        origin.create_bucket_unless_present().await?;
+        Ok(())
+    }
+}
+
+fn current_bucket(spec: &SpaceSpec, name: &str) -> String {
+    spec.bucket.clone().unwrap_or_else(|| name.to_owned())
+}
+
+fn key_of(name: &str) -> String {
+    format!("{SPACES}{name}.json")
+}
+
+fn name_of(key: &str) -> Option<&str> {
+    key.strip_prefix(SPACES)?
+        .strip_suffix(".json")
+        .filter(|n| !n.contains('/'))
+}
+
+fn to_json(spec: &SpaceSpec) -> Result<Bytes, ControlError> {
+    serde_json::to_vec_pretty(spec)
+        .map(Bytes::from)
+        .map_err(|e| ControlError::Invalid(SpecError(format!("body: {e}"))))
+}
