@@ -92,10 +92,10 @@ mod tests {
 
     fn config() -> Config {
         Config::parse(
-            "[purge]\ntoken = \"purge-token-1\"\npeer_token = \"peer-token-123\"\n\
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[purge]\ntoken = \"purge-token-1\"\npeer_token = \"peer-token-123\"\n\
              [[admin.tokens]]\nname = \"viewer\"\ntoken = \"viewer-token-0123456\"\nscopes = [\"read\"]\n\
              [[admin.tokens]]\nname = \"ops\"\ntoken = \"ops-token-0123456789\"\n\
-             [[space]]\nname = \"a\"\n",
+             [[space]]\nname = \"assets\"\n",
         )
         .unwrap()
     }
