@@ -219,6 +219,10 @@ pub enum SpaceCert {
         cert: PathBuf,
         key: PathBuf,
     },
+    /// A certificate uploaded through the admin API (a space created there).
+    Uploaded {
+        id: String,
+    },
 }
 
 /// How a space's requests reach the origin.

@@ -11,12 +11,13 @@ use serde_json::{Value, json};
 
 use super::ControlError;
 use super::auth::{self, Denied, Need};
+use super::certs::{CertUpload, Uploaded};
 use super::spaces::{self, Source, SpaceSpec, SpecError};
 use super::sync::SYNC_PATH;
 use crate::config::{Scope, Space};
 use crate::server::Edge;
 
-/// Largest control request body accepted.
+/// Largest control request body accepted (a certificate chain with its key fits).
 const MAX_BODY: usize = 64 << 10;
 
 /// A control-plane answer: a status and a JSON body (none for 204).
@@ -64,7 +65,17 @@ impl From<ControlError> for Reply {
 /// Whether `path` is a control-plane endpoint (besides purges, which `/v1/spaces/{name}/cache`
 /// names).
 pub fn is_control_path(path: &str) -> bool {
-    path == "/v1/spaces" || path == SYNC_PATH || space_name(path).is_some()
+    path == "/v1/spaces"
+        || path == SYNC_PATH
+        || path == "/v1/certificates"
+        || space_name(path).is_some()
+        || cert_id(path).is_some()
+}
+
+/// The `{id}` of `/v1/certificates/{id}`.
+fn cert_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/certificates/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
 }
 
 /// The `{name}` of `/v1/spaces/{name}`.
@@ -82,10 +93,15 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let scope = if path.starts_with("/v1/certificates") {
+        Scope::Certificates
+    } else {
+        Scope::Spaces
+    };
     let need = match (&method, path.as_str()) {
         (&Method::POST, SYNC_PATH) => Need::Peer,
-        (&Method::GET, _) => Need::Read(Scope::Spaces),
-        _ => Need::Write(Scope::Spaces),
+        (&Method::GET, _) => Need::Read(scope),
+        _ => Need::Write(scope),
     };
     let who = {
         let live = edge.live.load();
@@ -107,6 +123,14 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
             Err(reply) => return reply,
         },
         (&Method::DELETE, _, Some(name)) => delete(edge, name, &who).await,
+        (&Method::GET, "/v1/certificates", _) => Ok(list_certs(edge)),
+        (&Method::POST, "/v1/certificates", _) => match body(request).await {
+            Ok(body) => upload_cert(edge, &body, &who).await,
+            Err(reply) => return reply,
+        },
+        (&Method::DELETE, _, None) if cert_id(&path).is_some() => {
+            delete_cert(edge, cert_id(&path).unwrap_or_default(), &who).await
+        }
         _ => return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
     };
     result.unwrap_or_else(Reply::from)
@@ -158,7 +182,9 @@ async fn create(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, Contr
         if live.config.space(&spec.name).is_some() {
             return Err(ControlError::Exists(spec.name.clone()));
         }
-        Ok(spec.to_space(&live.config)?)
+        Ok(spec.to_space(&live.config, |id| {
+            edge.control.cert(id).map(|c| c.leaf.clone())
+        })?)
     };
     let space = edge.control.create(spec, check).await?;
     tracing::info!(token = %who, space = %space.name, "space created");
@@ -182,7 +208,8 @@ async fn update(
         return Err(ControlError::NotFound(name.to_owned()));
     }
     let check = |spec: &SpaceSpec| -> Result<Space, ControlError> {
-        Ok(spec.to_space(&edge.live.load().config)?)
+        let uploaded = |id: &str| edge.control.cert(id).map(|c| c.leaf.clone());
+        Ok(spec.to_space(&edge.live.load().config, uploaded)?)
     };
     let space = edge.control.update(name, body, check).await?;
     tracing::info!(token = %who, space = %name, "space updated");
@@ -210,4 +237,44 @@ impl From<SpecError> for Reply {
     fn from(e: SpecError) -> Reply {
         Reply::error(StatusCode::BAD_REQUEST, &e.0)
     }
+}
+
+fn list_certs(edge: &Edge) -> Reply {
+    let mut certs: Vec<Value> = edge.control.certs().iter().map(|c| c.view("api")).collect();
+    // `[[tls.cert]]` files, read-only here.
+    for files in &edge.live.load().config.tls.certs {
+        let cert = std::fs::read_to_string(&files.cert);
+        let key = std::fs::read_to_string(&files.key);
+        if let (Ok(cert), Ok(key)) = (cert, key)
+            && let Ok(uploaded) = Uploaded::from_pem(CertUpload { cert, key })
+        {
+            certs.push(uploaded.view("config"));
+        }
+    }
+    Reply::json(StatusCode::OK, json!({ "certificates": certs }))
+}
+
+async fn upload_cert(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, ControlError> {
+    let cert = Uploaded::from_json(body, edge.cache.now())?;
+    let cert = edge.control.upload_cert(cert).await?;
+    tracing::info!(token = %who, id = %cert.id, names = ?cert.leaf.dns_names, "certificate uploaded");
+    edge.control_changed().await;
+    let mut view = cert.view("api");
+    if let Value::Object(fields) = &mut view {
+        fields.remove("source");
+    }
+    Ok(Reply::json(StatusCode::CREATED, view))
+}
+
+async fn delete_cert(edge: &Arc<Edge>, id: &str, who: &str) -> Result<Reply, ControlError> {
+    let used_by = edge.control.specs().into_iter().find(|spec| {
+        matches!(&spec.certificate, Some(spaces::CertificateRef::Uploaded { id: used }) if used == id)
+    });
+    if let Some(spec) = used_by {
+        return Err(ControlError::CertInUse(id.to_owned(), spec.name));
+    }
+    edge.control.delete_cert(id).await?;
+    tracing::info!(token = %who, %id, "certificate deleted");
+    edge.control_changed().await;
+    Ok(Reply::no_content())
 }

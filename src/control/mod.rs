@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod certs;
 pub mod client;
 pub mod spaces;
 mod sync;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::tls::acme::store::{self as state, CertStateStore, DirStore, StoreError, Write};
+use certs::{CertUpload, Uploaded};
 use spaces::{SpaceSpec, SpecError};
 
 pub use sync::poll_loop;
@@ -32,6 +34,9 @@ pub const STATE_BUCKET: &str = "edge-state";
 
 /// Where space specs are kept in the store.
 const SPACES: &str = "spaces/";
+
+/// Where uploaded certificates are kept in the store.
+const CERTS: &str = "certs/";
 
 /// Attempts of an edit that keeps losing races with other edits of the same space.
 const EDIT_ATTEMPTS: usize = 8;
@@ -46,6 +51,12 @@ pub enum ControlError {
     Exists(String),
     #[error("no space `{0}`")]
     NotFound(String),
+    #[error("certificate `{0}` is already uploaded")]
+    CertExists(String),
+    #[error("no uploaded certificate `{0}`")]
+    NoCert(String),
+    #[error("certificate `{0}` is used by space `{1}`")]
+    CertInUse(String, String),
     #[error("space `{0}` is defined in the config file and is read-only here")]
     ReadOnly(String),
     #[error("edits of space `{0}` kept racing with other edits; try again")]
@@ -62,10 +73,12 @@ impl ControlError {
         use http::StatusCode;
         match self {
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ControlError::Exists(_) | ControlError::ReadOnly(_) | ControlError::Conflict(_) => {
-                StatusCode::CONFLICT
-            }
-            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Exists(_)
+            | ControlError::ReadOnly(_)
+            | ControlError::Conflict(_)
+            | ControlError::CertExists(_)
+            | ControlError::CertInUse(..) => StatusCode::CONFLICT,
+            ControlError::NotFound(_) | ControlError::NoCert(_) => StatusCode::NOT_FOUND,
             ControlError::Unavailable(_) | ControlError::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -73,18 +86,23 @@ impl ControlError {
     }
 }
 
-/// A stored spec and the version it was read or written at.
+/// A stored record and the version it was read or written at.
 #[derive(Debug, Clone)]
-struct Versioned {
+struct Versioned<T> {
     etag: String,
-    spec: SpaceSpec,
+    value: T,
 }
+
+/// Records of one kind by name, as last read from or written to the store.
+type Records<T> = BTreeMap<String, Versioned<T>>;
 
 /// The fleet's shared state as this PoP knows it, and the way to change it.
 pub struct ControlPlane {
     store: Result<Arc<dyn CertStateStore>, String>,
-    /// API spaces by name, as last read from or written to the store.
-    specs: Mutex<BTreeMap<String, Versioned>>,
+    /// API spaces by name.
+    specs: Mutex<Records<SpaceSpec>>,
+    /// Uploaded certificates by id.
+    certs: Mutex<Records<Arc<Uploaded>>>,
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     /// The config the PoP started with, and where its embedded origin listens: new spaces'
@@ -104,6 +122,7 @@ impl ControlPlane {
         ControlPlane {
             store,
             specs: Mutex::new(BTreeMap::new()),
+            certs: Mutex::new(BTreeMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             origin: (Arc::new(config.clone()), embedded_origin),
         }
@@ -115,60 +134,91 @@ impl ControlPlane {
             .map_err(|reason| ControlError::Unavailable(reason.clone()))
     }
 
-    fn specs_lock(&self) -> MutexGuard<'_, BTreeMap<String, Versioned>> {
+    fn specs_lock(&self) -> MutexGuard<'_, Records<SpaceSpec>> {
         self.specs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn certs_lock(&self) -> MutexGuard<'_, Records<Arc<Uploaded>>> {
+        self.certs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The API spaces' specs, by name.
     pub fn specs(&self) -> Vec<SpaceSpec> {
-        self.specs_lock().values().map(|v| v.spec.clone()).collect()
+        self.specs_lock()
+            .values()
+            .map(|v| v.value.clone())
+            .collect()
     }
 
-    /// Reads the store again; `true` when a spec was added, changed or removed.
+    /// The uploaded certificates, by id.
+    pub fn certs(&self) -> Vec<Arc<Uploaded>> {
+        self.certs_lock()
+            .values()
+            .map(|v| v.value.clone())
+            .collect()
+    }
+
+    /// The uploaded certificate `id`, if any.
+    pub fn cert(&self, id: &str) -> Option<Arc<Uploaded>> {
+        self.certs_lock().get(id).map(|v| v.value.clone())
+    }
+
+    /// Reads the store again; `true` when a record was added, changed or removed.
     pub async fn refresh(&self) -> Result<bool, ControlError> {
         let store = self.store()?;
         let _one = self.refreshing.lock().await;
-        let listed = store.list(SPACES).await?;
-        let known: BTreeMap<String, String> = self
-            .specs_lock()
-            .iter()
-            .map(|(name, v)| (name.clone(), v.etag.clone()))
-            .collect();
-        let mut fresh = BTreeMap::new();
-        let mut changed = false;
-        for item in listed {
-            let Some(name) = name_of(&item.key) else {
-                continue;
-            };
-            if known.get(name) == Some(&item.etag)
-                && let Some(v) = self.specs_lock().get(name)
-            {
-                fresh.insert(name.to_owned(), v.clone());
-                continue;
-            }
-            let Some(stored) = store.get(&item.key).await? else {
-                continue;
-            };
-            match SpaceSpec::from_json(&stored.body) {
-                Ok(spec) if spec.name == name => {
-                    changed = true;
-                    fresh.insert(
-                        name.to_owned(),
-                        Versioned {
-                            etag: stored.etag,
-                            spec,
-                        },
-                    );
-                }
-                Ok(_) | Err(_) => {
-                    tracing::warn!(key = %item.key, "unreadable space spec in the state store; skipped");
-                }
-            }
+        let known = self.specs_lock().clone();
+        let (specs, specs_changed) = read_records(store.as_ref(), SPACES, &known, |name, body| {
+            SpaceSpec::from_json(body)
+                .ok()
+                .filter(|spec| spec.name == name)
+        })
+        .await?;
+        let known = self.certs_lock().clone();
+        let (certs, certs_changed) = read_records(store.as_ref(), CERTS, &known, |id, body| {
+            let pem: CertUpload = serde_json::from_slice(body).ok()?;
+            Uploaded::from_pem(pem)
+                .ok()
+                .filter(|c| c.id == id)
+                .map(Arc::new)
+        })
+        .await?;
+        *self.specs_lock() = specs;
+        *self.certs_lock() = certs;
+        Ok(specs_changed || certs_changed)
+    }
+
+    /// Stores an uploaded certificate.
+    pub async fn upload_cert(&self, cert: Uploaded) -> Result<Arc<Uploaded>, ControlError> {
+        let store = self.store()?;
+        let body = serde_json::to_vec_pretty(&cert.pem)
+            .map(Bytes::from)
+            .map_err(|e| ControlError::Invalid(SpecError(format!("body: {e}"))))?;
+        let key = format!("{CERTS}{}.json", cert.id);
+        let Some(etag) = store.put(&key, body, Write::IfAbsent).await? else {
+            return Err(ControlError::CertExists(cert.id));
+        };
+        let cert = Arc::new(cert);
+        self.certs_lock().insert(
+            cert.id.clone(),
+            Versioned {
+                etag,
+                value: cert.clone(),
+            },
+        );
+        Ok(cert)
+    }
+
+    /// Removes the uploaded certificate `id`.
+    pub async fn delete_cert(&self, id: &str) -> Result<(), ControlError> {
+        let store = self.store()?;
+        let key = format!("{CERTS}{id}.json");
+        if !state::valid_key(&key) || store.get(&key).await?.is_none() {
+            return Err(ControlError::NoCert(id.to_owned()));
         }
-        let mut specs = self.specs_lock();
-        changed |= specs.keys().any(|name| !fresh.contains_key(name));
-        *specs = fresh;
-        Ok(changed)
+        store.delete(&key).await?;
+        self.certs_lock().remove(id);
+        Ok(())
     }
 
     /// Stores a new space (after `check` accepted it) and creates its bucket.
@@ -188,7 +238,7 @@ impl ControlPlane {
             return Err(ControlError::Exists(spec.name));
         };
         self.specs_lock()
-            .insert(spec.name.clone(), Versioned { etag, spec });
+            .insert(spec.name.clone(), Versioned { etag, value: spec });
         Ok(space)
     }
 
@@ -214,7 +264,7 @@ impl ControlPlane {
             let body = to_json(&spec)?;
             if let Some(etag) = store.put(&key, body, Write::IfMatch(stored.etag)).await? {
                 self.specs_lock()
-                    .insert(name.to_owned(), Versioned { etag, spec });
+                    .insert(name.to_owned(), Versioned { etag, value: spec });
                 return Ok(space);
             }
         }
@@ -254,10 +304,52 @@ fn key_of(name: &str) -> String {
     format!("{SPACES}{name}.json")
 }
 
-fn name_of(key: &str) -> Option<&str> {
-    key.strip_prefix(SPACES)?
+/// The name of a record stored under `key` in `prefix`.
+fn name_of<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(prefix)?
         .strip_suffix(".json")
         .filter(|n| !n.contains('/'))
+}
+
+/// The records under `prefix`: those of `known` whose version is unchanged, the others read
+/// and parsed (unreadable ones skipped); and whether anything changed.
+async fn read_records<T: Clone>(
+    store: &dyn CertStateStore,
+    prefix: &str,
+    known: &Records<T>,
+    parse: impl Fn(&str, &[u8]) -> Option<T>,
+) -> Result<(Records<T>, bool), StoreError> {
+    let mut fresh = Records::new();
+    let mut changed = false;
+    for item in store.list(prefix).await? {
+        let Some(name) = name_of(prefix, &item.key) else {
+            continue;
+        };
+        if let Some(v) = known.get(name).filter(|v| v.etag == item.etag) {
+            fresh.insert(name.to_owned(), v.clone());
+            continue;
+        }
+        let Some(stored) = store.get(&item.key).await? else {
+            continue;
+        };
+        match parse(name, &stored.body) {
+            Some(value) => {
+                changed = true;
+                fresh.insert(
+                    name.to_owned(),
+                    Versioned {
+                        etag: stored.etag,
+                        value,
+                    },
+                );
+            }
+            None => {
+                tracing::warn!(key = %item.key, "unreadable record in the state store; skipped");
+            }
+        }
+    }
+    changed |= known.keys().any(|name| !fresh.contains_key(name));
+    Ok((fresh, changed))
 }
 
 fn to_json(spec: &SpaceSpec) -> Result<Bytes, ControlError> {

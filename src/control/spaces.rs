@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::tls::LeafInfo;
+
 use crate::config::{
     Config, OriginAuth, PlainHttp, QueryPolicy, RawQuery, RawSpace, Space, SpaceCert,
     format_duration, validate_space,
@@ -128,19 +130,35 @@ impl SpaceSpec {
     }
 
     /// The space this spec makes under `config` (its `[acme]`, and the region of its first
-    /// space as the default region), checked as `[[space]]` is.
-    pub fn to_space(&self, config: &Config) -> Result<Space, SpecError> {
-        let certificate = match &self.certificate {
-            None => None,
+    /// space as the default region), checked as `[[space]]` is; `uploaded` finds the
+    /// certificates uploaded through the API.
+    pub fn to_space(
+        &self,
+        config: &Config,
+        uploaded: impl Fn(&str) -> Option<LeafInfo>,
+    ) -> Result<Space, SpecError> {
+        let (certificate, uploaded_id) = match &self.certificate {
+            None => (None, None),
             Some(CertificateRef::Named(name)) => {
-                Some(crate::config::RawSpaceCert::Named(name.clone()))
+                (Some(crate::config::RawSpaceCert::Named(name.clone())), None)
             }
-            Some(CertificateRef::Uploaded { .. }) => {
-                return Err(SpecError(
-                    "certificate: uploaded certificates are not served through the API yet; \
-                     use \"acme\" or [[tls.cert]]"
-                        .to_owned(),
-                ));
+            Some(CertificateRef::Uploaded { id }) => {
+                let Some(domain) = &self.custom_domain else {
+                    return Err(SpecError(
+                        "certificate: an uploaded certificate needs a custom_domain".to_owned(),
+                    ));
+                };
+                let Some(leaf) = uploaded(id) else {
+                    return Err(SpecError(format!(
+                        "certificate: no uploaded certificate `{id}`"
+                    )));
+                };
+                if !leaf.covers(domain) {
+                    return Err(SpecError(format!(
+                        "certificate: `{id}` does not name `{domain}`"
+                    )));
+                }
+                (None, Some(id.clone()))
             }
         };
         let region = self
@@ -163,7 +181,11 @@ impl SpaceSpec {
             compress: self.compress,
             targeted: self.targeted.clone(),
         };
-        let space = validate_space("", raw, &config.acme).map_err(|e| SpecError(e.to_string()))?;
+        let mut space =
+            validate_space("", raw, &config.acme).map_err(|e| SpecError(e.to_string()))?;
+        if let Some(id) = uploaded_id {
+            space.certificate = SpaceCert::Uploaded { id };
+        }
         check_unique(&space, config)?;
         Ok(space)
     }
@@ -205,6 +227,7 @@ pub fn view(space: &Space, source: Source) -> Value {
         SpaceCert::None => Value::Null,
         SpaceCert::Acme => json!("acme"),
         SpaceCert::Files { cert, .. } => json!({ "file": cert.display().to_string() }),
+        SpaceCert::Uploaded { id } => json!({ "id": id }),
     };
     let query = match &space.query {
         QueryPolicy::Full => json!("full"),

@@ -28,7 +28,7 @@ impl Edge {
                 tracing::warn!(space = %spec.name, "an API space has the name of a config file space; the file's is served");
                 continue;
             }
-            match spec.to_space(&config) {
+            match spec.to_space(&config, |id| self.control.cert(id).map(|c| c.leaf.clone())) {
                 Ok(space) => config.spaces.push(space),
                 Err(e) => {
                     tracing::warn!(space = %spec.name, error = %e, "stored API space is not valid here; not served");
@@ -56,8 +56,17 @@ impl Edge {
             .map(|s| s.name.clone())
             .collect();
         let unchanged = *old.config == config;
-        if let Some(acme) = self.tls.as_ref().and_then(|t| t.acme()) {
-            acme.reconcile(crate::tls::acme::domains_of(&config));
+        if let Some(tls) = &self.tls {
+            let mut uploaded = crate::tls::CertStore::default();
+            for cert in self.control.certs() {
+                for name in &cert.leaf.dns_names {
+                    uploaded.insert(name, cert.key.clone());
+                }
+            }
+            tls.resolver().set_uploaded(uploaded);
+            if let Some(acme) = tls.acme() {
+                acme.reconcile(crate::tls::acme::domains_of(&config));
+            }
         }
         if !unchanged {
             self.install(config);

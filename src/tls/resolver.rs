@@ -51,15 +51,20 @@ impl CertStore {
             return self.default.clone();
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(key) = self.exact.get(&name) {
-            return Some(key.clone());
-        }
-        if let Some((_, parent)) = name.split_once('.')
-            && let Some(key) = self.wildcard.get(parent)
-        {
-            return Some(key.clone());
-        }
-        self.default.clone()
+        self.exact_for(&name)
+            .or_else(|| self.wildcard_for(&name))
+            .or_else(|| self.default.clone())
+    }
+
+    /// The certificate stored for exactly `name` (lower-case, no trailing dot).
+    fn exact_for(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.exact.get(name).cloned()
+    }
+
+    /// The wildcard certificate one label above `name` (lower-case, no trailing dot).
+    fn wildcard_for(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let (_, parent) = name.split_once('.')?;
+        self.wildcard.get(parent).cloned()
     }
 
     /// Whether a certificate (not the default) covers `server_name`.
@@ -98,6 +103,8 @@ impl CertStore {
 pub struct SniResolver {
     /// Uploaded and generated certificates (`[tls]`, spaces with cert files).
     store: ArcSwap<CertStore>,
+    /// Certificates uploaded through the admin API (the fleet's shared state).
+    uploaded: ArcSwap<CertStore>,
     /// ACME certificates by exact (lower-case) name.
     acme: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
@@ -107,6 +114,7 @@ impl SniResolver {
     pub fn new(store: CertStore) -> SniResolver {
         SniResolver {
             store: ArcSwap::from_pointee(store),
+            uploaded: ArcSwap::default(),
             acme: ArcSwap::default(),
         }
     }
@@ -142,17 +150,32 @@ impl SniResolver {
             .cloned()
     }
 
-    /// The certificate a handshake naming `server_name` gets, if any.
+    /// Replaces the certificates uploaded through the admin API.
+    pub fn set_uploaded(&self, store: CertStore) {
+        self.uploaded.store(Arc::new(store));
+    }
+
+    /// The certificate a handshake naming `server_name` gets, if any: ACME's for the exact
+    /// name, then exact names (files before uploads), then wildcards (uploads before
+    /// files), then the default.
     pub fn find(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = server_name {
-            let acme = self.acme.load();
-            if !acme.is_empty()
-                && let Some(key) = acme.get(&name.trim_end_matches('.').to_ascii_lowercase())
-            {
-                return Some(key.clone());
-            }
+        let Some(name) = server_name else {
+            return self.store.load().find(None);
+        };
+        let acme = self.acme.load();
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if !acme.is_empty()
+            && let Some(key) = acme.get(&name)
+        {
+            return Some(key.clone());
         }
-        self.store.load().find(server_name)
+        let store = self.store.load();
+        let uploaded = self.uploaded.load();
+        store
+            .exact_for(&name)
+            .or_else(|| uploaded.exact_for(&name))
+            .or_else(|| uploaded.wildcard_for(&name))
+            .or_else(|| store.find(Some(&name)))
     }
 }
 

@@ -10,7 +10,7 @@ use super::{ADMIN_TOKEN, READ_TOKEN, call, control_sections};
 use crate::common::s3::{ACCESS, SECRET, origin_user};
 use crate::common::{TestEdge, start_edge};
 
-fn embedded_pop(dir: &std::path::Path) -> String {
+pub(super) fn embedded_pop(dir: &std::path::Path) -> String {
     format!(
         "[pop]\nname = \"a\"\n[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
          [origin]\nkind = \"embedded\"\ndata_dir = \"{}\"\n{}{}[[space]]\nname = \"assets\"\n",
@@ -20,7 +20,21 @@ fn embedded_pop(dir: &std::path::Path) -> String {
     )
 }
 
-fn admin(edge: &TestEdge) -> String {
+/// [`embedded_pop`] reaching the embedded origin of another PoP at `origin` as an S3 origin.
+pub(super) fn s3_pop(dir: &std::path::Path, origin: std::net::SocketAddr) -> String {
+    embedded_pop(dir).replace(
+        &format!(
+            "[origin]\nkind = \"embedded\"\ndata_dir = \"{}\"\n{}",
+            dir.join("origin").display(),
+            origin_user()
+        ),
+        &format!(
+            "[origin]\nkind = \"s3\"\nendpoint = \"http://{origin}\"\naccess_key = \"{ACCESS}\"\nsecret_key = \"{SECRET}\"\n"
+        ),
+    )
+}
+
+pub(super) fn admin(edge: &TestEdge) -> String {
     format!("http://{}", edge.admin_addr.unwrap())
 }
 
@@ -145,17 +159,7 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
 async fn concurrent_edits_from_two_pops_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let a = start_edge(&embedded_pop(dir.path())).await;
-    let b_config = embedded_pop(dir.path()).replace(
-        &format!(
-            "[origin]\nkind = \"embedded\"\ndata_dir = \"{}\"\n{}",
-            dir.path().join("origin").display(),
-            origin_user()
-        ),
-        &format!(
-            "[origin]\nkind = \"s3\"\nendpoint = \"http://{}\"\naccess_key = \"{ACCESS}\"\nsecret_key = \"{SECRET}\"\n",
-            a.origin_addr.unwrap()
-        ),
-    );
+    let b_config = s3_pop(dir.path(), a.origin_addr.unwrap());
     let b = start_edge(&b_config).await;
     let c = reqwest::Client::new();
     let (admin_a, admin_b) = (admin(&a), admin(&b));

@@ -2,6 +2,7 @@
 //! served by every PoP of the fleet (three PoP processes in front of one embedded origin),
 //! one that was down included; the CLI; bad input; concurrent edits.
 
+mod certs;
 mod input;
 
 use std::path::Path;

@@ -1,0 +1,135 @@
+//! Certificates uploaded through the admin API: checked on upload, served by every PoP for
+//! a space's custom domain from the next handshake, refused while a space uses them.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::call;
+use super::input::{admin, embedded_pop, s3_pop};
+use crate::common::pebble::handshake;
+use crate::common::start_edge;
+
+/// A self-signed certificate for `names`, valid from `not_before` to `not_after`: (chain
+/// PEM, key PEM, DER).
+fn certificate(
+    names: &[&str],
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> (String, String, rustls::pki_types::CertificateDer<'static>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem(), cert.der().clone())
+}
+
+fn with_https(config: String) -> String {
+    config.replace(
+        "admin = \"127.0.0.1:0\"\n",
+        "admin = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n[tls]\nself_signed = true\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_edge(&with_https(embedded_pop(dir.path()))).await;
+    let b = start_edge(&with_https(s3_pop(dir.path(), a.origin_addr.unwrap()))).await;
+    let c = reqwest::Client::new();
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let domain = "photos.example.com";
+
+    // Refused uploads change nothing.
+    let (cert, key, der) = certificate(&[domain], now - day, now + day * 30);
+    let (_, other_key, _) = certificate(&[domain], now - day, now + day * 30);
+    let (old_cert, old_key, _) = certificate(&[domain], now - day * 60, now - day);
+    for (body, field) in [
+        (json!({"cert": cert, "key": other_key}), "key"),
+        (json!({"cert": old_cert, "key": old_key}), "cert"),
+        (json!({"cert": "not pem", "key": key}), "cert"),
+        (json!({"cert": cert}), "key"),
+        (json!({"cert": cert, "key": key, "chain": ""}), "chain"),
+    ] {
+        let (status, reply) =
+            call(&c, &admin(&a), Method::POST, "/v1/certificates", Some(body)).await;
+        assert_eq!(status, 400, "{reply}");
+        let message = reply["error"].as_str().unwrap();
+        assert!(message.starts_with(field), "{field}: {message}");
+    }
+    let (_, listed) = call(&c, &admin(&a), Method::GET, "/v1/certificates", None).await;
+    assert_eq!(listed["certificates"], json!([]));
+
+    // Uploaded once, on one PoP.
+    let (status, uploaded) = call(
+        &c,
+        &admin(&a),
+        Method::POST,
+        "/v1/certificates",
+        Some(json!({"cert": cert, "key": key})),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["names"], json!([domain]));
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    assert!(
+        !uploaded.to_string().contains("PRIVATE"),
+        "never the key: {uploaded}"
+    );
+    let (status, space) = call(
+        &c,
+        &admin(&a),
+        Method::POST,
+        "/v1/spaces",
+        Some(json!({"name": "photos", "custom_domain": domain, "certificate": {"id": id}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{space}");
+    assert_eq!(space["certificate"], json!({"id": id}));
+
+    // Every PoP presents it for the custom domain (the second one after its next poll).
+    let started = Instant::now();
+    for pop in [&a, &b] {
+        let addr = pop.https_addr.unwrap();
+        loop {
+            match handshake(addr, domain, &der).await {
+                Ok(served) if served.dns_names == [domain] => break,
+                other => assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "{addr}: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!(
+        "uploaded certificate presented by both PoPs within {:?}",
+        started.elapsed()
+    );
+
+    // In use: not deleted; free again once the space lets go of it.
+    let path = format!("/v1/certificates/{id}");
+    let (status, reply) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
+    assert_eq!(status, 409, "{reply}");
+    let (status, _) = call(&c, &admin(&b), Method::DELETE, "/v1/spaces/photos", None).await;
+    assert_eq!(status, 204);
+    let (status, reply) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
+    assert_eq!(status, 204, "{reply}");
+    let (status, _) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
+    assert_eq!(status, 404);
+    // No longer presented: the PoP falls back to its default certificate.
+    let started = Instant::now();
+    while handshake(a.https_addr.unwrap(), domain, &der).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still presented"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
