@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::ControlError;
 use super::auth::{self, Denied, Need};
 use super::certs::{CertUpload, Uploaded};
+use super::fleet;
 use super::spaces::{self, Source, SpaceSpec, SpecError};
 use super::sync::SYNC_PATH;
 use crate::config::{Scope, Space};
@@ -67,6 +68,8 @@ impl From<ControlError> for Reply {
 pub fn is_control_path(path: &str) -> bool {
     path == "/v1/spaces"
         || path == SYNC_PATH
+        || path == "/v1/stats"
+        || path == "/v1/fleet"
         || path == "/v1/certificates"
         || space_name(path).is_some()
         || cert_id(path).is_some()
@@ -100,6 +103,7 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
     };
     let need = match (&method, path.as_str()) {
         (&Method::POST, SYNC_PATH) => Need::Peer,
+        (&Method::GET, "/v1/stats" | "/v1/fleet") => Need::Read(Scope::Read),
         (&Method::GET, _) => Need::Read(scope),
         _ => Need::Write(scope),
     };
@@ -113,6 +117,11 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
     let result = match (&method, path.as_str(), space_name(&path)) {
         (&Method::POST, SYNC_PATH, _) => edge.sync_control().await.map(|_| Reply::no_content()),
         (&Method::GET, "/v1/spaces", _) => Ok(list(edge)),
+        (&Method::GET, "/v1/stats", _) => match fleet::stats(edge, request.uri().query()) {
+            Ok(stats) => Ok(Reply::json(StatusCode::OK, stats)),
+            Err(e) => return e.into(),
+        },
+        (&Method::GET, "/v1/fleet", _) => Ok(Reply::json(StatusCode::OK, fleet::fleet(edge).await)),
         (&Method::POST, "/v1/spaces", _) => match body(request).await {
             Ok(body) => create(edge, &body, &who).await,
             Err(reply) => return reply,

@@ -81,29 +81,47 @@ pub async fn call(
 
 /// Spaces as a table for people: one line each, aligned columns.
 pub fn spaces_table(spaces: &[Value]) -> String {
-    let columns = [
-        "name",
-        "region",
-        "ttl",
-        "bucket",
-        "custom_domain",
-        "certificate",
-        "source",
-    ];
-    let cell = |space: &Value, column: &str| match space.get(column) {
+    table(
+        &[
+            "name",
+            "region",
+            "ttl",
+            "bucket",
+            "custom_domain",
+            "certificate",
+            "source",
+        ],
+        spaces,
+    )
+}
+
+/// Certificates as a table for people.
+pub fn certs_table(certs: &[Value]) -> String {
+    table(&["id", "names", "not_after", "source"], certs)
+}
+
+/// `rows` (JSON objects) as aligned columns of `columns`, with a header line.
+pub fn table(columns: &[&str], rows: &[Value]) -> String {
+    let cell = |row: &Value, column: &str| match row.get(column) {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
         Some(other) => other.to_string(),
     };
-    let rows: Vec<Vec<String>> = spaces
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|s| columns.iter().map(|c| cell(s, c)).collect())
+        .map(|r| columns.iter().map(|c| cell(r, c)).collect())
         .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            rows.iter()
+            cells
+                .iter()
                 .map(|r| r[i].len())
                 .chain([c.len()])
                 .max()
@@ -121,7 +139,7 @@ pub fn spaces_table(spaces: &[Value]) -> String {
             .to_owned()
     };
     let mut out = line(columns.iter().map(|c| c.to_uppercase()).collect());
-    for row in rows {
+    for row in cells {
         out.push('\n');
         out.push_str(&line(row));
     }

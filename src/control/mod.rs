@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod certs;
 pub mod client;
+pub mod fleet;
 pub mod spaces;
 mod sync;
 
@@ -105,6 +106,8 @@ pub struct ControlPlane {
     certs: Mutex<Records<Arc<Uploaded>>>,
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// When each peer last answered (`/v1/fleet`).
+    pub peers: fleet::PeerSightings,
     /// The config the PoP started with, and where its embedded origin listens: new spaces'
     /// buckets are created there.
     origin: (Arc<Config>, Option<SocketAddr>),
@@ -124,6 +127,7 @@ impl ControlPlane {
             specs: Mutex::new(BTreeMap::new()),
             certs: Mutex::new(BTreeMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            peers: fleet::PeerSightings::default(),
             origin: (Arc::new(config.clone()), embedded_origin),
         }
     }

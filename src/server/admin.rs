@@ -84,7 +84,15 @@ pub async fn serve_admin(
 async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBody> {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz") => {
+            let mut response = text(StatusCode::OK, "ok\n");
+            if let Ok(name) = HeaderValue::from_str(&edge.pop_name) {
+                response
+                    .headers_mut()
+                    .insert(crate::control::fleet::POP_HEADER, name);
+            }
+            response
+        }
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(EdgeBody::full(edge.render_metrics()));

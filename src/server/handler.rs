@@ -26,8 +26,10 @@ use crate::routing::host_name;
 
 /// Where the phases that need no waiting leave a request.
 enum Step {
-    /// Answered: a hit from memory, a redirect or an error.
+    /// Answered: a redirect or an error.
     Answered(Answer),
+    /// Answered from memory for a space.
+    Served(Answer, Arc<Space>),
     /// Forwarded uncached: OPTIONS, and other methods on HTTP origins.
     PassThrough {
         space: Arc<Space>,
@@ -62,27 +64,40 @@ const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 impl Edge {
     /// Answers one request.
-    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: &ConnInfo) -> Answer {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> (Answer, Option<Arc<Space>>) {
         if let Some(refused) = self.framing(&request) {
-            return refused;
+            return (refused, None);
         }
         // ACME HTTP-01 answers, for any host (the CA may reach any PoP).
         if self.acme_challenges.is_some()
             && request.uri().path().starts_with(ACME_CHALLENGE_PATH)
             && let Some(response) = Box::pin(self.acme_challenge(&request)).await
         {
-            return (response, CacheOutcome::Bypass(BypassReason::Edge));
+            return ((response, CacheOutcome::Bypass(BypassReason::Edge)), None);
         }
         // The slow paths are boxed: their futures are large, and hyper moves the request
         // future (HTTP/1.1) or spawns it (HTTP/2) on every request, hits included.
         match self.answer_now(request, conn) {
-            Step::Answered(answer) => answer,
+            Step::Answered(answer) => (answer, None),
+            Step::Served(answer, space) => (answer, Some(space)),
             Step::PassThrough {
                 space,
                 request,
                 unsafe_method,
-            } => Box::pin(self.pass_through(space, *request, conn, unsafe_method)).await,
-            Step::Lookup(pending) => Box::pin(self.answer_lookup(*pending, conn)).await,
+            } => {
+                let of = space.clone();
+                let answer =
+                    Box::pin(self.pass_through(space, *request, conn, unsafe_method)).await;
+                (answer, Some(of))
+            }
+            Step::Lookup(pending) => {
+                let of = pending.space.clone();
+                (Box::pin(self.answer_lookup(*pending, conn)).await, Some(of))
+            }
         }
     }
 
@@ -214,7 +229,7 @@ impl Edge {
         {
             // (Memory entries hold their bodies in memory; a coded variant not yet in memory
             // is found or made by the full lookup.)
-            return Step::Answered(answer);
+            return Step::Served(answer, space);
         }
         Step::Lookup(Box::new(Pending {
             key: CacheKey::new(&space.name, &object_key, &query),

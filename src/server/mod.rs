@@ -93,6 +93,7 @@ impl Edge {
     pub fn new(config: Config, parts: EdgeParts) -> Result<Edge, crate::origin::OriginError> {
         let client = OriginClient::new(&config, parts.embedded_origin)?;
         let metrics = Arc::new(Metrics::new(&config.pop.name));
+        metrics.set_spaces(config.spaces.iter().map(|s| s.name.as_str()));
         let purge = &config.purge;
         let fanout = Arc::new(Fanout::new(
             purge.peers.clone(),
@@ -165,7 +166,7 @@ impl Edge {
             );
             (line, std::time::Instant::now())
         });
-        let (response, outcome) = self.handle(request, conn).await;
+        let ((response, outcome), space) = self.handle(request, conn).await;
         // Body bytes: exact for bodies held whole (no header parsing), else as announced.
         let bytes = http_body::Body::size_hint(response.body())
             .exact()
@@ -177,8 +178,12 @@ impl Edge {
                     .and_then(|v| v.parse().ok())
             })
             .unwrap_or(0);
-        self.metrics
-            .request(&outcome, response.status().as_u16(), bytes);
+        self.metrics.request(
+            space.as_deref().map(|s| s.name.as_str()),
+            &outcome,
+            response.status().as_u16(),
+            bytes,
+        );
         if let Some((line, started)) = line {
             // The whole field, with the members of caches nearer the origin.
             let cache_status = response
@@ -238,6 +243,8 @@ impl Edge {
 
     /// Swaps in `config` (spaces, TTLs, tokens, log format) with its routing table.
     pub(crate) fn install(&self, config: Config) {
+        self.metrics
+            .set_spaces(config.spaces.iter().map(|s| s.name.as_str()));
         let router = Router::new(&config);
         let generation = self
             .reloads

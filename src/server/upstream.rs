@@ -57,8 +57,11 @@ impl Origin for Upstream {
                 .client
                 .fetch(&origin_request(request, method, revalidate))
                 .await;
-            self.metrics
-                .origin_fetch(result.is_ok(), started.elapsed().as_secs_f64());
+            self.metrics.origin_fetch(
+                &request.space.name,
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+            );
             result.map_err(|e| FillError::Origin(e.status(), e.to_string().into()))
         })
     }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use super::call;
 use super::input::{admin, embedded_pop, s3_pop};
+use super::{call, edge_cli};
 use crate::common::pebble::handshake;
 use crate::common::start_edge;
 
@@ -111,14 +111,20 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
         started.elapsed()
     );
 
-    // In use: not deleted; free again once the space lets go of it.
+    // Listed by the CLI on the other PoP; in use: not deleted; free again once the space
+    // lets go of it.
+    let (ok, table) = edge_cli("cert", &admin(&b), &["list"]);
+    assert!(
+        ok && table.contains(&id) && table.contains(domain),
+        "{table}"
+    );
+    let (ok, out) = edge_cli("cert", &admin(&b), &["delete", &id]);
+    assert!(!ok && out.contains("409"), "{out}");
     let path = format!("/v1/certificates/{id}");
-    let (status, reply) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
-    assert_eq!(status, 409, "{reply}");
     let (status, _) = call(&c, &admin(&b), Method::DELETE, "/v1/spaces/photos", None).await;
     assert_eq!(status, 204);
-    let (status, reply) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
-    assert_eq!(status, 204, "{reply}");
+    let (ok, out) = edge_cli("cert", &admin(&b), &["delete", &id]);
+    assert!(ok, "{out}");
     let (status, _) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
     assert_eq!(status, 404);
     // No longer presented: the PoP falls back to its default certificate.

@@ -3,6 +3,7 @@
 //! one that was down included; the CLI; bad input; concurrent edits.
 
 mod certs;
+mod figures;
 mod input;
 
 use std::path::Path;
@@ -110,8 +111,13 @@ async fn until_photo(
 }
 
 fn cli(admin: &str, args: &[&str]) -> (bool, String) {
+    edge_cli("space", admin, args)
+}
+
+/// Runs `edge <command> args...` against the admin API at `admin`: (success, output).
+pub(super) fn edge_cli(command: &str, admin: &str, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("space")
+        .arg(command)
         .args(args)
         .env("EDGE_ADMIN_URL", admin)
         .env("EDGE_ADMIN_TOKEN", ADMIN_TOKEN)

@@ -1,12 +1,18 @@
 //! Prometheus metrics of one PoP. Each PoP owns its recorder (no global state), and the hot
 //! path only increments pre-registered handles: no label formatting or map lookups per request.
 
+pub mod series;
+pub mod spaces;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::cache::{CacheFigures, CacheOutcome};
+use series::{Series, period_of};
+use spaces::SpaceMeters;
 
 /// Statuses counted individually; the rest fall in "other".
 const STATUSES: &[u16] = &[
@@ -94,6 +100,10 @@ pub struct Metrics {
     disk_errors: Counter,
     disk_corrupt: Counter,
     disk_revalidating: Gauge,
+    /// The whole PoP's hour of 10-second buckets.
+    pub series: Series,
+    /// Figures by space.
+    pub spaces: SpaceMeters,
 }
 
 impl Metrics {
@@ -163,14 +173,30 @@ impl Metrics {
             disk_errors: counter("edge_cache_disk_errors_total", vec![]),
             disk_corrupt: counter("edge_cache_disk_corrupt_entries_total", vec![]),
             disk_revalidating: gauge("edge_cache_disk_revalidating"),
+            series: Series::default(),
+            spaces: SpaceMeters::default(),
             recorder,
             handle,
         }
     }
 
-    /// Counts one response.
-    pub fn request(&self, outcome: &CacheOutcome, status: u16, bytes: u64) {
+    /// Keeps per-space figures for exactly `spaces` (the ones served).
+    pub fn set_spaces<'a>(&self, spaces: impl IntoIterator<Item = &'a str>) {
+        self.spaces.set_spaces(&self.recorder, spaces);
+    }
+
+    /// Counts one response, of `space` if it was routed to one.
+    pub fn request(&self, space: Option<&str>, outcome: &CacheOutcome, status: u16, bytes: u64) {
         let outcome = Outcome::of(outcome);
+        let period = period_of(SystemTime::now());
+        self.series.request(
+            period,
+            matches!(outcome, Outcome::Hit | Outcome::StaleHit),
+            bytes,
+        );
+        if let Some(meter) = space.and_then(|name| self.spaces.get(name)) {
+            meter.request(outcome, bytes, period);
+        }
         let status_index = STATUSES
             .iter()
             .position(|s| *s == status)
@@ -188,8 +214,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one origin fetch and how long its response head took.
-    pub fn origin_fetch(&self, ok: bool, seconds: f64) {
+    /// Counts one origin fetch of `space` and how long its response head took.
+    pub fn origin_fetch(&self, space: &str, ok: bool, seconds: f64) {
+        let period = period_of(SystemTime::now());
+        let micros = (seconds * 1e6) as u64;
+        self.series.origin_fetch(period, micros);
+        if let Some(meter) = self.spaces.get(space) {
+            meter.series.origin_fetch(period, micros);
+        }
         if ok {
             self.origin_ok.increment(1);
         } else {
@@ -287,7 +319,9 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::new("pop-a");
+        m.set_spaces(["assets"]);
         m.request(
+            Some("assets"),
             &CacheOutcome::Hit {
                 ttl: 5,
                 tier: crate::cache::Tier::Memory,
@@ -296,6 +330,7 @@ mod tests {
             10,
         );
         m.request(
+            Some("elsewhere"),
             &CacheOutcome::Miss {
                 stored: true,
                 collapsed: false,
@@ -325,5 +360,17 @@ mod tests {
             text.contains("edge_cache_hit_ratio{pop=\"pop-a\"} 0.5"),
             "{text}"
         );
+        // Only served spaces get a label: the miss of an unknown one is counted in total.
+        assert!(
+            text.contains(
+                "edge_space_requests_total{pop=\"pop-a\",space=\"assets\",cache=\"hit\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_space_response_bytes_total{pop=\"pop-a\",space=\"assets\"} 10"),
+            "{text}"
+        );
+        assert!(!text.contains("elsewhere"), "{text}");
     }
 }
