@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod cache;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod fuzzing;
 pub mod http_client;
 pub mod logging;
@@ -252,6 +253,9 @@ pub async fn start_with_clock(
             clock,
         },
     )?);
+    if let Some(addr) = admin_addr {
+        let _ = edge.admin_addr.set(addr);
+    }
     tasks.spawn(sweep_memory(edge.cache.clone(), shutdown_rx.clone()));
     if let Some(tls) = &tls {
         tls.spawn(&edge.config, &shutdown_rx, &mut tasks);

@@ -87,7 +87,8 @@ pub async fn fleet(edge: &Edge) -> Value {
         .seen
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let admin = live.config.listen.admin.map(|addr| {
+    let bound = edge.admin_addr.get().copied();
+    let admin = bound.or(live.config.listen.admin).map(|addr| {
         let scheme = if live.config.listen.admin_tls {
             "https"
         } else {

@@ -83,6 +83,11 @@ pub async fn serve_admin(
 
 async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBody> {
     let path = request.uri().path().to_owned();
+    if request.method() == Method::GET
+        && let Some(page) = crate::dashboard::asset(&path)
+    {
+        return page;
+    }
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => {
             let mut response = text(StatusCode::OK, "ok\n");

@@ -59,6 +59,8 @@ pub struct Edge {
     pub pop_name: Arc<str>,
     /// The port HTTPS is served on, for redirects.
     pub https_port: Option<u16>,
+    /// Where the admin listener listens (known once bound), for `/v1/fleet`.
+    pub admin_addr: std::sync::OnceLock<SocketAddr>,
     pub metrics: Arc<Metrics>,
     /// Where purges go beyond this PoP.
     pub fanout: Arc<Fanout>,
@@ -126,6 +128,7 @@ impl Edge {
             pop_name: config.pop.name.as_str().into(),
             metrics,
             https_port: parts.https_port,
+            admin_addr: std::sync::OnceLock::new(),
             acme_challenges: parts.tls.as_ref().and_then(|t| t.challenges().cloned()),
             tls: parts.tls,
             base: ArcSwap::from_pointee(config.clone()),

@@ -4,7 +4,9 @@
 //! the page checks every asset itself, writes a verdict into the DOM and reports it to the
 //! test. A second load with an empty browser cache must be served from the edge's cache.
 
+mod cdp;
 mod chromium;
+mod dashboard;
 mod site;
 
 use std::collections::HashMap;
