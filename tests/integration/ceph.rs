@@ -4,6 +4,7 @@
 
 mod acme;
 mod availability;
+mod control;
 mod fleet;
 mod objects;
 

@@ -16,7 +16,7 @@ use crate::common::process::{EdgeProcess, free_port, spawn_edge_in};
 use crate::common::s3::{ACCESS, S3cmd, SECRET, origin_user};
 
 /// The admin token every PoP of these tests accepts (all scopes).
-pub(super) const ADMIN_TOKEN: &str = "control-admin-token-0123";
+pub(crate) const ADMIN_TOKEN: &str = "control-admin-token-0123";
 /// A token that may only read.
 pub(super) const READ_TOKEN: &str = "control-read-token-01234";
 const PEER_TOKEN: &str = "control-peer-token-0123";
@@ -57,7 +57,7 @@ fn pop_config(name: &str, origin_port: u16, embedded: bool, peers: &[u16], dir: 
     )
 }
 
-pub(super) async fn call(
+pub(crate) async fn call(
     c: &reqwest::Client,
     admin: &str,
     method: reqwest::Method,
