@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::fields::*;
 use super::*;
 
-pub(super) fn validate_admin(raw: raw::RawAdmin) -> Result<Admin, ConfigError> {
+pub(super) fn validate_admin(raw: raw::RawAdmin, purge: &Purge) -> Result<Admin, ConfigError> {
     let mut tokens: Vec<AdminToken> = Vec::new();
     for (i, t) in raw.tokens.into_iter().enumerate() {
         let key = format!("admin.tokens[{i}]");
@@ -26,6 +26,21 @@ pub(super) fn validate_admin(raw: raw::RawAdmin) -> Result<Admin, ConfigError> {
             return Err(invalid(
                 format!("{key}.token"),
                 "must be at least 16 characters",
+            ));
+        }
+        // One secret, one set of rights: a token that is also the peer's or a purge token
+        // would hold both.
+        let shared = purge
+            .peer_token
+            .iter()
+            .chain(purge.tokens.iter().map(|p| &p.token));
+        if shared
+            .into_iter()
+            .any(|other| other.expose() == token.expose())
+        {
+            return Err(invalid(
+                format!("{key}.token"),
+                "must differ from purge.peer_token and the purge tokens",
             ));
         }
         let scopes = match t.scopes {

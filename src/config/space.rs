@@ -47,6 +47,14 @@ pub fn validate_space(
             format!("`{bucket}` is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"),
         ));
     }
+    if RESERVED_BUCKETS.contains(&bucket.as_str()) {
+        return Err(invalid(
+            key("bucket"),
+            format!(
+                "`{bucket}` holds the fleet's private state (keys, certificates) and is never served"
+            ),
+        ));
+    }
     let custom_domain = s
         .custom_domain
         .map(|d| {
@@ -133,6 +141,10 @@ pub fn validate_space(
         targeted,
     })
 }
+
+/// Buckets of the fleet's own state: the ACME account and certificates, and the control
+/// plane's records (private keys among them). A space over one would publish them.
+pub const RESERVED_BUCKETS: &[&str] = &["edge-acme", "edge-state"];
 
 /// Most targeted fields a space may name.
 const MAX_TARGETED: usize = 8;

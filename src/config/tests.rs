@@ -290,3 +290,17 @@ fn compression_keys() {
     let e = err(&MINIMAL.replace("name = \"assets\"", "name = \"assets\"\ncompress = \"yes\""));
     assert!(e.contains("compress"), "{e}");
 }
+
+#[test]
+fn an_admin_token_is_its_own_secret() {
+    let text = MINIMAL.to_owned()
+        + "[purge]\npeer_token = \"shared-secret-0123456\"\n\
+           [[admin.tokens]]\nname = \"ops\"\ntoken = \"shared-secret-0123456\"\n";
+    let e = err(&text);
+    assert!(e.contains("admin.tokens[0].token"), "{e}");
+    let short = MINIMAL.to_owned() + "[[admin.tokens]]\nname = \"ops\"\ntoken = \"short\"\n";
+    assert!(err(&short).contains("at least 16"));
+    let scope = MINIMAL.to_owned()
+        + "[[admin.tokens]]\nname = \"ops\"\ntoken = \"long-enough-token-01\"\nscopes = [\"all\"]\n";
+    assert!(err(&scope).contains("admin.tokens[0].scopes"));
+}

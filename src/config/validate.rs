@@ -263,7 +263,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
 
-    let admin = validate_admin(raw.admin)?;
+    let admin = validate_admin(raw.admin, &purge)?;
     let control = validate_control(raw.control)?;
 
     Ok(Config {

@@ -185,7 +185,12 @@ fn get(edge: &Edge, name: &str) -> Reply {
 }
 
 async fn create(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, ControlError> {
-    let spec = SpaceSpec::from_json(body)?;
+    let mut spec = SpaceSpec::from_json(body)?;
+    // Stored with its region: the space keeps its hostname whatever other spaces come and go.
+    if spec.region.is_none() {
+        spec.region =
+            spaces::default_region(&edge.live.load().config).or_else(|| Some("local".to_owned()));
+    }
     let check = |spec: &SpaceSpec| -> Result<Space, ControlError> {
         let live = edge.live.load();
         if live.config.space(&spec.name).is_some() {

@@ -25,7 +25,8 @@ pub struct PeerSightings {
     seen: Mutex<HashMap<String, (Option<String>, SystemTime)>>,
 }
 
-/// `/v1/stats?window=...` (default and longest `1h`): totals and by space, oldest first.
+/// `/v1/stats?window=...&space=...` (window: default and longest `1h`): totals and by space,
+/// oldest first.
 pub fn stats(edge: &Edge, query: Option<&str>) -> Result<Value, SpecError> {
     let window = query
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("window=")))
@@ -36,12 +37,15 @@ pub fn stats(edge: &Edge, query: Option<&str>) -> Result<Value, SpecError> {
     if buckets == 0 || buckets > BUCKETS {
         return Err(SpecError("window: between 10s and 1h".to_owned()));
     }
+    // `space=NAME`: that space's series only; `space=` (empty): none; absent: every space's.
+    let only = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("space=")));
     let now = period_of(SystemTime::now());
     let spaces: serde_json::Map<String, Value> = edge
         .metrics
         .spaces
         .all()
         .into_iter()
+        .filter(|(name, _)| only.is_none_or(|only| only == name))
         .map(|(name, meter)| (name, json!(meter.series.window(now, buckets))))
         .collect();
     Ok(json!({

@@ -39,6 +39,10 @@ const SPACES: &str = "spaces/";
 /// Where uploaded certificates are kept in the store.
 const CERTS: &str = "certs/";
 
+/// Most spaces, and most certificates, the API keeps (each space costs its meters and a
+/// routing entry on every PoP).
+pub const MAX_RECORDS: usize = 1000;
+
 /// Attempts of an edit that keeps losing races with other edits of the same space.
 const EDIT_ATTEMPTS: usize = 8;
 
@@ -62,6 +66,8 @@ pub enum ControlError {
     ReadOnly(String),
     #[error("edits of space `{0}` kept racing with other edits; try again")]
     Conflict(String),
+    #[error("at most {MAX_RECORDS} {0} can be kept through the API")]
+    Limit(&'static str),
     #[error("the fleet's state store is unavailable: {0}")]
     Unavailable(String),
     #[error("the fleet's state store failed: {0}")]
@@ -78,7 +84,8 @@ impl ControlError {
             | ControlError::ReadOnly(_)
             | ControlError::Conflict(_)
             | ControlError::CertExists(_)
-            | ControlError::CertInUse(..) => StatusCode::CONFLICT,
+            | ControlError::CertInUse(..)
+            | ControlError::Limit(_) => StatusCode::CONFLICT,
             ControlError::NotFound(_) | ControlError::NoCert(_) => StatusCode::NOT_FOUND,
             ControlError::Unavailable(_) | ControlError::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -195,6 +202,11 @@ impl ControlPlane {
     /// Stores an uploaded certificate.
     pub async fn upload_cert(&self, cert: Uploaded) -> Result<Arc<Uploaded>, ControlError> {
         let store = self.store()?;
+        // No refresh may install a listing older than this write.
+        let _writing = self.refreshing.lock().await;
+        if self.certs_lock().len() >= MAX_RECORDS {
+            return Err(ControlError::Limit("certificates"));
+        }
         let body = serde_json::to_vec_pretty(&cert.pem)
             .map(Bytes::from)
             .map_err(|e| ControlError::Invalid(SpecError(format!("body: {e}"))))?;
@@ -216,6 +228,8 @@ impl ControlPlane {
     /// Removes the uploaded certificate `id`.
     pub async fn delete_cert(&self, id: &str) -> Result<(), ControlError> {
         let store = self.store()?;
+        // No refresh may install a listing older than this write.
+        let _writing = self.refreshing.lock().await;
         let key = format!("{CERTS}{id}.json");
         if !state::valid_key(&key) || store.get(&key).await?.is_none() {
             return Err(ControlError::NoCert(id.to_owned()));
@@ -233,6 +247,11 @@ impl ControlPlane {
     ) -> Result<crate::config::Space, ControlError> {
         let space = check(&spec)?;
         let store = self.store()?;
+        // No refresh may install a listing older than this write.
+        let _writing = self.refreshing.lock().await;
+        if self.specs_lock().len() >= MAX_RECORDS {
+            return Err(ControlError::Limit("spaces"));
+        }
         self.create_bucket(&space.bucket).await?;
         let body = to_json(&spec)?;
         let Some(etag) = store
@@ -255,6 +274,8 @@ impl ControlPlane {
     ) -> Result<crate::config::Space, ControlError> {
         let store = self.store()?;
         let key = key_of(name);
+        // No refresh may install a listing older than this write.
+        let _writing = self.refreshing.lock().await;
         for _ in 0..EDIT_ATTEMPTS {
             let Some(stored) = store.get(&key).await? else {
                 return Err(ControlError::NotFound(name.to_owned()));
@@ -278,6 +299,8 @@ impl ControlPlane {
     /// Removes the space `name` from the store.
     pub async fn delete(&self, name: &str) -> Result<(), ControlError> {
         let store = self.store()?;
+        // No refresh may install a listing older than this write.
+        let _writing = self.refreshing.lock().await;
         let key = key_of(name);
         if store.get(&key).await?.is_none() {
             return Err(ControlError::NotFound(name.to_owned()));
@@ -333,8 +356,17 @@ async fn read_records<T: Clone>(
             fresh.insert(name.to_owned(), v.clone());
             continue;
         }
-        let Some(stored) = store.get(&item.key).await? else {
-            continue;
+        // One record that cannot be read is skipped (and logged), never the whole state.
+        let stored = match store.get(&item.key).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(key = %item.key, error = %e, "unreadable record in the state store; skipped");
+                if let Some(v) = known.get(name) {
+                    fresh.insert(name.to_owned(), v.clone());
+                }
+                continue;
+            }
         };
         match parse(name, &stored.body) {
             Some(value) => {

@@ -161,10 +161,19 @@ impl SpaceSpec {
                 (None, Some(id.clone()))
             }
         };
-        let region = self
-            .region
-            .clone()
-            .or_else(|| config.spaces.first().map(|s| s.region.clone()));
+        if let Some(domain) = &self.custom_domain
+            && (domain.parse::<std::net::IpAddr>().is_ok()
+                || domain
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+                || domain.contains('*'))
+        {
+            return Err(SpecError(format!(
+                "custom_domain: `{domain}` must be a DNS name (not an address or a wildcard)"
+            )));
+        }
+        let region = self.region.clone().or_else(|| default_region(config));
         let raw = RawSpace {
             name: self.name.clone(),
             region,
@@ -189,6 +198,11 @@ impl SpaceSpec {
         check_unique(&space, config)?;
         Ok(space)
     }
+}
+
+/// The region a space gets when its spec names none: the first configured space's.
+pub fn default_region(config: &Config) -> Option<String> {
+    config.spaces.first().map(|s| s.region.clone())
 }
 
 /// A space must not take a name, or a custom domain, that another space has, nor a custom

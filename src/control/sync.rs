@@ -48,19 +48,31 @@ impl Edge {
         let base = self.base.load_full();
         let config = self.composed_config(&base);
         let old = self.live.load_full();
-        let removed: Vec<String> = old
+        // Entries of a space no longer served, or now served from another bucket or with
+        // other rights at the origin, must not be served again.
+        let dropped: Vec<String> = old
             .config
             .spaces
             .iter()
-            .filter(|s| config.space(&s.name).is_none())
+            .filter(|s| {
+                config
+                    .space(&s.name)
+                    .is_none_or(|now| now.bucket != s.bucket || now.origin_auth != s.origin_auth)
+            })
             .map(|s| s.name.clone())
             .collect();
         let unchanged = *old.config == config;
         if let Some(tls) = &self.tls {
+            // An uploaded certificate is served only for the custom domain of a space that
+            // chose it (and that it names): never for names the uploader has no space for.
             let mut uploaded = crate::tls::CertStore::default();
-            for cert in self.control.certs() {
-                for name in &cert.leaf.dns_names {
-                    uploaded.insert(name, cert.key.clone());
+            for space in &config.spaces {
+                if let (crate::config::SpaceCert::Uploaded { id }, Some(domain)) =
+                    (&space.certificate, &space.custom_domain)
+                    && let Some(cert) = self.control.cert(id)
+                    && cert.leaf.covers(domain)
+                {
+                    uploaded.insert(domain, cert.key.clone());
                 }
             }
             tls.resolver().set_uploaded(uploaded);
@@ -71,10 +83,10 @@ impl Edge {
         if !unchanged {
             self.install(config);
         }
-        for space in removed {
+        for space in dropped {
             if let Ok(selector) = PurgeSelector::parse(&space, "*") {
                 let dropped = self.cache.purge_with(&selector, PurgeAction::Drop);
-                tracing::info!(%space, dropped, "space removed: its entries dropped");
+                tracing::info!(%space, dropped, "space removed or moved: its entries dropped");
             }
         }
     }
@@ -100,6 +112,7 @@ impl Edge {
             return;
         }
         let client = self.fanout.client();
+        let timeout = live.config.purge.timeout;
         let tells = peers.into_iter().map(|peer| {
             let client = client.clone();
             let token = token.expose().to_owned();
@@ -108,12 +121,15 @@ impl Edge {
                     .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
                     .body(Full::new(Bytes::new()));
                 let Ok(request) = request else { return };
-                match client.request(request).await {
-                    Ok(r) if r.status().is_success() => {}
-                    Ok(r) => {
+                match tokio::time::timeout(timeout, client.request(request)).await {
+                    Err(_) => {
+                        tracing::warn!(%peer, "peer did not take a control sync in time; it catches up by polling");
+                    }
+                    Ok(Ok(r)) if r.status().is_success() => {}
+                    Ok(Ok(r)) => {
                         tracing::warn!(%peer, status = %r.status(), "peer refused a control sync; it catches up by polling");
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::warn!(%peer, error = %e, "peer unreachable for a control sync; it catches up by polling");
                     }
                 }

@@ -176,9 +176,12 @@ function charts(container, points) {
 // ---- views ----------------------------------------------------------------------------
 
 async function loadOverview() {
-  const [fleet, stats, certs, purges] = await Promise.all([
+  const chosen = $("#chart-space").value;
+  // Only the series shown: the whole PoP's, or one space's.
+  const [fleet, stats, listed, certs, purges] = await Promise.all([
     api("GET", "/v1/fleet"),
-    api("GET", "/v1/stats?window=1h"),
+    api("GET", `/v1/stats?window=1h&space=${encodeURIComponent(chosen)}`),
+    api("GET", "/v1/spaces"),
     api("GET", "/v1/certificates").catch(() => ({ certificates: [] })),
     api("GET", "/v1/purges").catch(() => []),
   ]);
@@ -189,10 +192,10 @@ async function loadOverview() {
     cell(row, pop.last_seen);
   });
   const select = $("#chart-space");
-  const chosen = select.value;
-  select.replaceChildren(new Option("Whole PoP", ""), ...Object.keys(stats.spaces).map((s) => new Option(s, s)));
-  select.value = chosen in stats.spaces ? chosen : "";
-  charts($("#charts"), select.value ? stats.spaces[select.value] : stats.total);
+  const names = listed.spaces.map((s) => s.name);
+  select.replaceChildren(new Option("Whole PoP", ""), ...names.map((s) => new Option(s, s)));
+  select.value = names.includes(chosen) ? chosen : "";
+  charts($("#charts"), select.value ? stats.spaces[select.value] || [] : stats.total);
   const now = Date.now();
   fill($("#cert-expiry"), certs.certificates, (row, cert) => {
     cell(row, cert.names.join(", "));
@@ -244,13 +247,30 @@ async function loadSpaces() {
 }
 
 async function showSpaceCharts(name) {
-  const stats = await api("GET", "/v1/stats?window=1h");
+  const stats = await api("GET", `/v1/stats?window=1h&space=${encodeURIComponent(name)}`);
   const container = $("#space-charts");
   charts(container, stats.spaces[name] || []);
   container.dataset.space = name;
 }
 
+/// The space being edited, as listed: a save sends only the fields changed from it.
+let editing = null;
+
+/// A space's fields as the form shows them.
+function formValues(space) {
+  const cert = space.certificate;
+  return {
+    region: space.region || "",
+    ttl: space.ttl || "",
+    custom_domain: space.custom_domain || "",
+    certificate: cert && typeof cert === "object" ? cert.id || "" : cert || "",
+    query: typeof space.query === "string" ? space.query : "allow-list",
+    http: space.http,
+  };
+}
+
 function editSpace(space) {
+  editing = space;
   const form = $("#space-form");
   clearErrors(form);
   form.elements.editing.value = space.name;
@@ -261,7 +281,12 @@ function editSpace(space) {
   form.elements.custom_domain.value = space.custom_domain || "";
   const cert = space.certificate;
   form.elements.certificate.value = cert && typeof cert === "object" ? cert.id || "" : cert || "";
-  form.elements.query.value = typeof space.query === "string" ? space.query : "full";
+  // An allow list stays as it is unless another policy is picked.
+  for (const option of form.elements.query.querySelectorAll("option[value=allow-list]")) option.remove();
+  if (typeof space.query !== "string") {
+    form.elements.query.append(new Option(`allow: ${space.query.allow.join(", ")}`, "allow-list"));
+  }
+  form.elements.query.value = formValues(space).query;
   form.elements.http.value = space.http;
   $("#space-form-title").textContent = `Edit ${space.name}`;
   $("#space-save").textContent = "Save";
@@ -269,8 +294,10 @@ function editSpace(space) {
 }
 
 function resetSpaceForm() {
+  editing = null;
   const form = $("#space-form");
   form.reset();
+  for (const option of form.elements.query.querySelectorAll("option[value=allow-list]")) option.remove();
   form.elements.editing.value = "";
   form.elements.name.disabled = false;
   $("#space-form-title").textContent = "Create a space";
@@ -282,22 +309,27 @@ async function saveSpace(event) {
   event.preventDefault();
   const form = event.target;
   clearErrors(form);
-  const editing = form.elements.editing.value;
-  const text = (name) => form.elements[name].value.trim();
+  const name = form.elements.editing.value;
+  const text = (field) => form.elements[field].value.trim();
+  const before = name && editing ? formValues(editing) : {};
+  const changed = (field) => !name || text(field) !== before[field];
   const body = {};
-  for (const name of ["region", "ttl", "custom_domain"]) {
-    if (text(name)) body[name] = text(name);
-    else if (editing) body[name] = null;
+  for (const field of ["region", "ttl", "custom_domain"]) {
+    if (!changed(field)) continue;
+    if (text(field)) body[field] = text(field);
+    else if (name) body[field] = null;
   }
-  const cert = text("certificate");
-  if (cert) body.certificate = cert === "acme" ? "acme" : { id: cert };
-  else if (editing) body.certificate = null;
-  body.query = form.elements.query.value;
-  body.http = form.elements.http.value;
+  if (changed("certificate")) {
+    const cert = text("certificate");
+    if (cert) body.certificate = cert === "acme" ? "acme" : { id: cert };
+    else if (name) body.certificate = null;
+  }
+  if (changed("query") && text("query") !== "allow-list") body.query = text("query");
+  if (changed("http")) body.http = text("http");
   try {
-    if (editing) {
-      await api("PATCH", `/v1/spaces/${encodeURIComponent(editing)}`, body);
-      $("#space-status").textContent = `Space ${editing} saved.`;
+    if (name) {
+      await api("PATCH", `/v1/spaces/${encodeURIComponent(name)}`, body);
+      $("#space-status").textContent = `Space ${name} saved.`;
     } else {
       body.name = text("name");
       await api("POST", "/v1/spaces", body);

@@ -122,6 +122,14 @@ async fn an_admin_signs_in_watches_traffic_creates_a_space_and_purges_from_the_d
         "the new space in the list",
     )
     .await;
+    // An edit changes only what was changed.
+    page.eval("press('Edit'); type('TTL', '20m'); press('Save')")
+        .await;
+    page.wait_for(
+        "[...document.querySelectorAll('#space-list tbody tr')].some((r) => r.textContent.startsWith('photos20m'))",
+        "the edited space in the list",
+    )
+    .await;
     put("photos", "a.txt", "a photo");
     let photo = format!("http://photos.local.cdn.localhost:{port}/a.txt");
     for expected in ["miss", "hit"] {

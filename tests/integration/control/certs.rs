@@ -62,7 +62,25 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
         assert!(message.starts_with(field), "{field}: {message}");
     }
     let (_, listed) = call(&c, &admin(&a), Method::GET, "/v1/certificates", None).await;
-    assert_eq!(listed["certificates"], json!([]));
+    assert_eq!(
+        listed["certificates"],
+        json!([]),
+        "refused uploads store nothing"
+    );
+
+    // A certificate no space chose is stored, never served: uploading one for a name does
+    // not take that name over.
+    let (stray_cert, stray_key, stray_der) =
+        certificate(&["other.example.com"], now - day, now + day * 30);
+    let (status, stray) = call(
+        &c,
+        &admin(&a),
+        Method::POST,
+        "/v1/certificates",
+        Some(json!({"cert": stray_cert, "key": stray_key})),
+    )
+    .await;
+    assert_eq!(status, 201, "{stray}");
 
     // Uploaded once, on one PoP.
     let (status, uploaded) = call(
@@ -110,6 +128,13 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
         "uploaded certificate presented by both PoPs within {:?}",
         started.elapsed()
     );
+    for pop in [&a, &b] {
+        let served = handshake(pop.https_addr.unwrap(), "other.example.com", &stray_der).await;
+        assert!(
+            served.is_err(),
+            "a certificate no space uses is not served: {served:?}"
+        );
+    }
 
     // Listed by the CLI on the other PoP; in use: not deleted; free again once the space
     // lets go of it.

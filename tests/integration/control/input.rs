@@ -69,6 +69,16 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
             "custom_domain",
         ),
         (json!({"name": "pics", "query": "sometimes"}), "query"),
+        // The fleet's private state is never served.
+        (
+            json!({"name": "pics", "bucket": "edge-state", "origin_auth": "signed"}),
+            "bucket",
+        ),
+        (json!({"name": "pics", "bucket": "edge-acme"}), "bucket"),
+        (
+            json!({"name": "pics", "custom_domain": "127.0.0.1"}),
+            "custom_domain",
+        ),
         (
             json!({"name": "pics", "certificate": "acme", "custom_domain": "p.example"}),
             "certificate",
