@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge::config::Config;
 
+mod cli_keys;
+
 /// mimalloc: size-class pages without a header per allocation. A cached 1 KiB object is a
 /// handful of small allocations (the entry, its packed head, its key, the body), and glibc's
 /// per-chunk header and rounding cost ~20% more memory per object (`benches/README.md`).
@@ -65,6 +67,13 @@ enum Command {
         api: AdminApi,
         #[command(subcommand)]
         action: SpaceAction,
+    },
+    /// Manage access keys limited to buckets through a PoP's admin API (exit 0: done, 1: error).
+    Key {
+        #[command(flatten)]
+        api: AdminApi,
+        #[command(subcommand)]
+        action: cli_keys::KeyAction,
     },
     /// Validate the config and print it with secrets masked.
     CheckConfig {
@@ -247,6 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Space { api, action } => space_command(api, action),
+        Command::Key { api, action } => cli_keys::key_command(api, action),
         Command::Purge {
             admin,
             token,

@@ -1,4 +1,4 @@
-//! The CLI's client of the control-plane API (`edge space ...`): one JSON request, its answer
+//! The CLI's client of the control-plane API (`edge space ...`, `edge key ...`): one JSON request, its answer
 //! as JSON, a refusal as an error carrying the API's message.
 
 use bytes::Bytes;
@@ -90,12 +90,40 @@ pub fn spaces_table(spaces: &[Value]) -> String {
         "certificate",
         "source",
     ];
-    let cell = |space: &Value, column: &str| match space.get(column) {
+    table(&columns, spaces, cell)
+}
+
+/// Access keys as a table for people; grants as `bucket:access` pairs.
+pub fn keys_table(keys: &[Value]) -> String {
+    let columns = ["access_key", "name", "grants", "created_at"];
+    table(&columns, keys, |key, column| match (column, key.get(column)) {
+        ("grants", Some(Value::Array(grants))) => grants
+            .iter()
+            .map(|g| {
+                format!(
+                    "{}:{}",
+                    g["bucket"].as_str().unwrap_or("?"),
+                    g["access"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => cell(key, column),
+    })
+}
+
+/// A JSON field as a table cell (`-` when absent).
+fn cell(item: &Value, column: &str) -> String {
+    match item.get(column) {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-    };
-    let rows: Vec<Vec<String>> = spaces
+    }
+}
+
+/// `items` as aligned columns under upper-case headers, one line each.
+fn table(columns: &[&str], items: &[Value], cell: impl Fn(&Value, &str) -> String) -> String {
+    let rows: Vec<Vec<String>> = items
         .iter()
         .map(|s| columns.iter().map(|c| cell(s, c)).collect())
         .collect();

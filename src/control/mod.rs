@@ -12,6 +12,8 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod keys;
+pub mod keys_api;
 pub mod spaces;
 mod sync;
 
@@ -90,6 +92,8 @@ pub struct ControlPlane {
     /// The config the PoP started with, and where its embedded origin listens: new spaces'
     /// buckets are created there.
     origin: (Arc<Config>, Option<SocketAddr>),
+    /// Access keys limited to buckets.
+    keys: keys::KeyRing,
 }
 
 impl ControlPlane {
@@ -106,6 +110,7 @@ impl ControlPlane {
             specs: Mutex::new(BTreeMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             origin: (Arc::new(config.clone()), embedded_origin),
+            keys: keys::KeyRing::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! one that was down included; the CLI; bad input; concurrent edits.
 
 mod input;
+mod keys;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
