@@ -96,19 +96,21 @@ pub fn spaces_table(spaces: &[Value]) -> String {
 /// Access keys as a table for people; grants as `bucket:access` pairs.
 pub fn keys_table(keys: &[Value]) -> String {
     let columns = ["access_key", "name", "grants", "created_at"];
-    table(&columns, keys, |key, column| match (column, key.get(column)) {
-        ("grants", Some(Value::Array(grants))) => grants
-            .iter()
-            .map(|g| {
-                format!(
-                    "{}:{}",
-                    g["bucket"].as_str().unwrap_or("?"),
-                    g["access"].as_str().unwrap_or("?")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => cell(key, column),
+    table(&columns, keys, |key, column| {
+        match (column, key.get(column)) {
+            ("grants", Some(Value::Array(grants))) => grants
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}:{}",
+                        g["bucket"].as_str().unwrap_or("?"),
+                        g["access"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => cell(key, column),
+        }
     })
 }
 

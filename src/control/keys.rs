@@ -452,14 +452,17 @@ fn random_access_key() -> Result<String, KeyError> {
     let mut key = String::with_capacity(ACCESS_KEY_LEN);
     key.push_str(ACCESS_KEY_PREFIX);
     // 256 is a multiple of 32: every character equally likely.
-    key.extend(bytes.iter().map(|b| char::from(BASE32[usize::from(b % 32)])));
+    key.extend(
+        bytes
+            .iter()
+            .map(|b| char::from(BASE32[usize::from(b % 32)])),
+    );
     Ok(key)
 }
 
 /// 40 random characters of `A-Z a-z 0-9 + /` (240 bits), as AWS secrets look.
 fn random_secret() -> Result<String, KeyError> {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = random_bytes::<SECRET_LEN>()?;
     Ok(bytes
         .iter()
@@ -486,22 +489,41 @@ mod tests {
     fn bad_bodies_name_the_field() {
         for (body, field) in [
             (r#"{"name": "ci", "grants": [], "x": 1}"#, "x"),
-            (r#"{"grants": [{"bucket": "assets", "access": "read"}]}"#, "name"),
-            (r#"{"name": " ", "grants": [{"bucket": "assets", "access": "read"}]}"#, "name"),
+            (
+                r#"{"grants": [{"bucket": "assets", "access": "read"}]}"#,
+                "name",
+            ),
+            (
+                r#"{"name": " ", "grants": [{"bucket": "assets", "access": "read"}]}"#,
+                "name",
+            ),
             (r#"{"name": "ci", "grants": []}"#, "grants"),
             (r#"{"name": "ci"}"#, "grants"),
-            (r#"{"name": "ci", "grants": [{"bucket": "A!", "access": "read"}]}"#, "grants[0].bucket"),
-            (r#"{"name": "ci", "grants": [{"bucket": "edge-state", "access": "read"}]}"#, "grants[0].bucket"),
-            (r#"{"name": "ci", "grants": [{"bucket": "assets", "access": "all"}]}"#, "grants[0].access"),
-            (r#"{"name": "ci", "grants": [{"bucket": "assets", "access": "read", "y": 1}]}"#, "grants[0].y"),
+            (
+                r#"{"name": "ci", "grants": [{"bucket": "A!", "access": "read"}]}"#,
+                "grants[0].bucket",
+            ),
+            (
+                r#"{"name": "ci", "grants": [{"bucket": "edge-state", "access": "read"}]}"#,
+                "grants[0].bucket",
+            ),
+            (
+                r#"{"name": "ci", "grants": [{"bucket": "assets", "access": "all"}]}"#,
+                "grants[0].access",
+            ),
+            (
+                r#"{"name": "ci", "grants": [{"bucket": "assets", "access": "read", "y": 1}]}"#,
+                "grants[0].y",
+            ),
             ("[]", "body"),
         ] {
             let e = parse_create(body.as_bytes()).unwrap_err();
             assert!(e.0.starts_with(&format!("{field}:")), "{body}: {e}");
         }
-        let (name, grants) =
-            parse_create(br#"{"name": "ci", "grants": [{"bucket": "assets", "access": "readwrite"}]}"#)
-                .unwrap();
+        let (name, grants) = parse_create(
+            br#"{"name": "ci", "grants": [{"bucket": "assets", "access": "readwrite"}]}"#,
+        )
+        .unwrap();
         assert_eq!(name, "ci");
         assert_eq!(grants[0].access, Access::ReadWrite);
     }

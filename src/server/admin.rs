@@ -19,8 +19,8 @@ use super::Edge;
 use super::body::EdgeBody;
 use super::listener::http_builder;
 use crate::config::Scope;
-use crate::control::{api, keys_api};
 use crate::control::auth::{self, Denied, Need};
+use crate::control::{api, keys_api};
 use crate::purge::fanout::FORWARDED_HEADER;
 use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 

@@ -181,7 +181,12 @@ mod tests {
         assert!(k.check("GetObject", &object("c")).is_err());
         let bucket = S3Path::Bucket { bucket: "b".into() };
         assert!(k.check("ListObjectsV2", &bucket).is_ok());
-        for admin in ["DeleteBucket", "PutBucketPolicy", "PutBucketAcl", "CreateBucket"] {
+        for admin in [
+            "DeleteBucket",
+            "PutBucketPolicy",
+            "PutBucketAcl",
+            "CreateBucket",
+        ] {
             assert!(k.check(admin, &bucket).is_err(), "{admin}");
         }
         assert!(k.check("ListBuckets", &S3Path::Root).is_ok());

@@ -93,7 +93,9 @@ async fn a_limited_key_may_do_what_its_grants_say_and_nothing_else() {
     }
     // `readwrite`: also writes, copies from a readable bucket, multipart, deletes.
     assert_eq!(call("PUT", "/rdw/new", &[]).await.status, 200);
-    let acl = server.request(Some(ALICE), "GET", "/rdw/new?acl", &[], "").await;
+    let acl = server
+        .request(Some(ALICE), "GET", "/rdw/new?acl", &[], "")
+        .await;
     assert_eq!(
         xml_field(&acl.text(), "ID").as_deref(),
         Some(ALICE.id),
@@ -106,7 +108,13 @@ async fn a_limited_key_may_do_what_its_grants_say_and_nothing_else() {
     assert_eq!(call("DELETE", "/rdw/new", &[]).await.status, 204);
     let (body, md5) = delete_body(&["copy"]);
     let deleted = server
-        .request(Some(KEY), "POST", "/rdw?delete", &[("content-md5", &md5)], body)
+        .request(
+            Some(KEY),
+            "POST",
+            "/rdw?delete",
+            &[("content-md5", &md5)],
+            body,
+        )
         .await;
     assert_eq!(deleted.status, 200, "{}", deleted.text());
     assert_eq!(xml_fields(&deleted.text(), "Key"), ["copy"]);
@@ -115,7 +123,13 @@ async fn a_limited_key_may_do_what_its_grants_say_and_nothing_else() {
     // bucket it may not read, and bucket administration even where it may write.
     let (body, md5) = delete_body(&["k"]);
     let refused_delete = server
-        .request(Some(KEY), "POST", "/rdo?delete", &[("content-md5", &md5)], body)
+        .request(
+            Some(KEY),
+            "POST",
+            "/rdo?delete",
+            &[("content-md5", &md5)],
+            body,
+        )
         .await;
     let mut refused = vec![("POST /rdo?delete".to_owned(), refused_delete)];
     for (method, path, headers) in [

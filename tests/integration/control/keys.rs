@@ -153,7 +153,7 @@ async fn a_key_made_on_either_pop_works_within_its_grants_and_stops_within_a_sec
     let file = dir.path().join("a.txt");
     std::fs::write(&file, "asset").unwrap();
     let file = file.to_str().unwrap();
-    admin_s3.run(&["mb", "s3://other"]);
+    admin_s3.run(&["--bucket-location=us-east-1", "mb", "s3://other"]);
     admin_s3.run(&["put", file, "s3://assets/a.txt"]);
     admin_s3.run(&["put", file, "s3://other/a.txt"]);
 
@@ -200,7 +200,11 @@ async fn a_key_made_on_either_pop_works_within_its_grants_and_stops_within_a_sec
         &["mb", "s3://made-by-key"],
     ] {
         let (ok, out) = s3cmd(&reader, args);
-        assert!(!ok && out.contains("AccessDenied"), "{args:?}: {out}");
+        // A HEAD's 403 has no body to name the code.
+        assert!(
+            !ok && (out.contains("AccessDenied") || out.contains("403 (Forbidden)")),
+            "{args:?}: {out}"
+        );
     }
 
     // Listed on the other PoP, never with a secret.
@@ -210,7 +214,11 @@ async fn a_key_made_on_either_pop_works_within_its_grants_and_stops_within_a_sec
     assert_eq!(keys.len(), 1, "{listed}");
     assert_eq!(keys[0]["access_key"], access_key.as_str());
     assert_eq!(keys[0]["name"], "ci");
-    assert!(!listed.to_string().contains(key["secret_key"].as_str().unwrap()));
+    assert!(
+        !listed
+            .to_string()
+            .contains(key["secret_key"].as_str().unwrap())
+    );
 
     // A readwrite key made on the PoP that runs the origin works on the first request.
     let (status, writer) = call(
@@ -245,7 +253,7 @@ async fn a_key_made_on_either_pop_works_within_its_grants_and_stops_within_a_sec
         "key deleted on the s3 PoP refused by the origin {refused:?} after the 204 ({total:?} after the request)"
     );
     assert!(total < Duration::from_secs(1), "{total:?}");
-    let (ok, out) = s3cmd(&reader, &["get", "s3://assets/a.txt", "-"]);
+    let (ok, out) = s3cmd(&reader, &["ls", "s3://assets"]);
     assert!(!ok && out.contains("InvalidAccessKeyId"), "{out}");
 
     // Deleted on the origin's PoP: refused from the next request.
@@ -282,7 +290,7 @@ fn embedded_pop(dir: &Path) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_api_scopes_bad_input_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let edge = start_edge(&embedded_pop(dir.path())).await;
@@ -306,7 +314,10 @@ async fn key_api_scopes_bad_input_and_the_cli() {
     assert_eq!(r.status(), 200);
 
     for (body, field) in [
-        (json!({"name": "ci", "grants": [], "colour": "red"}), "colour"),
+        (
+            json!({"name": "ci", "grants": [], "colour": "red"}),
+            "colour",
+        ),
         (json!({"name": "", "grants": good["grants"]}), "name"),
         (json!({"name": "ci", "grants": []}), "grants"),
         (
@@ -329,27 +340,44 @@ async fn key_api_scopes_bad_input_and_the_cli() {
         let (status, reply) = call(&c, &admin, Method::POST, "/v1/keys", Some(body.clone())).await;
         assert_eq!(status, 400, "{body}: {reply}");
         let message = reply["error"].as_str().unwrap();
-        assert!(message.starts_with(&format!("{field}:")), "{body}: {message}");
+        assert!(
+            message.starts_with(&format!("{field}:")),
+            "{body}: {message}"
+        );
     }
     let (status, reply) = call(&c, &admin, Method::GET, "/v1/keys", None).await;
     assert_eq!((status, reply["keys"].as_array().unwrap().len()), (200, 0));
-    let (status, _) = call(&c, &admin, Method::DELETE, "/v1/keys/EKNOSUCHKEY000000000", None).await;
+    let (status, _) = call(
+        &c,
+        &admin,
+        Method::DELETE,
+        "/v1/keys/EKNOSUCHKEY000000000",
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // The CLI: create (secret printed once), list as a table and as JSON, delete.
-    let (ok, out) = key_cli(&admin, &["create", "ci", "--grant", "assets:read", "--json"]);
+    let (ok, out) = key_cli(
+        &admin,
+        &["create", "ci", "--grant", "assets:read", "--json"],
+    );
     assert!(ok, "{out}");
     let made: Value = serde_json::from_str(out.trim()).unwrap();
     let access_key = made["access_key"].as_str().unwrap();
     assert_eq!(made["secret_key"].as_str().unwrap().len(), 40);
     let (ok, table) = key_cli(&admin, &["list"]);
     assert!(
-        ok && table.contains("ACCESS_KEY") && table.contains(access_key)
+        ok && table.contains("ACCESS_KEY")
+            && table.contains(access_key)
             && table.contains("assets:read"),
         "{table}"
     );
     let (ok, out) = key_cli(&admin, &["create", "w", "--grant", "assets:write"]);
-    assert!(!ok && out.contains("400") && out.contains("access"), "{out}");
+    assert!(
+        !ok && out.contains("400") && out.contains("access"),
+        "{out}"
+    );
     let (ok, out) = key_cli(&admin, &["delete", access_key]);
     assert!(ok, "{out}");
     let (ok, out) = key_cli(&admin, &["delete", access_key]);
