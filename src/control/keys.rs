@@ -486,6 +486,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_open_where_our_store_enforces_them() {
+        let s3 = "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nkind = \"s3\"\n\
+                  endpoint = \"http://127.0.0.1:9\"\n[[space]]\nname = \"assets\"\n";
+        let parse = |extra: &str| Config::parse(&format!("{s3}{extra}"));
+        assert!(!keys_enforced(&parse("").unwrap()));
+        let ours = parse("[control]\norigin_enforces_keys = true\n").unwrap();
+        assert!(keys_enforced(&ours));
+        let e = parse("[control]\norigin_enforces_keys = true\nstate_dir = \"/tmp/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("control.origin_enforces_keys"), "{e}");
+    }
+
+    #[test]
     fn bad_bodies_name_the_field() {
         for (body, field) in [
             (r#"{"name": "ci", "grants": [], "x": 1}"#, "x"),

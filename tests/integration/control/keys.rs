@@ -408,3 +408,48 @@ async fn the_key_api_answers_409_in_front_of_a_foreign_s3_origin() {
     assert_eq!(status, 409);
     assert!(!dir.path().join("state").join("keys").exists());
 }
+
+/// Without peers to tell, the PoP running the origin learns of keys made or deleted on another
+/// PoP by polling: within a poll interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_peers_keys_reach_the_origin_within_a_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let poll = "poll_interval = \"200ms\"";
+    let first = start_edge(&embedded_pop(dir.path()).replace("poll_interval = \"1s\"", poll)).await;
+    let origin = first.origin_addr.unwrap();
+    let second = start_edge(&format!(
+        "[pop]\nname = \"b\"\n[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [origin]\nkind = \"s3\"\nendpoint = \"http://{origin}\"\naccess_key = \"{ACCESS}\"\nsecret_key = \"{SECRET}\"\n\
+         {}origin_enforces_keys = true\n[[space]]\nname = \"assets\"\n",
+        control_sections(&[]).replace("poll_interval = \"1s\"", poll)
+    ))
+    .await;
+    let admin = format!("http://{}", second.admin_addr.unwrap());
+    let c = reqwest::Client::new();
+    let (status, key) = call(
+        &c,
+        &admin,
+        Method::POST,
+        "/v1/keys",
+        Some(json!({"name": "ci", "grants": [{"bucket": "assets", "access": "read"}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    // `assets` is empty: a listing the key may make answers 200.
+    let usable = until_status(&c, origin, &key, "/assets", 200).await;
+    eprintln!("key usable at the origin by polling {usable:?} after its 201 (poll every 200ms)");
+    assert!(usable < Duration::from_millis(1000), "{usable:?}");
+    let access_key = key["access_key"].as_str().unwrap();
+    let (status, _) = call(
+        &c,
+        &admin,
+        Method::DELETE,
+        &format!("/v1/keys/{access_key}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let refused = until_status(&c, origin, &key, "/assets", 403).await;
+    eprintln!("key refused at the origin by polling {refused:?} after its 204 (poll every 200ms)");
+    assert!(refused < Duration::from_millis(1000), "{refused:?}");
+}
