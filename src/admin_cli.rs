@@ -15,16 +15,16 @@ use serde_json::Value;
 pub struct AdminApi {
     /// Admin URL of a PoP, e.g. http://127.0.0.1:8081
     #[arg(long, env = "EDGE_ADMIN_URL", global = true)]
-    admin: Option<String>,
+    pub(crate) admin: Option<String>,
     /// Bearer token with the scope the command needs.
     #[arg(long, env = "EDGE_ADMIN_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Extra CA certificates (PEM) to trust for an admin listener with `admin_tls`.
     #[arg(long, global = true)]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// A space's settings, as `edge space create` and `update` take them.

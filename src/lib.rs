@@ -221,8 +221,10 @@ pub async fn start_with_clock(
         None
     };
 
+    let mut key_store = None;
     if let (Some(embedded), Some(listener)) = (embedded, listeners.origin) {
         let store = open_store(&config, embedded)?;
+        key_store = Some((store.clone(), embedded.edge_user.clone()));
         let server_tls = match (&tls, origin_tls) {
             (Some(tls), true) => Some(Arc::new(tls::server_config(tls.resolver().clone())?)),
             _ => None,
@@ -255,6 +257,10 @@ pub async fn start_with_clock(
     )?);
     if let Some(addr) = admin_addr {
         let _ = edge.admin_addr.set(addr);
+    }
+    if let Some((store, edge_user)) = key_store {
+        // Access keys made over the API are enforced by this PoP's embedded store.
+        edge.control.attach_key_store(store, edge_user);
     }
     tasks.spawn(sweep_memory(edge.cache.clone(), shutdown_rx.clone()));
     if let Some(tls) = &tls {

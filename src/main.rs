@@ -9,6 +9,7 @@ use edge::config::Config;
 
 mod admin_cli;
 use admin_cli::{AdminApi, CertAction, SpaceAction};
+mod cli_keys;
 
 /// mimalloc: size-class pages without a header per allocation. A cached 1 KiB object is a
 /// handful of small allocations (the entry, its packed head, its key, the body), and glibc's
@@ -76,6 +77,13 @@ enum Command {
         #[command(subcommand)]
         action: CertAction,
     },
+    /// Manage access keys limited to buckets through a PoP's admin API (exit 0: done, 1: error).
+    Key {
+        #[command(flatten)]
+        api: AdminApi,
+        #[command(subcommand)]
+        action: cli_keys::KeyAction,
+    },
     /// Validate the config and print it with secrets masked.
     CheckConfig {
         #[arg(long, default_value = "edge.toml")]
@@ -126,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Space { api, action } => admin_cli::space_command(api, action),
         Command::Cert { api, action } => admin_cli::cert_command(api, action),
+        Command::Key { api, action } => cli_keys::key_command(api, action),
         Command::Purge {
             admin,
             token,

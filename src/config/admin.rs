@@ -73,7 +73,10 @@ pub(super) fn validate_admin(raw: raw::RawAdmin, purge: &Purge) -> Result<Admin,
     Ok(Admin { tokens })
 }
 
-pub(super) fn validate_control(raw: raw::RawControl) -> Result<Control, ConfigError> {
+pub(super) fn validate_control(
+    raw: raw::RawControl,
+    origin: &OriginKind,
+) -> Result<Control, ConfigError> {
     let poll_interval = duration(
         "control.poll_interval",
         raw.poll_interval.as_deref(),
@@ -82,8 +85,23 @@ pub(super) fn validate_control(raw: raw::RawControl) -> Result<Control, ConfigEr
     if poll_interval < Duration::from_millis(100) {
         return Err(invalid("control.poll_interval", "must be at least 100ms"));
     }
+    let origin_enforces_keys = raw.origin_enforces_keys.unwrap_or(false);
+    if origin_enforces_keys && raw.state_dir.is_some() {
+        return Err(invalid(
+            "control.origin_enforces_keys",
+            "keys kept in control.state_dir never reach the origin's PoP; share the origin's \
+             edge-state bucket instead",
+        ));
+    }
+    if origin_enforces_keys && matches!(origin, OriginKind::Http { .. }) {
+        return Err(invalid(
+            "control.origin_enforces_keys",
+            "an HTTP origin has no access keys",
+        ));
+    }
     Ok(Control {
         state_dir: raw.state_dir.map(PathBuf::from),
         poll_interval,
+        origin_enforces_keys,
     })
 }

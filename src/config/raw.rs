@@ -249,4 +249,5 @@ pub struct RawAdminToken {
 pub struct RawControl {
     pub state_dir: Option<String>,
     pub poll_interval: Option<String>,
+    pub origin_enforces_keys: Option<bool>,
 }

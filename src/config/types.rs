@@ -410,4 +410,7 @@ pub struct Control {
     /// How often the state is read again.
     #[serde(serialize_with = "ser_duration")]
     pub poll_interval: Duration,
+    /// The `s3` origin is another PoP's embedded store, which enforces the access keys this
+    /// PoP writes to the shared state (the key API answers 409 in front of other S3 origins).
+    pub origin_enforces_keys: bool,
 }

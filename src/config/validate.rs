@@ -264,7 +264,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let admin = validate_admin(raw.admin, &purge)?;
-    let control = validate_control(raw.control)?;
+    let control = validate_control(raw.control, &origin.kind)?;
 
     Ok(Config {
         pop,

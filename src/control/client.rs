@@ -1,4 +1,4 @@
-//! The CLI's client of the control-plane API (`edge space ...`): one JSON request, its answer
+//! The CLI's client of the control-plane API (`edge space ...`, `edge key ...`): one JSON request, its answer
 //! as JSON, a refusal as an error carrying the API's message.
 
 use bytes::Bytes;
@@ -81,28 +81,47 @@ pub async fn call(
 
 /// Spaces as a table for people: one line each, aligned columns.
 pub fn spaces_table(spaces: &[Value]) -> String {
-    table(
-        &[
-            "name",
-            "region",
-            "ttl",
-            "bucket",
-            "custom_domain",
-            "certificate",
-            "source",
-        ],
-        spaces,
-    )
+    let columns = [
+        "name",
+        "region",
+        "ttl",
+        "bucket",
+        "custom_domain",
+        "certificate",
+        "source",
+    ];
+    table(&columns, spaces, cell)
 }
 
 /// Certificates as a table for people.
 pub fn certs_table(certs: &[Value]) -> String {
-    table(&["id", "names", "not_after", "source"], certs)
+    table(&["id", "names", "not_after", "source"], certs, cell)
 }
 
-/// `rows` (JSON objects) as aligned columns of `columns`, with a header line.
-pub fn table(columns: &[&str], rows: &[Value]) -> String {
-    let cell = |row: &Value, column: &str| match row.get(column) {
+/// Access keys as a table for people; grants as `bucket:access` pairs.
+pub fn keys_table(keys: &[Value]) -> String {
+    let columns = ["access_key", "name", "grants", "created_at"];
+    table(&columns, keys, |key, column| {
+        match (column, key.get(column)) {
+            ("grants", Some(Value::Array(grants))) => grants
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}:{}",
+                        g["bucket"].as_str().unwrap_or("?"),
+                        g["access"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => cell(key, column),
+        }
+    })
+}
+
+/// A JSON field as a table cell (`-` when absent).
+fn cell(item: &Value, column: &str) -> String {
+    match item.get(column) {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(items)) => items
@@ -111,17 +130,20 @@ pub fn table(columns: &[&str], rows: &[Value]) -> String {
             .collect::<Vec<_>>()
             .join(","),
         Some(other) => other.to_string(),
-    };
-    let cells: Vec<Vec<String>> = rows
+    }
+}
+
+/// `items` as aligned columns under upper-case headers, one line each.
+fn table(columns: &[&str], items: &[Value], cell: impl Fn(&Value, &str) -> String) -> String {
+    let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|r| columns.iter().map(|c| cell(r, c)).collect())
+        .map(|s| columns.iter().map(|c| cell(s, c)).collect())
         .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            cells
-                .iter()
+            rows.iter()
                 .map(|r| r[i].len())
                 .chain([c.len()])
                 .max()
@@ -139,7 +161,7 @@ pub fn table(columns: &[&str], rows: &[Value]) -> String {
             .to_owned()
     };
     let mut out = line(columns.iter().map(|c| c.to_uppercase()).collect());
-    for row in cells {
+    for row in rows {
         out.push('\n');
         out.push_str(&line(row));
     }

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod certs;
 pub mod client;
 pub mod fleet;
+pub mod keys;
+pub mod keys_api;
 pub mod spaces;
 mod sync;
 
@@ -118,6 +120,8 @@ pub struct ControlPlane {
     /// The config the PoP started with, and where its embedded origin listens: new spaces'
     /// buckets are created there.
     origin: (Arc<Config>, Option<SocketAddr>),
+    /// Access keys limited to buckets.
+    keys: keys::KeyRing,
 }
 
 impl ControlPlane {
@@ -136,6 +140,7 @@ impl ControlPlane {
             refreshing: tokio::sync::Mutex::new(()),
             peers: fleet::PeerSightings::default(),
             origin: (Arc::new(config.clone()), embedded_origin),
+            keys: keys::KeyRing::default(),
         }
     }
 

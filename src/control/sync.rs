@@ -97,7 +97,8 @@ impl Edge {
         if changed {
             self.apply_control();
         }
-        Ok(changed)
+        let keys_changed = self.control.refresh_keys().await?;
+        Ok(changed || keys_changed)
     }
 
     /// After a change this PoP made: applies it and tells every peer to read the store.

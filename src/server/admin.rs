@@ -19,8 +19,8 @@ use super::Edge;
 use super::body::EdgeBody;
 use super::listener::http_builder;
 use crate::config::Scope;
-use crate::control::api;
 use crate::control::auth::{self, Denied, Need};
+use crate::control::{api, keys_api};
 use crate::purge::fanout::FORWARDED_HEADER;
 use crate::purge::{self, PopResult, PurgeError, PurgeReply};
 
@@ -134,8 +134,12 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 Err(e) => json_error(e.status(), &e.to_string()),
             }
         }
-        _ if api::is_control_path(&path) => {
-            let reply = api::handle(edge, request).await;
+        _ if api::is_control_path(&path) || keys_api::is_keys_path(&path) => {
+            let reply = if keys_api::is_keys_path(&path) {
+                keys_api::handle(edge, request).await
+            } else {
+                api::handle(edge, request).await
+            };
             match reply.body {
                 Some(body) => json(reply.status, &body),
                 None => {

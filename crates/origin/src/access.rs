@@ -8,7 +8,8 @@
 //! itself); the bucket owner may do anything in its bucket; otherwise a policy Allow or an
 //! ACL grant is needed. Objects record who wrote them; the writer holds full control too.
 //! A missing bucket never passes: every bucket or object request is refused with
-//! `NoSuchBucket` before its body is read.
+//! `NoSuchBucket` before its body is read. A limited access key ([`crate::limited`]) must
+//! first be within its grants; then it is judged as the user it acts as.
 
 use std::sync::Arc;
 
@@ -395,6 +396,7 @@ impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let caller = self.0.users.caller(cx.credentials());
         let rule = rule_for(cx.s3_op().name());
+        let limited = self.0.users.limited_caller(cx.credentials());
         if let Some(info) = RequestInfo::current() {
             let facts = Facts {
                 source_ip: Some(info.conn.peer.ip()),
@@ -407,6 +409,10 @@ impl S3Access for Access {
                 requester: caller.as_ref().map(|u| u.id.clone()),
                 facts: Arc::new(facts),
             });
+        }
+        if let Some(limited) = &limited {
+            // Within its grants before anything else: a key learns nothing of other buckets.
+            limited.check(cx.s3_op().name(), cx.s3_path())?;
         }
         match cx.s3_path() {
             S3Path::Root => {

@@ -256,7 +256,7 @@ fn sigv2_presigned<B>(req: &Request<B>, state: &State, query: &Query, now: i64) 
         _ => None,
     };
     let ok = presigned.verify(
-        secret,
+        &secret,
         req.method(),
         req.uri().path(),
         query,

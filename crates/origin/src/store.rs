@@ -131,6 +131,14 @@ impl Store {
         Ok(created)
     }
 
+    /// Replaces the limited access keys (keys that act as a configured user within their
+    /// bucket grants) with `keys`; requests signed with a key no longer in the set are
+    /// refused from the next one on. On an error (a key naming an unknown user, or the access
+    /// key of a configured user) nothing changes.
+    pub fn set_limited_keys(&self, keys: &[crate::limited::LimitedKey]) -> Result<(), StoreError> {
+        self.inner.state.users.set_limited(keys)
+    }
+
     /// Serves S3 over HTTP/1.1 on an already-bound listener until `shutdown` resolves, then
     /// stops accepting and finishes in-flight requests. Uses [`ServeLimits::default`].
     pub async fn serve(

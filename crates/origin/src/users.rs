@@ -1,12 +1,15 @@
-//! The configured users: who signed a request (SigV4 secrets for s3s) and who owns what.
+//! The configured users: who signed a request (SigV4 secrets for s3s) and who owns what;
+//! limited access keys ([`crate::limited`]) sign as one of them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use s3s::S3Result;
 use s3s::auth::{Credentials, S3Auth, SecretKey};
 
 use crate::config::UserConfig;
+use crate::error::StoreError;
+use crate::limited::{Limited, LimitedKey};
 
 /// One user (an S3 owner).
 #[derive(Debug)]
@@ -17,7 +20,7 @@ pub struct User {
     pub display_name: String,
     /// E-mail, for ACL grants by address.
     pub email: Option<String>,
-    secret_key: String,
+    pub(crate) secret_key: String,
 }
 
 /// Lookup of users by access key, id and e-mail.
@@ -25,6 +28,8 @@ pub struct User {
 pub struct Users {
     by_key: HashMap<String, Arc<User>>,
     by_id: HashMap<String, Arc<User>>,
+    /// Limited access keys by access key id, replaced as a whole at runtime.
+    limited: RwLock<HashMap<String, Arc<Limited>>>,
 }
 
 impl Users {
@@ -49,16 +54,62 @@ impl Users {
         users
     }
 
-    /// The user a verified signature belongs to (None: anonymous).
+    /// The user a verified signature belongs to (None: anonymous); a limited key's is the
+    /// user it acts as.
     #[must_use]
     pub fn caller(&self, credentials: Option<&Credentials>) -> Option<Arc<User>> {
-        credentials.and_then(|c| self.by_key.get(&c.access_key).cloned())
+        let key = &credentials?.access_key;
+        match self.by_key.get(key) {
+            Some(user) => Some(user.clone()),
+            None => self.limited(key).map(|l| l.user.clone()),
+        }
+    }
+
+    /// The limited key a request was signed with, if it was.
+    pub(crate) fn limited_caller(&self, credentials: Option<&Credentials>) -> Option<Arc<Limited>> {
+        credentials.and_then(|c| self.limited(&c.access_key))
+    }
+
+    /// The limited key with this access key id.
+    pub(crate) fn limited(&self, access_key: &str) -> Option<Arc<Limited>> {
+        self.limited
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(access_key)
+            .cloned()
+    }
+
+    /// Replaces every limited key with `keys`. Nothing changes when one names an unknown
+    /// user or takes a configured user's access key.
+    pub(crate) fn set_limited(&self, keys: &[LimitedKey]) -> Result<(), StoreError> {
+        let mut next = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let user = self
+                .by_id
+                .get(&key.user_id)
+                .ok_or_else(|| StoreError::UnknownUser(key.user_id.clone()))?;
+            if self.by_key.contains_key(&key.access_key) {
+                return Err(StoreError::Config(format!(
+                    "limited key {}: a configured user has this access key",
+                    key.access_key
+                )));
+            }
+            next.insert(
+                key.access_key.clone(),
+                Arc::new(Limited::new(key, user.clone())),
+            );
+        }
+        *self.limited.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(())
     }
 
     /// The secret key of an access key (for signatures the store checks itself).
     #[must_use]
-    pub fn secret_of(&self, access_key: &str) -> Option<&str> {
-        self.by_key.get(access_key).map(|u| u.secret_key.as_str())
+    pub fn secret_of(&self, access_key: &str) -> Option<String> {
+        match self.by_key.get(access_key) {
+            Some(user) => Some(user.secret_key.clone()),
+            None => self.limited(access_key).map(|l| l.secret.clone()),
+        }
     }
 
     /// The user with this id.
@@ -105,8 +156,8 @@ pub struct Auth(pub Arc<Users>);
 #[async_trait::async_trait]
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.0.by_key.get(access_key) {
-            Some(user) => Ok(SecretKey::from(user.secret_key.as_str())),
+        match self.0.secret_of(access_key) {
+            Some(secret) => Ok(SecretKey::from(secret.as_str())),
             None => Err(s3s::s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."

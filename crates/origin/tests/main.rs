@@ -17,6 +17,7 @@ mod errors;
 mod hostile;
 mod https;
 mod lifecycle;
+mod limited;
 mod multipart;
 mod s3cmd;
 mod streaming;

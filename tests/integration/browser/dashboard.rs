@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium signs in with a token, sees the fleet
 //! and charts drawn from real traffic, creates a space through the form (an error shown
-//! next to its field first), an object is fetched through that space, and a purge through
-//! the form reaches the PoP. A screenshot of the overview is saved for people to look at.
+//! next to its field first), an object is fetched through that space, a purge through
+//! the form reaches the PoP, and a key is made and revoked. A screenshot of the overview is saved for people to look at.
 
 use std::path::Path;
 
@@ -157,6 +157,40 @@ async fn an_admin_signs_in_watches_traffic_creates_a_space_and_purges_from_the_d
     assert_eq!(result, json!(["dashdone1"]), "each PoP's answer");
     let r = c.get(&photo).send().await.unwrap();
     assert!(cache_status(&r).contains("miss"), "{}", cache_status(&r));
+
+    // A key limited to the new space's bucket: made through the form (its secret shown
+    // once), then revoked; the list follows.
+    page.eval("press('Keys')").await;
+    page.wait_for("document.body.dataset.loaded === 'keys'", "the keys")
+        .await;
+    page.eval("type('Name', 'ci'); type('Bucket', 'photos'); field('Access').value = 'read'; press('Create', document.querySelector('#key-form'))")
+        .await;
+    page.wait_for(
+        "document.querySelector('#key-secret-value').textContent.length === 40",
+        "the new key's secret",
+    )
+    .await;
+    page.wait_for(
+        "document.querySelectorAll('#key-list tbody tr').length === 1",
+        "the new key in the list",
+    )
+    .await;
+    page.eval("press('Revoke'); press('Confirm revoke')").await;
+    page.wait_for(
+        "document.querySelectorAll('#key-list tbody tr').length === 0 && document.querySelector('#key-status').textContent.includes('revoked')",
+        "the key revoked",
+    )
+    .await;
+    let (_, keys) = {
+        let r = reqwest::Client::new()
+            .get(format!("{admin}/v1/keys"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(keys["keys"], json!([]), "revoked through the page");
 
     // The purge shows on the overview.
     page.eval("press('Overview')").await;

@@ -5,6 +5,7 @@
 mod certs;
 mod figures;
 mod input;
+mod keys;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -17,6 +17,8 @@ pub(super) fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let user = caller(state, &req).ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
+    // A limited key sees only the buckets it was granted.
+    let limited = state.users.limited_caller(req.credentials.as_ref());
     let input = req.input;
     let prefix = input.prefix.unwrap_or_default();
     // The continuation token is the last bucket name of the previous page.
@@ -36,7 +38,10 @@ pub(super) fn list_buckets(
         .buckets()?
         .into_iter()
         .filter(|(name, rec)| {
-            rec.owner == user.id && name.starts_with(&prefix) && name.as_str() > after.as_str()
+            rec.owner == user.id
+                && limited.as_ref().is_none_or(|l| l.shows(name))
+                && name.starts_with(&prefix)
+                && name.as_str() > after.as_str()
         })
         .take(max.saturating_add(1))
         .map(|(name, rec)| Bucket {

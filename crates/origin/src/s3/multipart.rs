@@ -188,10 +188,16 @@ pub(super) async fn upload_part_copy(
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let user = caller(state, &req);
+    let limited = state.users.limited_caller(req.credentials.as_ref());
     let input = req.input;
     let number = part_number(input.part_number)?;
     require_upload(state, &input.upload_id, &input.bucket, &input.key)?;
-    let (_, _, src) = copy_source(state, user.as_deref(), &input.copy_source)?;
+    let (_, _, src) = copy_source(
+        state,
+        user.as_deref(),
+        limited.as_deref(),
+        &input.copy_source,
+    )?;
     check_copy_conditions(
         &src,
         input.copy_source_if_match.as_ref(),

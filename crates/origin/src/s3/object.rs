@@ -390,9 +390,11 @@ pub(super) fn head_object(
 }
 
 /// The source object of a copy, after checking the caller may read it.
+/// A limited key (`limited`) must have a grant to read the source bucket.
 pub(super) fn copy_source(
     state: &State,
     caller: Option<&crate::users::User>,
+    limited: Option<&crate::limited::Limited>,
     source: &CopySource,
 ) -> S3Result<(String, String, ObjectRecord)> {
     let CopySource::Bucket {
@@ -406,6 +408,9 @@ pub(super) fn copy_source(
             "Only bucket/key copy sources are supported"
         ));
     };
+    if limited.is_some_and(|l| !l.may(bucket, crate::limited::KeyAccess::Read)) {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    }
     let sel = parse_version(version_id.as_deref())?;
     crate::access::authorize_version(
         state,
@@ -431,10 +436,16 @@ pub(super) async fn copy_object(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let user = caller(state, &req);
+    let limited = state.users.limited_caller(req.credentials.as_ref());
     let input = req.input;
     let bucket = require_bucket(state, &input.bucket)?;
     let owner = user.as_ref().map_or(bucket.owner.clone(), |u| u.id.clone());
-    let (src_bucket, src_key, src) = copy_source(state, user.as_deref(), &input.copy_source)?;
+    let (src_bucket, src_key, src) = copy_source(
+        state,
+        user.as_deref(),
+        limited.as_deref(),
+        &input.copy_source,
+    )?;
     check_copy_conditions(
         &src,
         input.copy_source_if_match.as_ref(),

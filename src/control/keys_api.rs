@@ -1,0 +1,105 @@
+//! The key endpoints of the admin API: `GET /v1/keys` (no secrets), `POST /v1/keys` (the
+//! secret shown once) and `DELETE /v1/keys/{access_key}`; writes need the scope `keys`, reads
+//! `keys` or `read`.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::api::Reply;
+use super::auth::{self, Need};
+use super::keys::KeyError;
+use crate::config::Scope;
+use crate::server::Edge;
+
+/// Largest key request body accepted.
+const MAX_BODY: usize = 16 << 10;
+
+/// Whether `path` is a key endpoint.
+pub fn is_keys_path(path: &str) -> bool {
+    path == "/v1/keys" || access_key(path).is_some()
+}
+
+/// The `{access_key}` of `/v1/keys/{access_key}`.
+fn access_key(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/keys/")
+        .filter(|k| !k.is_empty() && !k.contains('/'))
+}
+
+fn error(status: StatusCode, reason: &str) -> Reply {
+    Reply {
+        status,
+        body: Some(json!({ "error": reason })),
+    }
+}
+
+impl From<KeyError> for Reply {
+    fn from(e: KeyError) -> Reply {
+        error(e.status(), &e.to_string())
+    }
+}
+
+/// Answers one key request.
+pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let need = if method == Method::GET {
+        Need::Read(Scope::Keys)
+    } else {
+        Need::Write(Scope::Keys)
+    };
+    let who = {
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match auth::authorize(authorization, &edge.live.load().config, need) {
+            Ok(who) => who,
+            Err(denied) => return Reply::from(denied),
+        }
+    };
+    let result = match (&method, access_key(&path)) {
+        (&Method::GET, None) => edge.control.keys().map(|keys| Reply {
+            status: StatusCode::OK,
+            body: Some(json!({ "keys": keys.iter().map(|k| k.view()).collect::<Vec<Value>>() })),
+        }),
+        (&Method::POST, None) => {
+            let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("body: larger than {} KiB, or unreadable", MAX_BODY >> 10),
+                    );
+                }
+            };
+            create(edge, &body, &who).await
+        }
+        (&Method::DELETE, Some(access_key)) => delete(edge, access_key, &who).await,
+        _ => return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+    };
+    result.unwrap_or_else(Reply::from)
+}
+
+async fn create(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, KeyError> {
+    let record = edge.control.create_key(body).await?;
+    tracing::info!(token = %who, access_key = %record.access_key, name = %record.name, "access key created");
+    edge.control_changed().await;
+    Ok(Reply {
+        status: StatusCode::CREATED,
+        body: Some(record.view_with_secret()),
+    })
+}
+
+async fn delete(edge: &Arc<Edge>, access_key: &str, who: &str) -> Result<Reply, KeyError> {
+    edge.control.delete_key(access_key).await?;
+    tracing::info!(token = %who, %access_key, "access key deleted");
+    edge.control_changed().await;
+    Ok(Reply {
+        status: StatusCode::NO_CONTENT,
+        body: None,
+    })
+}
