@@ -198,6 +198,23 @@ impl Cache {
                 }
                 FreshnessState::Stale => {}
             }
+        } else {
+            // Nothing stored when we looked; a fill may have ended since (the disk lookup
+            // awaits): what it stored in memory is looked for again under the registry's lock.
+            let stored_since = || {
+                self.memory_entry(key.text(), variants, request, now)
+                    .filter(|e| matches!(e.freshness.state(now), FreshnessState::Fresh))
+            };
+            return match self.fills.join_unless(key, stored_since) {
+                Err(entry) => Lookup::Fresh(entry, Tier::Memory),
+                Ok(Joined::Follower(fill)) => Lookup::Join(fill),
+                Ok(Joined::Leader(fill)) => Lookup::Miss(FillPermit::registered(
+                    self.clone(),
+                    key.clone(),
+                    fill,
+                    None,
+                )),
+            };
         }
         self.fetch(key, stored)
     }

@@ -53,6 +53,29 @@ impl Registry {
         Joined::Leader(fill)
     }
 
+    /// [`FillRegistry::join`], unless `stored` finds the response first: it is asked under
+    /// the registry's lock, under which a fill that ended stored its response before
+    /// leaving, so a caller whose look into the tiers came before that store cannot start a
+    /// second fetch after it.
+    pub(crate) fn join_unless<T>(
+        &self,
+        key: &CacheKey,
+        stored: impl FnOnce() -> Option<T>,
+    ) -> Result<Joined, T> {
+        let mut fills = self.lock();
+        if let Some(fill) = fills.get(key)
+            && fill.joinable()
+        {
+            return Ok(Joined::Follower(fill.clone()));
+        }
+        if let Some(found) = stored() {
+            return Err(found);
+        }
+        let fill = Fill::new();
+        fills.insert(key.clone(), fill.clone());
+        Ok(Joined::Leader(fill))
+    }
+
     /// Takes `fill` out of the registry and runs `then` under its lock, if `fill` is still
     /// the key's (a purge may have detached it): a purge then either came before, and the
     /// fill is not there, or comes after `then`.
