@@ -18,24 +18,13 @@ use crate::common::start_edge;
 /// A PoP process: the first runs the embedded origin on `origin_port`, the other reaches it as
 /// an S3 origin and says that origin enforces keys.
 fn pop_config(name: &str, origin_port: u16, embedded: bool, peers: &[u16], dir: &Path) -> String {
-    let origin = if embedded {
-        format!(
-            "[origin]\nkind = \"embedded\"\nlisten = \"127.0.0.1:{origin_port}\"\ndata_dir = \"{}\"\n{}",
-            dir.join("origin").display(),
-            origin_user()
-        )
-    } else {
-        format!(
-            "[origin]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:{origin_port}\"\naccess_key = \"{ACCESS}\"\nsecret_key = \"{SECRET}\"\n"
-        )
-    };
-    let mut control = control_sections(peers);
-    if !embedded {
-        control.push_str("origin_enforces_keys = true\n");
+    let config = super::pop_config(name, origin_port, embedded, peers, dir);
+    if embedded {
+        return config;
     }
-    format!(
-        "[pop]\nname = \"{name}\"\n[listen]\nhttp = \"127.0.0.1:{{http}}\"\nadmin = \"127.0.0.1:{{admin}}\"\n\
-         [cache]\ndefault_ttl = \"1h\"\n{origin}{control}\n[[space]]\nname = \"assets\"\n"
+    config.replace(
+        "[control]\n",
+        "[control]\norigin_enforces_keys = true\n",
     )
 }
 
@@ -117,19 +106,7 @@ async fn until_status(
 }
 
 fn key_cli(admin: &str, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("key")
-        .args(args)
-        .env("EDGE_ADMIN_URL", admin)
-        .env("EDGE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    super::edge_cli("key", admin, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

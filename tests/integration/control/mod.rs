@@ -39,7 +39,13 @@ pub(super) fn control_sections(peers: &[u16]) -> String {
 
 /// A PoP process: the first one runs the embedded origin on `origin_port`, the others reach
 /// it as an S3 origin with the edge user's keys.
-fn pop_config(name: &str, origin_port: u16, embedded: bool, peers: &[u16], dir: &Path) -> String {
+pub(super) fn pop_config(
+    name: &str,
+    origin_port: u16,
+    embedded: bool,
+    peers: &[u16],
+    dir: &Path,
+) -> String {
     let origin = if embedded {
         format!(
             "[origin]\nkind = \"embedded\"\nlisten = \"127.0.0.1:{origin_port}\"\ndata_dir = \"{}\"\n{}",
