@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{ADMIN_TOKEN, READ_TOKEN, call, control_sections};
+use super::{READ_TOKEN, call, control_sections};
 use crate::common::process::{EdgeProcess, free_port, spawn_edge_in};
 use crate::common::s3::{ACCESS, S3cmd, SECRET, origin_user};
 use crate::common::start_edge;
@@ -22,10 +22,7 @@ fn pop_config(name: &str, origin_port: u16, embedded: bool, peers: &[u16], dir: 
     if embedded {
         return config;
     }
-    config.replace(
-        "[control]\n",
-        "[control]\norigin_enforces_keys = true\n",
-    )
+    config.replace("[control]\n", "[control]\norigin_enforces_keys = true\n")
 }
 
 /// s3cmd signing with an API-made key.
