@@ -186,6 +186,9 @@ fn get(edge: &Edge, name: &str) -> Reply {
 
 async fn create(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, ControlError> {
     let mut spec = SpaceSpec::from_json(body)?;
+    // Checked against the fleet's latest spaces (names, custom domains), not this PoP's
+    // view of one poll ago.
+    edge.sync_control().await?;
     // Stored with its region: the space keeps its hostname whatever other spaces come and go.
     if spec.region.is_none() {
         spec.region =
@@ -281,6 +284,8 @@ async fn upload_cert(edge: &Arc<Edge>, body: &[u8], who: &str) -> Result<Reply, 
 }
 
 async fn delete_cert(edge: &Arc<Edge>, id: &str, who: &str) -> Result<Reply, ControlError> {
+    // The fleet's latest spaces, not this PoP's view of one poll ago.
+    edge.sync_control().await?;
     let used_by = edge.control.specs().into_iter().find(|spec| {
         matches!(&spec.certificate, Some(spaces::CertificateRef::Uploaded { id: used }) if used == id)
     });

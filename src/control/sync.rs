@@ -10,6 +10,7 @@ use http_body_util::Full;
 use tokio::sync::watch;
 
 use super::ControlError;
+use super::spaces::{CertificateRef, SpaceSpec};
 use crate::cache::PurgeAction;
 use crate::cache::PurgeSelector;
 use crate::config::Config;
@@ -28,8 +29,24 @@ impl Edge {
                 tracing::warn!(space = %spec.name, "an API space has the name of a config file space; the file's is served");
                 continue;
             }
-            match spec.to_space(&config, |id| self.control.cert(id).map(|c| c.leaf.clone())) {
+            let uploaded = |id: &str| self.control.cert(id).map(|c| c.leaf.clone());
+            match spec.to_space(&config, uploaded) {
                 Ok(space) => config.spaces.push(space),
+                // Its uploaded certificate is gone (deleted on a PoP that had not yet seen
+                // the space choose it): the space stays served, with the default certificate.
+                Err(e) if matches!(spec.certificate, Some(CertificateRef::Uploaded { .. })) => {
+                    tracing::warn!(space = %spec.name, error = %e, "stored API space's certificate is not usable; served without it");
+                    let without = SpaceSpec {
+                        certificate: None,
+                        ..spec.clone()
+                    };
+                    match without.to_space(&config, uploaded) {
+                        Ok(space) => config.spaces.push(space),
+                        Err(e) => {
+                            tracing::warn!(space = %spec.name, error = %e, "stored API space is not valid here; not served");
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(space = %spec.name, error = %e, "stored API space is not valid here; not served");
                 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::input::{admin, embedded_pop, s3_pop};
 use super::{call, edge_cli};
 use crate::common::pebble::handshake;
+use crate::common::s3::S3cmd;
 use crate::common::start_edge;
 
 /// A self-signed certificate for `names`, valid from `not_before` to `not_after`: (chain
@@ -134,6 +135,42 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
             served.is_err(),
             "a certificate no space uses is not served: {served:?}"
         );
+    }
+
+    // The record gone from the store behind the API's back (as when a PoP that had not
+    // seen the space choose it deleted it): the space is still served everywhere, with the
+    // default certificate, never dropped; uploading it again brings it back.
+    let s3 = S3cmd::new(dir.path(), a.origin_addr.unwrap());
+    s3.run(&["del", &format!("s3://edge-state/certs/{id}.json")]);
+    let started = Instant::now();
+    while handshake(b.https_addr.unwrap(), domain, &der).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still presented"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, space) = call(&c, &admin(&b), Method::GET, "/v1/spaces/photos", None).await;
+    assert_eq!(status, 200, "the space is still served: {space}");
+    let (status, again) = call(
+        &c,
+        &admin(&a),
+        Method::POST,
+        "/v1/certificates",
+        Some(json!({"cert": cert, "key": key})),
+    )
+    .await;
+    assert_eq!(status, 201, "{again}");
+    let started = Instant::now();
+    while handshake(b.https_addr.unwrap(), domain, &der)
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never presented again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Listed by the CLI on the other PoP; in use: not deleted; free again once the space
