@@ -199,6 +199,20 @@ async fn an_admin_signs_in_watches_traffic_creates_a_space_and_purges_from_the_d
         "the purge among recent purges",
     )
     .await;
+    // A narrow window (a phone): the layout folds, nothing scrolls sideways.
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    for tab in ["Overview", "Spaces", "Purge"] {
+        page.eval(&format!("press('{tab}')")).await;
+        page.wait_for(
+            "document.documentElement.scrollWidth <= window.innerWidth",
+            &format!("the {tab} tab fitting 400 px"),
+        )
+        .await;
+    }
     page.close().await;
     edge.stop().await;
 }
