@@ -87,14 +87,21 @@ pub enum SpaceAction {
     Delete { name: String },
 }
 
-/// Sends one request to the admin API `api` names; `Err` with the exit code when it fails
-/// (the reason printed).
-fn request(
+/// What became of one request of the CLI.
+pub(crate) enum Sent {
+    /// The API's reply, for the command to show as a table.
+    Reply(Value),
+    /// Finished: printed as JSON (`--json`), or failed with the reason printed.
+    Done(ExitCode),
+}
+
+/// Sends one request to the admin API `api` names.
+pub(crate) fn send(
     api: &AdminApi,
     method: Method,
     path: &str,
     body: Option<&Value>,
-) -> anyhow::Result<Result<Value, ExitCode>> {
+) -> anyhow::Result<Sent> {
     let admin = api
         .admin
         .as_deref()
@@ -108,10 +115,17 @@ fn request(
         .build()
         .context("cannot start the async runtime")?;
     let reply = runtime.block_on(call(admin, token, method, path, body, api.ca.as_deref()));
-    Ok(reply.map_err(|e| {
-        eprintln!("edge: {e}");
-        ExitCode::FAILURE
-    }))
+    Ok(match reply {
+        Err(e) => {
+            eprintln!("edge: {e}");
+            Sent::Done(ExitCode::FAILURE)
+        }
+        Ok(reply) if api.json => {
+            println!("{reply}");
+            Sent::Done(ExitCode::SUCCESS)
+        }
+        Ok(reply) => Sent::Reply(reply),
+    })
 }
 
 /// `edge space ...`.
@@ -130,14 +144,10 @@ pub fn space_command(api: AdminApi, action: SpaceAction) -> anyhow::Result<ExitC
         ),
         SpaceAction::Delete { name } => (Method::DELETE, format!("/v1/spaces/{name}"), None),
     };
-    let reply = match request(&api, method, &path, body.as_ref())? {
-        Ok(reply) => reply,
-        Err(code) => return Ok(code),
+    let reply = match send(&api, method, &path, body.as_ref())? {
+        Sent::Reply(reply) => reply,
+        Sent::Done(code) => return Ok(code),
     };
-    if api.json {
-        println!("{reply}");
-        return Ok(ExitCode::SUCCESS);
-    }
     match action {
         SpaceAction::List => {
             let spaces = reply["spaces"].as_array().cloned().unwrap_or_default();
@@ -182,14 +192,10 @@ pub fn cert_command(api: AdminApi, action: CertAction) -> anyhow::Result<ExitCod
         CertAction::List => (Method::GET, "/v1/certificates".to_owned(), None),
         CertAction::Delete { id } => (Method::DELETE, format!("/v1/certificates/{id}"), None),
     };
-    let reply = match request(&api, method, &path, body.as_ref())? {
-        Ok(reply) => reply,
-        Err(code) => return Ok(code),
+    let reply = match send(&api, method, &path, body.as_ref())? {
+        Sent::Reply(reply) => reply,
+        Sent::Done(code) => return Ok(code),
     };
-    if api.json {
-        println!("{reply}");
-        return Ok(ExitCode::SUCCESS);
-    }
     match action {
         CertAction::List => {
             let certs = reply["certificates"]

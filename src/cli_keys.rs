@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::admin_cli::AdminApi;
+use crate::admin_cli::{AdminApi, Sent, send};
 
 #[derive(Subcommand)]
 pub enum KeyAction {
@@ -33,14 +33,8 @@ fn grant(text: &str) -> anyhow::Result<Value> {
 
 /// Runs one `edge key` command.
 pub fn key_command(api: AdminApi, action: KeyAction) -> anyhow::Result<ExitCode> {
-    use edge::control::client::{call, keys_table};
+    use edge::control::client::keys_table;
     use http::Method;
-    let admin = api
-        .admin
-        .context("--admin (or EDGE_ADMIN_URL) is required")?;
-    let token = api
-        .token
-        .context("--token (or EDGE_ADMIN_TOKEN) is required")?;
     let (method, path, body) = match &action {
         KeyAction::List => (Method::GET, "/v1/keys".to_owned(), None),
         KeyAction::Create { name, grants } => {
@@ -55,25 +49,10 @@ pub fn key_command(api: AdminApi, action: KeyAction) -> anyhow::Result<ExitCode>
             (Method::DELETE, format!("/v1/keys/{access_key}"), None)
         }
     };
-    let reply = crate::runtime()?.block_on(call(
-        &admin,
-        &token,
-        method,
-        &path,
-        body.as_ref(),
-        api.ca.as_deref(),
-    ));
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(e) => {
-            eprintln!("edge: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let reply = match send(&api, method, &path, body.as_ref())? {
+        Sent::Reply(reply) => reply,
+        Sent::Done(code) => return Ok(code),
     };
-    if api.json {
-        println!("{reply}");
-        return Ok(ExitCode::SUCCESS);
-    }
     match action {
         KeyAction::List => {
             let keys = reply["keys"].as_array().cloned().unwrap_or_default();

@@ -10,18 +10,13 @@ pub(super) fn validate_admin(raw: raw::RawAdmin, purge: &Purge) -> Result<Admin,
     let mut tokens: Vec<AdminToken> = Vec::new();
     for (i, t) in raw.tokens.into_iter().enumerate() {
         let key = format!("admin.tokens[{i}]");
-        if t.name.is_empty() || tokens.iter().any(|o| o.name == t.name) {
-            return Err(invalid(
-                format!("{key}.name"),
-                "must be non-empty and unique",
-            ));
-        }
-        let token = secret(
-            &format!("{key}.token"),
+        let token = named_token(
+            &key,
+            &t.name,
             t.token.as_deref(),
             t.token_env.as_deref(),
-        )?
-        .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))?;
+            |name| tokens.iter().any(|o| o.name == name),
+        )?;
         if token.expose().len() < 16 {
             return Err(invalid(
                 format!("{key}.token"),

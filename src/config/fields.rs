@@ -112,3 +112,22 @@ pub(super) fn uri(key: &str, text: &str) -> Result<Uri, ConfigError> {
         )),
     }
 }
+
+/// A named token of a list at `key` (`purge.tokens[0]`...): its name non-empty and not in
+/// `taken`, its secret given inline or by `token_env`.
+pub(super) fn named_token(
+    key: &str,
+    name: &str,
+    token: Option<&str>,
+    token_env: Option<&str>,
+    taken: impl Fn(&str) -> bool,
+) -> Result<Secret, ConfigError> {
+    if name.is_empty() || taken(name) {
+        return Err(invalid(
+            format!("{key}.name"),
+            "must be non-empty and unique",
+        ));
+    }
+    secret(&format!("{key}.token"), token, token_env)?
+        .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))
+}

@@ -20,18 +20,13 @@ pub(super) fn validate_purge(raw: raw::RawPurge) -> Result<Purge, ConfigError> {
     }
     for (i, t) in raw.tokens.into_iter().enumerate() {
         let key = format!("purge.tokens[{i}]");
-        if t.name.is_empty() || tokens.iter().any(|o| o.name == t.name) {
-            return Err(invalid(
-                format!("{key}.name"),
-                "must be non-empty and unique",
-            ));
-        }
-        let token = secret(
-            &format!("{key}.token"),
+        let token = named_token(
+            &key,
+            &t.name,
             t.token.as_deref(),
             t.token_env.as_deref(),
-        )?
-        .ok_or_else(|| invalid(format!("{key}.token"), "is required (inline or token_env)"))?;
+            |name| tokens.iter().any(|o| o.name == name),
+        )?;
         tokens.push(PurgeToken {
             name: t.name,
             token,

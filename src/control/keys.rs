@@ -63,6 +63,16 @@ pub struct KeyRecord {
     pub created_at: String,
 }
 
+impl KeyRecord {
+    /// Whether the record is one the API could have made: a secret of full length and
+    /// grants only on bucket names a key may be given.
+    fn is_sound(&self) -> bool {
+        self.secret_key.len() == SECRET_LEN
+            && !self.grants.is_empty()
+            && self.grants.iter().all(|g| is_bucket_name(&g.bucket))
+    }
+}
+
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRecord")
@@ -175,7 +185,21 @@ impl KeyRing {
             })
             .collect();
         if let Err(e) = store.set_limited_keys(&keys) {
-            tracing::error!(error = %e, "the embedded origin refused the access keys; it keeps the previous set");
+            // Never keep a revoked key working: install the keys the store accepts one by
+            // one (a record colliding with a configured user is the one left out).
+            tracing::error!(error = %e, "the embedded origin refused the access key set; installing the keys it accepts");
+            let mut accepted: Vec<origin_store::LimitedKey> = Vec::new();
+            for key in keys {
+                accepted.push(key);
+                if let Err(e) = store.set_limited_keys(&accepted) {
+                    let refused = accepted.pop().map(|k| k.access_key);
+                    tracing::error!(access_key = ?refused, error = %e, "access key refused by the embedded origin");
+                }
+            }
+            if let Err(e) = store.set_limited_keys(&accepted) {
+                tracing::error!(error = %e, "the embedded origin refused every access key; none is accepted");
+                let _ = store.set_limited_keys(&[]);
+            }
         }
     }
 }
@@ -295,11 +319,23 @@ impl ControlPlane {
                 fresh.insert(access_key.to_owned(), v.clone());
                 continue;
             }
-            let Some(stored) = store.get(&item.key).await? else {
-                continue;
+            // One record that cannot be read is skipped (and logged), never the whole set:
+            // deletions elsewhere must still reach the origin.
+            let stored = match store.get(&item.key).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(key = %item.key, error = %e, "unreadable access key record; skipped");
+                    if let Some(v) = self.keys.records().get(access_key) {
+                        fresh.insert(access_key.to_owned(), v.clone());
+                    }
+                    continue;
+                }
             };
             match serde_json::from_slice::<KeyRecord>(&stored.body) {
-                Ok(record) if record.access_key == access_key => {
+                // Checked as the API checks what it stores: a record written behind its back
+                // never grants the fleet's state buckets or signs with a short secret.
+                Ok(record) if record.access_key == access_key && record.is_sound() => {
                     changed = true;
                     fresh.insert(access_key.to_owned(), (stored.etag, record));
                 }
@@ -473,6 +509,26 @@ fn random_secret() -> Result<String, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_written_behind_the_apis_back_are_checked() {
+        let record = |bucket: &str, secret: &str| KeyRecord {
+            access_key: "EKAAAAAAAAAAAAAAAAAA".to_owned(),
+            secret_key: secret.to_owned(),
+            name: "x".to_owned(),
+            grants: vec![Grant {
+                bucket: bucket.to_owned(),
+                access: Access::Read,
+            }],
+            created_at: String::new(),
+        };
+        let full = "s".repeat(SECRET_LEN);
+        assert!(record("assets", &full).is_sound());
+        assert!(!record("edge-state", &full).is_sound());
+        assert!(!record("edge-acme", &full).is_sound());
+        assert!(!record("Not_A_Bucket", &full).is_sound());
+        assert!(!record("assets", "").is_sound());
+    }
 
     #[test]
     fn keys_have_aws_shapes_and_differ() {

@@ -244,6 +244,10 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<EdgeBody
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // Answers name tokens' work and once carry a key's secret: never stored on the way.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -131,6 +131,11 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
     assert_eq!(r.status(), 403);
     let r = c.get(&url).bearer_auth(READ_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200, "read may list");
+    assert_eq!(
+        r.headers()["cache-control"],
+        "no-store",
+        "admin answers are never stored"
+    );
 
     // A good one, then the same name again, and one taking a config space's name.
     let (status, reply) =
