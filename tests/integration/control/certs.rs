@@ -28,6 +28,36 @@ fn certificate(
     (cert.pem(), key.serialize_pem(), cert.der().clone())
 }
 
+/// Uploads `cert` and `key` through the admin API at `admin`.
+async fn upload(
+    c: &reqwest::Client,
+    admin: &str,
+    cert: &str,
+    key: &str,
+) -> (u16, serde_json::Value) {
+    let body = json!({"cert": cert, "key": key});
+    call(c, admin, Method::POST, "/v1/certificates", Some(body)).await
+}
+
+/// Waits until a handshake naming `domain` at `addr` is (or is no longer) answered with the
+/// certificate `der`.
+async fn until_presented(
+    addr: std::net::SocketAddr,
+    domain: &str,
+    der: &rustls::pki_types::CertificateDer<'static>,
+    presented: bool,
+) {
+    let started = Instant::now();
+    while handshake(addr, domain, der).await.is_ok() != presented {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{domain} on {addr}: presented is still {}",
+            !presented
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn with_https(config: String) -> String {
     config.replace(
         "admin = \"127.0.0.1:0\"\n",
@@ -73,25 +103,11 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
     // not take that name over.
     let (stray_cert, stray_key, stray_der) =
         certificate(&["other.example.com"], now - day, now + day * 30);
-    let (status, stray) = call(
-        &c,
-        &admin(&a),
-        Method::POST,
-        "/v1/certificates",
-        Some(json!({"cert": stray_cert, "key": stray_key})),
-    )
-    .await;
+    let (status, stray) = upload(&c, &admin(&a), &stray_cert, &stray_key).await;
     assert_eq!(status, 201, "{stray}");
 
     // Uploaded once, on one PoP.
-    let (status, uploaded) = call(
-        &c,
-        &admin(&a),
-        Method::POST,
-        "/v1/certificates",
-        Some(json!({"cert": cert, "key": key})),
-    )
-    .await;
+    let (status, uploaded) = upload(&c, &admin(&a), &cert, &key).await;
     assert_eq!(status, 201, "{uploaded}");
     assert_eq!(uploaded["names"], json!([domain]));
     let id = uploaded["id"].as_str().unwrap().to_owned();
@@ -142,36 +158,12 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
     // default certificate, never dropped; uploading it again brings it back.
     let s3 = S3cmd::new(dir.path(), a.origin_addr.unwrap());
     s3.run(&["del", &format!("s3://edge-state/certs/{id}.json")]);
-    let started = Instant::now();
-    while handshake(b.https_addr.unwrap(), domain, &der).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still presented"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_presented(b.https_addr.unwrap(), domain, &der, false).await;
     let (status, space) = call(&c, &admin(&b), Method::GET, "/v1/spaces/photos", None).await;
     assert_eq!(status, 200, "the space is still served: {space}");
-    let (status, again) = call(
-        &c,
-        &admin(&a),
-        Method::POST,
-        "/v1/certificates",
-        Some(json!({"cert": cert, "key": key})),
-    )
-    .await;
+    let (status, again) = upload(&c, &admin(&a), &cert, &key).await;
     assert_eq!(status, 201, "{again}");
-    let started = Instant::now();
-    while handshake(b.https_addr.unwrap(), domain, &der)
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never presented again"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_presented(b.https_addr.unwrap(), domain, &der, true).await;
 
     // Listed by the CLI on the other PoP; in use: not deleted; free again once the space
     // lets go of it.
@@ -190,14 +182,7 @@ async fn an_uploaded_certificate_is_presented_by_every_pop_for_its_custom_domain
     let (status, _) = call(&c, &admin(&b), Method::DELETE, &path, None).await;
     assert_eq!(status, 404);
     // No longer presented: the PoP falls back to its default certificate.
-    let started = Instant::now();
-    while handshake(a.https_addr.unwrap(), domain, &der).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still presented"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_presented(a.https_addr.unwrap(), domain, &der, false).await;
     a.stop().await;
     b.stop().await;
 }
