@@ -194,8 +194,9 @@ impl Metrics {
             matches!(outcome, Outcome::Hit | Outcome::StaleHit),
             bytes,
         );
-        if let Some(meter) = space.and_then(|name| self.spaces.get(name)) {
-            meter.request(outcome, bytes, period);
+        if let Some(name) = space {
+            self.spaces
+                .with(name, |meter| meter.request(outcome, bytes, period));
         }
         let status_index = STATUSES
             .iter()
@@ -219,9 +220,8 @@ impl Metrics {
         let period = period_of(SystemTime::now());
         let micros = (seconds * 1e6) as u64;
         self.series.origin_fetch(period, micros);
-        if let Some(meter) = self.spaces.get(space) {
-            meter.series.origin_fetch(period, micros);
-        }
+        self.spaces
+            .with(space, |meter| meter.series.origin_fetch(period, micros));
         if ok {
             self.origin_ok.increment(1);
         } else {

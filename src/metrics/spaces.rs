@@ -88,9 +88,10 @@ impl SpaceMeters {
         self.meters.store(Arc::new(next));
     }
 
-    /// The meter of `space`, if it is served.
-    pub fn get(&self, space: &str) -> Option<Arc<SpaceMeter>> {
-        self.meters.load().get(space).cloned()
+    /// Runs `f` with the meter of `space`, if it is served (no reference count taken: this
+    /// runs on every response).
+    pub fn with<R>(&self, space: &str, f: impl FnOnce(&SpaceMeter) -> R) -> Option<R> {
+        self.meters.load().get(space).map(|meter| f(meter))
     }
 
     /// Every space's meter, by name.

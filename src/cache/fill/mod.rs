@@ -42,18 +42,13 @@ impl Registry {
 
     /// Joins the fill in flight for `key`, or registers a new one the caller leads.
     pub(crate) fn join(&self, key: &CacheKey) -> Joined {
-        let mut fills = self.lock();
-        if let Some(fill) = fills.get(key)
-            && fill.joinable()
-        {
-            return Joined::Follower(fill.clone());
+        match self.join_unless(key, || None::<std::convert::Infallible>) {
+            Ok(joined) => joined,
+            Err(never) => match never {},
         }
-        let fill = Fill::new();
-        fills.insert(key.clone(), fill.clone());
-        Joined::Leader(fill)
     }
 
-    /// [`FillRegistry::join`], unless `stored` finds the response first: it is asked under
+    /// [`Registry::join`], unless `stored` finds the response first: it is asked under
     /// the registry's lock, under which a fill that ended stored its response before
     /// leaving, so a caller whose look into the tiers came before that store cannot start a
     /// second fetch after it.
