@@ -300,55 +300,33 @@ impl ControlPlane {
         }
         let store = self.store()?;
         let _one = self.keys.changing.lock().await;
-        let listed = store.list(KEYS).await?;
-        let known: BTreeMap<String, String> = self
+        let known: super::Records<KeyRecord> = self
             .keys
             .records()
             .iter()
-            .map(|(k, (etag, _))| (k.clone(), etag.clone()))
+            .map(|(k, (etag, record))| {
+                let value = record.clone();
+                (
+                    k.clone(),
+                    super::Versioned {
+                        etag: etag.clone(),
+                        value,
+                    },
+                )
+            })
             .collect();
-        let mut fresh = BTreeMap::new();
-        let mut changed = false;
-        for item in listed {
-            let Some(access_key) = access_key_of(&item.key) else {
-                continue;
-            };
-            if known.get(access_key) == Some(&item.etag)
-                && let Some(v) = self.keys.records().get(access_key)
-            {
-                fresh.insert(access_key.to_owned(), v.clone());
-                continue;
-            }
-            // One record that cannot be read is skipped (and logged), never the whole set:
-            // deletions elsewhere must still reach the origin.
-            let stored = match store.get(&item.key).await {
-                Ok(Some(stored)) => stored,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(key = %item.key, error = %e, "unreadable access key record; skipped");
-                    if let Some(v) = self.keys.records().get(access_key) {
-                        fresh.insert(access_key.to_owned(), v.clone());
-                    }
-                    continue;
-                }
-            };
-            match serde_json::from_slice::<KeyRecord>(&stored.body) {
-                // Checked as the API checks what it stores: a record written behind its back
-                // never grants the fleet's state buckets or signs with a short secret.
-                Ok(record) if record.access_key == access_key && record.is_sound() => {
-                    changed = true;
-                    fresh.insert(access_key.to_owned(), (stored.etag, record));
-                }
-                Ok(_) | Err(_) => {
-                    tracing::warn!(key = %item.key, "unreadable access key record in the state store; skipped");
-                }
-            }
-        }
-        {
-            let mut records = self.keys.records();
-            changed |= records.keys().any(|k| !fresh.contains_key(k));
-            *records = fresh;
-        }
+        // Checked as the API checks what it stores: a record written behind its back never
+        // grants the fleet's state buckets or signs with a short secret.
+        let (fresh, changed) = super::read_records(store.as_ref(), KEYS, &known, |ak, body| {
+            serde_json::from_slice::<KeyRecord>(body)
+                .ok()
+                .filter(|r| is_access_key(ak) && r.access_key == ak && r.is_sound())
+        })
+        .await?;
+        *self.keys.records() = fresh
+            .into_iter()
+            .map(|(k, v)| (k, (v.etag, v.value)))
+            .collect();
         if changed {
             self.keys.enforce();
         }
@@ -463,12 +441,6 @@ fn is_access_key(text: &str) -> bool {
 
 fn key_of(access_key: &str) -> String {
     format!("{KEYS}{access_key}.json")
-}
-
-fn access_key_of(key: &str) -> Option<&str> {
-    key.strip_prefix(KEYS)?
-        .strip_suffix(".json")
-        .filter(|k| is_access_key(k))
 }
 
 /// `len` bytes from the system's CSPRNG (aws-lc's).

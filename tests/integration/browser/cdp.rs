@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::chromium::CHROMIUM;
+use super::chromium::{CHROMIUM, HEADLESS};
 
 /// One Chromium with one page, driven over its DevTools socket.
 pub struct Page {
@@ -27,18 +27,8 @@ impl Page {
     /// Starts Chromium (fresh profile in `dir`) showing `url`.
     pub async fn open(url: &str, dir: &Path) -> Page {
         let mut chromium = tokio::process::Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--remote-debugging-port=0",
-                "--window-size=1280,1000",
-            ])
+            .args(HEADLESS)
+            .args(["--remote-debugging-port=0", "--window-size=1280,1000"])
             .arg(format!(
                 "--user-data-dir={}",
                 dir.join("cdp-profile").display()

@@ -18,6 +18,19 @@ use tokio::sync::mpsc;
 /// Debian's Chromium (package `chromium`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Headless Chromium on a machine without a GPU, a sandbox-capable kernel or background
+/// services, and with no traffic but the page's own.
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// How long one page load may take, Chromium's start included (a few seconds on an idle
 /// machine; 20 s ran out on a 2-core machine running the rest of the suite beside two
 /// builds).
@@ -110,17 +123,8 @@ pub async fn load(
     let log = std::fs::File::create(&log_path).unwrap();
     let started = Instant::now();
     let mut chromium = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--disable-dev-shm-usage",
-        ])
+        .args(HEADLESS)
+        .arg("--disable-quic")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--ignore-certificate-errors-spki-list={spki_hash}"))
         .arg(page)
