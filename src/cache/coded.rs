@@ -23,6 +23,12 @@ use super::{Body, Cache, Entry, Tier, Variants};
 /// getting the identity (sent sooner than they could be coded at the levels chosen).
 pub const INLINE_MAX: usize = 32 << 10;
 
+/// Whether a body of `length` bytes is coded while its request waits (else in the
+/// background): the one rule the cache and the miss path both follow.
+pub fn coded_inline(length: u64) -> bool {
+    usize::try_from(length).is_ok_and(|length| length <= INLINE_MAX)
+}
+
 /// Cores of the machine: how many codings run at once while clients wait.
 static ENCODERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(cores()));
 
@@ -139,7 +145,7 @@ impl Cache {
         {
             return Some((variant, Tier::Disk));
         }
-        let inline = body.len() <= INLINE_MAX;
+        let inline = coded_inline(body.len() as u64);
         let fill = match self.fills.join(&key) {
             Joined::Leader(fill) => fill,
             // Being made in the background: this request gets the identity meanwhile.

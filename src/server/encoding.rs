@@ -14,7 +14,7 @@ use super::Edge;
 use super::answer::{Answer, fill_outcome};
 use super::respond::Fields;
 use crate::cache::cache_control::CacheControl;
-use crate::cache::coded::INLINE_MAX;
+use crate::cache::coded::coded_inline;
 use crate::cache::coding::{self, Coding};
 use crate::cache::{
     Body, CacheKey, CacheOutcome, Entry, FillError, FillHead, FillReader, Variants,
@@ -174,7 +174,7 @@ impl Edge {
     }
 
     /// Answers from a fill in the coding the request gets. A coded answer waits for the whole
-    /// body (at most [`INLINE_MAX`]), makes the variant once and stores it beside the
+    /// body (at most [`crate::cache::coded::INLINE_MAX`]), makes the variant once and stores it beside the
     /// identity the fill stores; a larger body streams as the identity and is coded in the
     /// background when next asked for; a response that will not be stored is never coded
     /// (coding is once per stored object, never per request).
@@ -198,9 +198,7 @@ impl Edge {
         );
         let stored = match (choice, &head.admission, head.content_length) {
             (Choice::Coded(coding), Ok(freshness), Some(length))
-                if head.retained
-                    && head.stored_body.is_none()
-                    && usize::try_from(length).is_ok_and(|length| length <= INLINE_MAX) =>
+                if head.retained && head.stored_body.is_none() && coded_inline(length) =>
             {
                 Some((coding, *freshness, length))
             }
