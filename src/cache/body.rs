@@ -18,6 +18,17 @@ pub struct BodyError(pub Arc<str>);
 /// Pieces of a stored body, each verified before it is handed on.
 pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send + Sync>>;
 
+/// Where the pieces of a stored body go, which decides how they may be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// Anywhere: the pieces are bytes in memory.
+    Copy,
+    /// Straight into a plain socket (HTTP/1 without TLS): a piece may be the stored file's
+    /// own pages, which the socket writer sends from the file without reading them
+    /// (`server::file_send`).
+    Socket,
+}
+
 /// A body kept in storage and read on demand.
 pub trait StoredBody: Any + Send + Sync + Debug {
     /// Its length in bytes.
@@ -28,12 +39,13 @@ pub trait StoredBody: Any + Send + Sync + Debug {
         self.len() == 0
     }
 
-    /// The bytes `[start, end)`. The first piece is read and verified before the stream is
-    /// handed out, so a bad stored copy is known before any response is sent.
+    /// The bytes `[start, end)`, for `sink`. The first piece is read and verified before
+    /// the stream is handed out, so a bad stored copy is known before any response is sent.
     fn read(
         self: Arc<Self>,
         start: u64,
         end: u64,
+        sink: Sink,
     ) -> BoxFuture<'static, Result<BodyStream, BodyError>>;
 
     /// The handle as `Any`, for the tier that made it.
@@ -48,7 +60,7 @@ pub async fn read_whole(stored: Arc<dyn StoredBody>) -> Result<Bytes, BodyError>
     if len == 0 {
         return Ok(Bytes::new());
     }
-    let mut pieces = stored.read(0, len).await?;
+    let mut pieces = stored.read(0, len, Sink::Copy).await?;
     let mut body = bytes::BytesMut::with_capacity(capacity);
     while let Some(piece) = pieces.next().await {
         body.extend_from_slice(&piece?);

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, HeaderName};
 
 pub use admission::{Exchange, NotStored, TtlRules};
-pub use body::{Body, BodyError, StoredBody};
+pub use body::{Body, BodyError, Sink, StoredBody};
 pub use clock::{Clock, SharedClock};
 pub use disk::{DiskTier, Spool, SpoolHead};
 pub use entry::{Entry, Validators, VaryValues};
@@ -403,6 +403,7 @@ impl Cache {
             disk_entries,
             disk_errors: self.disk.errors(),
             disk_corrupt: self.disk.corrupt_entries(),
+            disk_file_page_bytes: self.disk.file_page_bytes(),
             disk_revalidating: !self.disk_trusted(),
         }
     }
@@ -428,6 +429,8 @@ pub struct CacheFigures {
     pub disk_entries: u64,
     pub disk_errors: u64,
     pub disk_corrupt: u64,
+    /// Body bytes of disk hits handed to sockets as the page cache's pages (`sendfile`).
+    pub disk_file_page_bytes: u64,
     /// Whether disk entries are revalidated before they are served (see
     /// [`Cache::distrust_disk_before`]).
     pub disk_revalidating: bool,

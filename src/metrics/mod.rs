@@ -99,6 +99,7 @@ pub struct Metrics {
     disk_entries: Gauge,
     disk_errors: Counter,
     disk_corrupt: Counter,
+    disk_file_pages: Counter,
     disk_revalidating: Gauge,
     /// The whole PoP's hour of 10-second buckets.
     pub series: Series,
@@ -172,6 +173,7 @@ impl Metrics {
             disk_entries: gauge("edge_cache_disk_entries"),
             disk_errors: counter("edge_cache_disk_errors_total", vec![]),
             disk_corrupt: counter("edge_cache_disk_corrupt_entries_total", vec![]),
+            disk_file_pages: counter("edge_cache_disk_file_page_bytes_total", vec![]),
             disk_revalidating: gauge("edge_cache_disk_revalidating"),
             series: Series::default(),
             spaces: SpaceMeters::default(),
@@ -265,6 +267,7 @@ impl Metrics {
         self.disk_entries.set(tiers.disk_entries as f64);
         self.disk_errors.absolute(tiers.disk_errors);
         self.disk_corrupt.absolute(tiers.disk_corrupt);
+        self.disk_file_pages.absolute(tiers.disk_file_page_bytes);
         let lookups = self.lookups.load(Ordering::Relaxed);
         if lookups > 0 {
             self.hit_ratio
@@ -346,6 +349,7 @@ mod tests {
             disk_entries: 0,
             disk_errors: 0,
             disk_corrupt: 0,
+            disk_file_page_bytes: 0,
             disk_revalidating: true,
         });
         assert!(

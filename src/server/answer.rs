@@ -13,12 +13,13 @@ use http_body_util::BodyExt;
 use super::Edge;
 use super::body::EdgeBody;
 use super::cache_status::{self, CACHE_STATUS};
+use super::file_send::SendsFiles;
 use super::head_memo;
 use super::respond::{self, Decision, Fields};
 use crate::cache::tags::{SURROGATE_KEY, WANT_TAGS};
 use crate::cache::{
-    Body, CacheOutcome, Entry, FillError, FillHead, FillKind, FillReader, StoredBody, Tags, Tier,
-    Validators,
+    Body, CacheOutcome, Entry, FillError, FillHead, FillKind, FillReader, Sink, StoredBody, Tags,
+    Tier, Validators,
 };
 
 /// A response and how it came about.
@@ -272,7 +273,12 @@ async fn from_stored(
     let body = if parts.method == Method::HEAD || start >= end {
         EdgeBody::Empty
     } else {
-        let stream = stored.clone().read(start, end).await.ok()?;
+        let sink = if parts.extensions.get::<SendsFiles>().is_some() {
+            Sink::Socket
+        } else {
+            Sink::Copy
+        };
+        let stream = stored.clone().read(start, end, sink).await.ok()?;
         let frames = futures::StreamExt::map(stream, |piece| {
             piece
                 .map(http_body::Frame::data)

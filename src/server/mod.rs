@@ -7,6 +7,7 @@ pub mod body;
 pub mod cache_status;
 pub mod conn;
 mod encoding;
+pub mod file_send;
 pub mod handler;
 mod head_memo;
 pub mod idle;

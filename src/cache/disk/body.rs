@@ -1,7 +1,11 @@
-//! A body served from an entry file, block by block: each block is read and its checksum
-//! verified before any of its bytes is handed on, on every read (a byte flipped on disk is
-//! never served, even after the page cache let go of a verified copy). A bad block removes
-//! the entry and ends the stream with an error (the connection is cut: never wrong bytes).
+//! A body served from an entry file, block by block. A block's checksum is verified before any
+//! of its bytes is handed on; once verified, a block is trusted for as long as its file stays
+//! as it was when opened (same size, modification and change times: [`FileStamp`]) and its
+//! pages stay in the page cache, so a hit on a verified block costs no checksum, and on a
+//! plain socket no copy either: it goes out as the file's own pages ([`Sink::Socket`],
+//! [`super::mapped`]). Bytes the kernel had to read again from the disk are verified again.
+//! A bad block removes the entry and ends the stream with an error (the connection is cut:
+//! never wrong bytes).
 //!
 //! Blocks are read into pooled buffers ([`Buffers`]) on the async worker itself when the page
 //! cache holds them (`nowait`), on a blocking thread otherwise; a stream reads its next block
@@ -9,7 +13,8 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -18,8 +23,43 @@ use futures::{Stream, StreamExt as _};
 use super::buffers::Buffers;
 use super::entry_file::{self, Meta};
 use super::index::{IndexEntry, SlotKey};
+use super::mapped::Mapping;
 use super::{DiskError, Inner, nowait};
-use crate::cache::body::{BodyError, BodyStream, StoredBody};
+use crate::cache::body::{BodyError, BodyStream, Sink, StoredBody};
+
+/// What identifies a file's contents as they were: a write, truncation or replacement of the
+/// file changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    inode: u64,
+    size: i64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of `file` now (one `fstat`); `NotFound` once the file has no name.
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the field types of `stat` differ between targets"
+    )]
+    pub fn of(file: &File) -> std::io::Result<FileStamp> {
+        let stat = rustix::fs::fstat(file)?;
+        if stat.st_nlink == 0 {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        Ok(FileStamp {
+            inode: stat.st_ino as u64,
+            size: stat.st_size as i64,
+            modified: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            changed: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+        })
+    }
+}
+
+/// Blocks shorter than this are copied even when they may go to a socket as file pages: for
+/// them, the copy costs less than asking the page cache (`mincore`) and a second system call.
+const MAPPED_MIN: u64 = 64 << 10;
 
 /// The body of a disk entry.
 pub struct DiskBody {
@@ -30,6 +70,13 @@ pub struct DiskBody {
     found: Arc<IndexEntry>,
     buffers: Arc<Buffers>,
     tier: Weak<Inner>,
+    /// The file as it was opened: verified blocks are trusted while it stays so.
+    stamp: FileStamp,
+    /// Blocks whose checksum was verified on the file as stamped.
+    verified: Box<[AtomicBool]>,
+    /// The body mapped, made for the first block sent to a plain socket (`None` if mapping
+    /// failed: blocks are then copied).
+    mapping: OnceLock<Option<Arc<Mapping>>>,
 }
 
 impl std::fmt::Debug for DiskBody {
@@ -42,9 +89,11 @@ impl std::fmt::Debug for DiskBody {
 }
 
 impl DiskBody {
-    /// The body of `file`, whose verified meta is `meta` (its headers are not kept here).
+    /// The body of `file` as `stamp` says it was opened, whose verified meta is `meta` (its
+    /// headers are not kept here).
     pub(super) fn new(
         file: Arc<File>,
+        stamp: FileStamp,
         meta: &Meta,
         slot: SlotKey,
         found: Arc<IndexEntry>,
@@ -55,6 +104,11 @@ impl DiskBody {
             headers: http::HeaderMap::new(),
             ..meta.clone()
         };
+        let verified = layout
+            .block_crcs
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         DiskBody {
             file,
             layout,
@@ -62,6 +116,9 @@ impl DiskBody {
             found,
             buffers,
             tier,
+            stamp,
+            verified,
+            mapping: OnceLock::new(),
         }
     }
 
@@ -80,9 +137,10 @@ impl DiskBody {
         &self.found
     }
 
-    /// Reads and verifies block `index`; a bad block removes the entry.
-    pub async fn block(&self, index: u64) -> Result<Bytes, DiskError> {
-        let result = self.read_block(index).await;
+    /// Block `index`, verified (or verified before on the unchanged file, and still in the
+    /// page cache); a bad block removes the entry.
+    pub async fn block(&self, index: u64, sink: Sink) -> Result<Bytes, DiskError> {
+        let result = self.read_block(index, sink).await;
         if let Err(e) = &result
             && let Some(tier) = self.tier.upgrade()
         {
@@ -91,13 +149,31 @@ impl DiskBody {
         result
     }
 
-    async fn read_block(&self, index: u64) -> Result<Bytes, DiskError> {
-        if index >= self.layout.block_crcs.len() as u64 {
+    async fn read_block(&self, index: u64, sink: Sink) -> Result<Bytes, DiskError> {
+        let Some(verified) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.verified.get(i))
+        else {
             return Err(DiskError::Corrupt("block out of range".into()));
-        }
+        };
         let (start, end) = self.layout.block_range(index);
         let len = usize::try_from(end - start)
             .map_err(|_| DiskError::Corrupt("block too large".into()))?;
+        let unchanged = FileStamp::of(&self.file)? == self.stamp;
+        let trusted = unchanged && verified.load(Ordering::Acquire);
+        if trusted
+            && sink == Sink::Socket
+            && end - start >= MAPPED_MIN
+            && let Some(mapping) = self.mapping()
+        {
+            let range = start as usize..end as usize;
+            if mapping.resident(range.clone()) {
+                if let Some(tier) = self.tier.upgrade() {
+                    tier.health.file_pages_sent(end - start);
+                }
+                return Ok(mapping.bytes(range));
+            }
+        }
         let mut block = self.buffers.get(len).await;
         // What the page cache holds is read here; the rest on a blocking thread.
         let cached = nowait::read_at(&self.file, block.as_mut(), start)?;
@@ -110,8 +186,27 @@ impl DiskBody {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
         }
-        entry_file::verify_block(&self.layout, index, block.as_ref())?;
+        // Bytes read again from the disk are verified again.
+        if !trusted || cached < len {
+            entry_file::verify_block(&self.layout, index, block.as_ref())?;
+            if unchanged {
+                verified.store(true, Ordering::Release);
+            }
+        }
         Ok(block.freeze())
+    }
+
+    /// The body's mapping, made on first use.
+    fn mapping(&self) -> Option<&Arc<Mapping>> {
+        self.mapping
+            .get_or_init(|| match Mapping::new(&self.file, self.layout.body_len) {
+                Ok(mapping) => Some(mapping),
+                Err(e) => {
+                    tracing::debug!(path = %self.found.path.display(), error = %e, "entry not mapped; its blocks are copied");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// The bytes `[start, end)`, as verified pieces. `first` is the block holding `start`,
@@ -121,12 +216,14 @@ impl DiskBody {
         start: u64,
         end: u64,
         first: Bytes,
+        sink: Sink,
     ) -> impl Stream<Item = Result<Bytes, DiskError>> + Send + 'static {
         struct State {
             body: Arc<DiskBody>,
             offset: u64,
             end: u64,
             first: Option<Bytes>,
+            sink: Sink,
         }
         let end = end.min(self.len());
         let state = State {
@@ -134,6 +231,7 @@ impl DiskBody {
             offset: start,
             end,
             first: Some(first),
+            sink,
         };
         futures::stream::unfold(state, |mut s| async move {
             if s.offset >= s.end {
@@ -142,7 +240,7 @@ impl DiskBody {
             let index = s.body.block_of(s.offset);
             let block = match s.first.take() {
                 Some(block) => Ok(block),
-                None => s.body.block(index).await,
+                None => s.body.block(index, s.sink).await,
             };
             let block = match block {
                 Ok(block) => block,
@@ -181,12 +279,16 @@ impl StoredBody for DiskBody {
         self: Arc<Self>,
         start: u64,
         end: u64,
+        sink: Sink,
     ) -> BoxFuture<'static, Result<BodyStream, BodyError>> {
         Box::pin(async move {
             let failed = |e: DiskError| BodyError(e.to_string().into());
-            let first = self.block(self.block_of(start)).await.map_err(failed)?;
+            let first = self
+                .block(self.block_of(start), sink)
+                .await
+                .map_err(failed)?;
             let stream = self
-                .stream(start, end, first)
+                .stream(start, end, first, sink)
                 .map(move |piece| piece.map_err(failed));
             let stream: BodyStream = Box::pin(stream);
             Ok(stream)

@@ -15,6 +15,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 pub struct Health {
     errors: AtomicU64,
     corrupt: AtomicU64,
+    file_pages: AtomicU64,
     degraded: AtomicBool,
     retry_at: Mutex<Option<Instant>>,
 }
@@ -54,6 +55,15 @@ impl Health {
     /// Records a corrupt entry (removed, served as a miss).
     pub fn corrupt_found(&self) {
         self.corrupt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records `bytes` of a body handed to a socket as file pages.
+    pub fn file_pages_sent(&self, bytes: u64) {
+        self.file_pages.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn file_pages(&self) -> u64 {
+        self.file_pages.load(Ordering::Relaxed)
     }
 
     pub fn errors(&self) -> u64 {

@@ -15,6 +15,7 @@ mod buffers;
 pub mod entry_file;
 mod health;
 pub mod index;
+pub mod mapped;
 mod nowait;
 mod open;
 mod writer;
@@ -323,6 +324,14 @@ impl DiskTier {
         self.inner
             .as_ref()
             .map_or(0, |inner| inner.health.corrupt())
+    }
+
+    /// Body bytes of hits handed to sockets as the page cache's pages (sent with `sendfile`,
+    /// neither copied nor read by the edge).
+    pub fn file_page_bytes(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.health.file_pages())
     }
 
     /// Bytes of entry files indexed and slots held.

@@ -6,11 +6,12 @@
 //! a rewrite, a refresh (meta appended), a purge, an eviction or a bad block replaces or
 //! drops that index entry, and the index forgets the open entry with it (so a deleted file's
 //! space is not held by an idle descriptor). How many stay open follows the process' file
-//! descriptor limit.
+//! descriptor limit: half of it, as nginx is usually set up (connections need the rest).
 
 use std::fs::File;
 use std::sync::Arc;
 
+use super::body::FileStamp;
 use super::entry_file::{self, Meta};
 use super::index::{IndexEntry, SlotKey};
 use super::{DiskBody, DiskError, Inner, nowait};
@@ -18,7 +19,7 @@ use crate::cache::body::Body;
 use crate::cache::entry::Entry;
 use crate::cache::key::CacheKey;
 
-/// Open entries kept at least, and at most (a quarter of the descriptor limit in between).
+/// Open entries kept at least, and at most (half the descriptor limit in between).
 const MIN_OPEN: u64 = 64;
 const MAX_OPEN: u64 = 16_384;
 
@@ -31,7 +32,6 @@ pub struct OpenEntries {
 #[derive(Clone)]
 struct Opened {
     found: Arc<IndexEntry>,
-    file: Arc<File>,
     entry: Arc<Entry>,
 }
 
@@ -42,7 +42,7 @@ fn id(found: &Arc<IndexEntry>) -> usize {
 impl OpenEntries {
     /// Sized by the process' limit of open files.
     pub fn new() -> OpenEntries {
-        OpenEntries::with_capacity(descriptor_limit().map_or(1024, |limit| limit / 4))
+        OpenEntries::with_capacity(descriptor_limit().map_or(1024, |limit| limit / 2))
     }
 
     /// Keeps about `capacity` entries open.
@@ -53,29 +53,21 @@ impl OpenEntries {
         }
     }
 
-    /// The open entry of `found`, if it is open; an error if its file was deleted since.
-    fn get(&self, found: &Arc<IndexEntry>) -> Result<Option<Arc<Entry>>, DiskError> {
-        let Some(opened) = self.cache.get(&id(found)) else {
-            return Ok(None);
-        };
-        if !Arc::ptr_eq(&opened.found, found) {
-            return Ok(None);
-        }
-        // Deleted (by hand, or with its directory): the entry is gone, as it would be for a
-        // lookup that opens the path.
-        if unlinked(&opened.file)? {
-            return Err(DiskError::Io(std::io::ErrorKind::NotFound.into()));
-        }
-        Ok(Some(opened.entry))
+    /// The open entry of `found`, if it is open. Its file is not looked at here: reading a
+    /// block of its body checks that the file still has a name and is unchanged (a deleted
+    /// file's entry is then dropped and the request becomes a miss; a file changed in place
+    /// has every block verified again).
+    fn get(&self, found: &Arc<IndexEntry>) -> Option<Arc<Entry>> {
+        let opened = self.cache.get(&id(found))?;
+        Arc::ptr_eq(&opened.found, found).then_some(opened.entry)
     }
 
-    /// Keeps `entry`, opened from `found` on `file`, open.
-    fn put(&self, found: &Arc<IndexEntry>, file: Arc<File>, entry: &Arc<Entry>) {
+    /// Keeps `entry`, opened from `found`, open (its body holds the file).
+    fn put(&self, found: &Arc<IndexEntry>, entry: &Arc<Entry>) {
         self.cache.insert(
             id(found),
             Opened {
                 found: found.clone(),
-                file,
                 entry: entry.clone(),
             },
         );
@@ -97,17 +89,6 @@ impl Default for OpenEntries {
     fn default() -> OpenEntries {
         OpenEntries::new()
     }
-}
-
-/// Whether the open file no longer has a name (one `fstat`, no path walk).
-#[cfg(unix)]
-fn unlinked(file: &File) -> std::io::Result<bool> {
-    Ok(rustix::fs::fstat(file)?.st_nlink == 0)
-}
-
-#[cfg(not(unix))]
-fn unlinked(_file: &File) -> std::io::Result<bool> {
-    Ok(false)
 }
 
 #[cfg(unix)]
@@ -138,7 +119,7 @@ impl Inner {
         found: &Arc<IndexEntry>,
         wait: Wait,
     ) -> Result<Option<Arc<Entry>>, DiskError> {
-        if let Some(entry) = self.open.get(found)? {
+        if let Some(entry) = self.open.get(found) {
             return Ok(Some(entry));
         }
         let file = match wait {
@@ -148,6 +129,8 @@ impl Inner {
             },
             Wait::Yes => File::open(&found.path)?,
         };
+        // Stamped before its meta is read: a change from here on is seen.
+        let stamp = FileStamp::of(&file)?;
         let meta = match wait {
             Wait::No => {
                 let mut read =
@@ -163,11 +146,11 @@ impl Inner {
             return Err(DiskError::Corrupt("the file holds another key".into()));
         }
         let file = Arc::new(file);
-        let entry = Arc::new(self.entry_of(file.clone(), meta, found));
+        let entry = Arc::new(self.entry_of(file, stamp, meta, found));
         // Only while the index still holds `found`: a file dropped meanwhile is not kept open.
         let slot = SlotKey::new(key, found.vary.variant_id());
         if self.index.is_current(&slot, found) {
-            self.open.put(found, file, &entry);
+            self.open.put(found, &entry);
             if !self.index.is_current(&slot, found) {
                 self.open.forget(found);
             }
@@ -177,10 +160,17 @@ impl Inner {
 
     /// The stored response of an opened file, with the index's soft purge of `found` (the
     /// index is marked at once, the file's meta follows in the background) and its tags.
-    fn entry_of(self: &Arc<Self>, file: Arc<File>, meta: Meta, found: &Arc<IndexEntry>) -> Entry {
+    fn entry_of(
+        self: &Arc<Self>,
+        file: Arc<File>,
+        stamp: FileStamp,
+        meta: Meta,
+        found: &Arc<IndexEntry>,
+    ) -> Entry {
         let slot = SlotKey::new(&meta.key, found.vary.variant_id());
         let body = DiskBody::new(
             file,
+            stamp,
             &meta,
             slot,
             found.clone(),
@@ -213,6 +203,6 @@ mod tests {
         assert!(OpenEntries::with_capacity(1 << 40).cache.capacity() <= MAX_OPEN + 64);
         let limit = descriptor_limit().unwrap_or(4096);
         let open = OpenEntries::new();
-        assert!(open.cache.capacity() <= (limit / 4).clamp(MIN_OPEN, MAX_OPEN) + 64);
+        assert!(open.cache.capacity() <= (limit / 2).clamp(MIN_OPEN, MAX_OPEN) + 64);
     }
 }

@@ -2,6 +2,7 @@
 //! a broken cache directory degrades to pass-through, and eviction keeps the size bound.
 
 mod crash;
+mod file_pages;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

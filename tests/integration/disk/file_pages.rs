@@ -1,0 +1,182 @@
+//! Disk hits on plain HTTP/1 connections: a block verified once goes out as the page cache's
+//! pages (`sendfile`), whole or in ranges, and a file changed on disk after its blocks were
+//! verified is verified again (a changed byte is never sent).
+
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use super::{digest, disk_config, file_of, wait_for_disk_entries};
+use crate::common::origin::{Route, ScriptedOrigin, seeded_bytes};
+use crate::common::{cache_status, client, edge_url, start_edge};
+
+/// Three full blocks and a short one.
+const LEN: u64 = (3 << 20) + 123_457;
+
+fn file_page_bytes(edge: &edge::Running) -> u64 {
+    edge.edge.cache.figures().disk_file_page_bytes
+}
+
+#[tokio::test]
+async fn verified_blocks_go_to_plain_sockets_as_file_pages_whole_and_in_ranges() {
+    let origin = ScriptedOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_config(
+        &origin.url(),
+        dir.path(),
+        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+    );
+    origin.route("/video.bin", Route::seeded(LEN, 7).header("etag", "\"v1\""));
+    let expected = seeded_bytes(7, 0, LEN);
+    let c = client(&["assets"], &[]);
+    let edge = start_edge(&config).await;
+    let url = edge_url(&edge, "assets", "/video.bin");
+
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
+    assert_eq!(digest(&r.bytes().await.unwrap()), digest(&expected));
+    wait_for_disk_entries(&edge, 1).await;
+
+    // The first disk hit reads and verifies every block; the next ones send them as pages.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let r = c.get(&url).send().await.unwrap();
+        assert!(
+            cache_status(&r).ends_with("detail=disk"),
+            "{}",
+            cache_status(&r)
+        );
+        assert_eq!(digest(&r.bytes().await.unwrap()), digest(&expected));
+        sent.push(file_page_bytes(&edge));
+    }
+    assert_eq!(
+        sent[0], 0,
+        "unverified blocks are read and verified, not sent as pages"
+    );
+    assert_eq!(sent[1], LEN, "every verified block goes as pages");
+    assert_eq!(sent[2], 2 * LEN);
+
+    // Ranges within a block, across block boundaries, and to the end.
+    for (from, to) in [
+        (10u64, 99u64),
+        ((1 << 20) - 10, (2 << 20) + 9),
+        (LEN - 1_000, LEN - 1),
+        (0, LEN - 1),
+    ] {
+        let r = c
+            .get(&url)
+            .header("range", format!("bytes={from}-{to}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes {from}-{to}/{LEN}")
+        );
+        let body = r.bytes().await.unwrap();
+        assert_eq!(
+            digest(&body),
+            digest(&expected[from as usize..=to as usize]),
+            "bytes {from}-{to}"
+        );
+    }
+    assert!(file_page_bytes(&edge) > 2 * LEN);
+
+    // HEAD and a conditional request on the same keep-alive connection stay framed.
+    let r = c.head(&url).send().await.unwrap();
+    assert_eq!(r.headers()["content-length"], LEN.to_string());
+    let etag = r.headers()["etag"].clone();
+    let r = c
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(origin.hits(), 1);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_changed_after_its_blocks_were_verified_is_verified_again() {
+    let origin = ScriptedOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_config(
+        &origin.url(),
+        dir.path(),
+        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+    );
+    origin.route("/first.bin", Route::seeded(LEN, 1));
+    origin.route("/later.bin", Route::seeded(LEN, 2));
+    let c = client(&["assets"], &[]);
+    let edge = start_edge(&config).await;
+    for name in ["first.bin", "later.bin"] {
+        let url = edge_url(&edge, "assets", &format!("/{name}"));
+        c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    }
+    wait_for_disk_entries(&edge, 2).await;
+    for name in ["first.bin", "later.bin"] {
+        let url = edge_url(&edge, "assets", &format!("/{name}"));
+        for _ in 0..2 {
+            let r = c.get(&url).send().await.unwrap();
+            assert!(cache_status(&r).ends_with("detail=disk"));
+            r.bytes().await.unwrap();
+        }
+    }
+    let sent = file_page_bytes(&edge);
+    assert_eq!(
+        sent,
+        2 * LEN,
+        "both files' blocks verified and sent as pages"
+    );
+
+    // Another program changes one byte of each body in place, the page cache with it: in
+    // block 0 of one, in the last block of the other. (Time stamps move in clock ticks.)
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (name, offset) in [("first.bin", 1_000u64), ("later.bin", LEN - 7)] {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file_of(dir.path(), name))
+            .unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, offset).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x01], offset).unwrap();
+    }
+
+    // Found before a byte is sent: a clean miss with the origin's bytes.
+    let r = c
+        .get(edge_url(&edge, "assets", "/first.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
+    assert_eq!(
+        digest(&r.bytes().await.unwrap()),
+        digest(&seeded_bytes(1, 0, LEN))
+    );
+    // Found at the last block: the response is cut, never wrong; the next one is a miss.
+    let r = c
+        .get(edge_url(&edge, "assets", "/later.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cache_status(&r).ends_with("detail=disk"));
+    assert!(
+        r.bytes().await.is_err(),
+        "a changed block must cut the response"
+    );
+    let r = c
+        .get(edge_url(&edge, "assets", "/later.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
+    assert_eq!(
+        digest(&r.bytes().await.unwrap()),
+        digest(&seeded_bytes(2, 0, LEN))
+    );
+    assert_eq!(edge.edge.cache.disk().corrupt_entries(), 2);
+    assert_eq!(origin.hits(), 4);
+    edge.stop().await;
+}
