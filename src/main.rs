@@ -113,6 +113,28 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Lifts the soft limit of open files to the hard one, as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do: connections and the disk tier's open entry files (half the
+/// limit, `cache::disk`) share it, and the usual soft limit of 1,024 is far too low for both.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(current), Some(maximum)) = (limit.current, limit.maximum) else {
+        return;
+    };
+    if current >= maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(maximum),
+        maximum: Some(maximum),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(from = current, to = maximum, "raised the open files limit"),
+        Err(e) => tracing::warn!(limit = current, error = %e, "cannot raise the open files limit"),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { config } => {
@@ -123,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config: path } => {
             let config = load(&path)?;
             edge::logging::init(&config.log).context("cannot set up logging")?;
+            raise_open_files_limit();
             runtime()?.block_on(edge::run(config, path))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub struct Mapping {
 
 /// Live mappings by start address: their end and their file.
 static REGISTRY: RwLock<BTreeMap<usize, Region>> = RwLock::new(BTreeMap::new());
+/// How many mappings are live (read without the registry's lock).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 struct Region {
     end: usize,
@@ -58,6 +61,7 @@ impl Mapping {
                     file: file.clone(),
                 },
             );
+        LIVE.fetch_add(1, Ordering::Release);
         Ok(Arc::new(Mapping { map }))
     }
 
@@ -106,6 +110,7 @@ impl Drop for Mapping {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&(self.map.as_ptr() as usize));
+        LIVE.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -137,10 +142,7 @@ fn region_at(start: usize, len: usize) -> Option<(Arc<File>, u64)> {
 
 /// Whether any mapping is live (a socket writer skips the lookup when none is).
 pub fn any() -> bool {
-    !REGISTRY
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_empty()
+    LIVE.load(Ordering::Acquire) > 0
 }
 
 fn page_size() -> usize {
