@@ -8,15 +8,29 @@
 //! is sent with `MSG_MORE`, so the head and the body's first bytes still leave together. Any
 //! other bytes are written as usual. Requests on such a connection carry [`SendsFiles`], which
 //! is what lets the cache hand out such pieces.
+//!
+//! Before each `sendfile` the piece's pages are looked for in the page cache (`mincore`): a
+//! slow reader can leave a piece waiting long enough for the kernel to let pages go. Missing
+//! pages are read and their blocks verified again on a blocking thread first, so `sendfile`
+//! neither waits for the disk on an async worker nor sends bytes read again unchecked; a
+//! failed check cuts the response.
+//!
+//! hyper must write vectored for the pieces to reach this writer untouched (it does when the
+//! I/O says it can, which every layer above this one passes on: `IdleTimeout`, `TokioIo`,
+//! hyper-util's `Rewind`); were it to flatten them, it would copy them out of the mapping,
+//! which is correct, only slower.
 
+use std::future::Future as _;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
-use crate::cache::disk::mapped;
+use crate::cache::disk::DiskError;
+use crate::cache::disk::mapped::{self, FilePiece};
 
 /// Request extension: the response body goes straight into a socket that can send file
 /// pieces (plain HTTP/1), so the cache may answer with them.
@@ -26,12 +40,14 @@ pub struct SendsFiles;
 /// A plain TCP connection that sends mapped file pieces with `sendfile`.
 pub struct FileSend {
     tcp: TcpStream,
+    /// A piece whose pages went missing, being read and verified again.
+    loading: Option<JoinHandle<Result<(), DiskError>>>,
 }
 
 impl FileSend {
     /// Wraps an accepted connection.
     pub fn new(tcp: TcpStream) -> FileSend {
-        FileSend { tcp }
+        FileSend { tcp, loading: None }
     }
 
     /// Sends `bufs` (none of them a file piece) with `MSG_MORE`: a file piece follows.
@@ -59,19 +75,31 @@ impl FileSend {
         }
     }
 
-    /// Sends `len` bytes of `file` from `offset`.
+    /// Sends `piece` from its file, once its pages are in the page cache.
     fn poll_send_file(
-        &self,
+        &mut self,
         cx: &mut Context<'_>,
-        file: &std::fs::File,
-        offset: u64,
-        len: usize,
+        piece: FilePiece,
     ) -> Poll<io::Result<usize>> {
+        if self.loading.is_none() && !piece.resident() {
+            let reading = piece.clone();
+            self.loading = Some(tokio::task::spawn_blocking(move || reading.load_verified()));
+        }
+        if let Some(loading) = &mut self.loading {
+            let loaded = ready!(Pin::new(loading).poll(cx));
+            self.loading = None;
+            loaded
+                .map_err(io::Error::other)?
+                .map_err(io::Error::other)?;
+        }
+        let FilePiece {
+            file, offset, len, ..
+        } = piece;
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
                 let mut at = offset;
-                rustix::fs::sendfile(&self.tcp, file, Some(&mut at), len).map_err(io::Error::from)
+                rustix::fs::sendfile(&self.tcp, &*file, Some(&mut at), len).map_err(io::Error::from)
             });
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -121,11 +149,11 @@ impl AsyncWrite for FileSend {
             .iter()
             .enumerate()
             .filter(|(_, buf)| !buf.is_empty())
-            .find_map(|(at, buf)| mapped::file_region(buf).map(|region| (at, region)));
+            .find_map(|(at, buf)| mapped::file_piece(buf).map(|piece| (at, piece)));
         match first_piece {
             None => Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs),
-            Some((at, (file, offset))) if bufs[..at].iter().all(|buf| buf.is_empty()) => {
-                this.poll_send_file(cx, &file, offset, bufs[at].len())
+            Some((at, piece)) if bufs[..at].iter().all(|buf| buf.is_empty()) => {
+                this.poll_send_file(cx, piece)
             }
             Some((at, _)) => this.poll_send_more(cx, &bufs[..at]),
         }

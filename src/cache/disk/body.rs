@@ -1,11 +1,14 @@
 //! A body served from an entry file, block by block. A block's checksum is verified before any
-//! of its bytes is handed on; once verified, a block is trusted for as long as its file stays
-//! as it was when opened (same size, modification and change times: [`FileStamp`]) and its
-//! pages stay in the page cache, so a hit on a verified block costs no checksum, and on a
-//! plain socket no copy either: it goes out as the file's own pages ([`Sink::Socket`],
-//! [`super::mapped`]). Bytes the kernel had to read again from the disk are verified again.
-//! A bad block removes the entry and ends the stream with an error (the connection is cut:
-//! never wrong bytes).
+//! of its bytes is handed on. Once verified, a block is trusted for as long as its file stays
+//! as it was when opened (same inode, size, modification and change times, still named:
+//! [`FileStamp`]) and its pages stay in the page cache: a hit on a trusted block costs no
+//! checksum, and on a plain socket no copy either, as it goes out as the file's own pages
+//! ([`Sink::Socket`], [`super::mapped`]). Pages the kernel has to read again from the disk
+//! are verified again: by this reader when it reads them (`preadv2(RWF_NOWAIT)` tells), by
+//! the socket writer when a page went missing before it sent it; entry files are opened with
+//! readahead off, so the kernel reads no page of them that no reader asked for. A bad block
+//! removes the entry and ends the stream with an error (the connection is cut: never wrong
+//! bytes).
 //!
 //! Blocks are read into pooled buffers ([`Buffers`]) on the async worker itself when the page
 //! cache holds them (`nowait`), on a blocking thread otherwise; a stream reads its next block
@@ -23,7 +26,7 @@ use futures::{Stream, StreamExt as _};
 use super::buffers::Buffers;
 use super::entry_file::{self, Meta};
 use super::index::{IndexEntry, SlotKey};
-use super::mapped::Mapping;
+use super::mapped::{Checks, Mapping};
 use super::{DiskError, Inner, nowait};
 use crate::cache::body::{BodyError, BodyStream, Sink, StoredBody};
 
@@ -31,6 +34,7 @@ use crate::cache::body::{BodyError, BodyStream, Sink, StoredBody};
 /// file changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
+    linked: bool,
     inode: u64,
     size: i64,
     modified: (i64, i64),
@@ -38,22 +42,25 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    /// The stamp of `file` now (one `fstat`); `NotFound` once the file has no name.
+    /// The stamp of `file` now (one `fstat`).
     #[allow(
         clippy::unnecessary_cast,
         reason = "the field types of `stat` differ between targets"
     )]
     pub fn of(file: &File) -> std::io::Result<FileStamp> {
         let stat = rustix::fs::fstat(file)?;
-        if stat.st_nlink == 0 {
-            return Err(std::io::ErrorKind::NotFound.into());
-        }
         Ok(FileStamp {
+            linked: stat.st_nlink > 0,
             inode: stat.st_ino as u64,
             size: stat.st_size as i64,
             modified: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
             changed: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
         })
+    }
+
+    /// Whether the file still has a name (a deleted file's open entry is a miss).
+    pub fn linked(&self) -> bool {
+        self.linked
     }
 }
 
@@ -66,7 +73,7 @@ const MAPPED_MIN: u64 = 4 << 10;
 pub struct DiskBody {
     file: Arc<File>,
     /// Body length, block size and block checksums of the meta it was opened with.
-    layout: Meta,
+    layout: Arc<Meta>,
     slot: SlotKey,
     found: Arc<IndexEntry>,
     buffers: Arc<Buffers>,
@@ -75,6 +82,8 @@ pub struct DiskBody {
     stamp: FileStamp,
     /// Blocks whose checksum was verified on the file as stamped.
     verified: Box<[AtomicBool]>,
+    /// What the socket writer checks pages against when they went missing, and its verdict.
+    checks: Arc<Checks>,
     /// The body mapped, made for the first block sent to a plain socket (`None` if mapping
     /// failed: blocks are then copied).
     mapping: OnceLock<Option<Arc<Mapping>>>,
@@ -90,6 +99,11 @@ impl std::fmt::Debug for DiskBody {
 }
 
 impl DiskBody {
+    /// The stamp of its file now (one `fstat`).
+    pub(super) fn stamp_now(&self) -> std::io::Result<FileStamp> {
+        FileStamp::of(&self.file)
+    }
+
     /// The body of `file` as `stamp` says it was opened, whose verified meta is `meta` (its
     /// headers are not kept here).
     pub(super) fn new(
@@ -101,18 +115,23 @@ impl DiskBody {
         buffers: Arc<Buffers>,
         tier: Weak<Inner>,
     ) -> DiskBody {
-        let layout = Meta {
+        let layout = Arc::new(Meta {
             headers: http::HeaderMap::new(),
             ..meta.clone()
-        };
+        });
         let verified = layout
             .block_crcs
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let checks = Arc::new(Checks {
+            layout: layout.clone(),
+            broken: AtomicBool::new(false),
+        });
         DiskBody {
             file,
             layout,
+            checks,
             slot,
             found,
             buffers,
@@ -160,20 +179,20 @@ impl DiskBody {
         let (start, end) = self.layout.block_range(index);
         let len = usize::try_from(end - start)
             .map_err(|_| DiskError::Corrupt("block too large".into()))?;
-        let unchanged = FileStamp::of(&self.file)? == self.stamp;
+        let unchanged =
+            FileStamp::of(&self.file)? == self.stamp && !self.checks.broken.load(Ordering::Acquire);
         let trusted = unchanged && verified.load(Ordering::Acquire);
+        // The socket writer sends it from the page cache, or reads and verifies it again
+        // first if the page cache let it go (`server::file_send`).
         if trusted
             && sink == Sink::Socket
             && end - start >= MAPPED_MIN
             && let Some(mapping) = self.mapping()
         {
-            let range = start as usize..end as usize;
-            if mapping.resident(range.clone()) {
-                if let Some(tier) = self.tier.upgrade() {
-                    tier.health.file_pages_sent(end - start);
-                }
-                return Ok(mapping.bytes(range));
+            if let Some(tier) = self.tier.upgrade() {
+                tier.health.file_pages_sent(end - start);
             }
+            return Ok(mapping.bytes(start as usize..end as usize));
         }
         let mut block = self.buffers.get(len).await;
         // What the page cache holds is read here; the rest on a blocking thread.
@@ -200,7 +219,7 @@ impl DiskBody {
     /// The body's mapping, made on first use.
     fn mapping(&self) -> Option<&Arc<Mapping>> {
         self.mapping
-            .get_or_init(|| match Mapping::new(&self.file, self.layout.body_len) {
+            .get_or_init(|| match Mapping::new(&self.file, &self.checks) {
                 Ok(mapping) => Some(mapping),
                 Err(e) => {
                     tracing::debug!(path = %self.found.path.display(), error = %e, "entry not mapped; its blocks are copied");

@@ -17,38 +17,61 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
+
+use super::DiskError;
+use super::entry_file::{self, Meta};
 
 /// A read-only map of an entry file's body.
 pub struct Mapping {
     map: memmap2::Mmap,
 }
 
-/// Live mappings by start address: their end and their file.
+/// Live mappings by start address.
 static REGISTRY: RwLock<BTreeMap<usize, Region>> = RwLock::new(BTreeMap::new());
 /// How many mappings are live (read without the registry's lock).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Live mappings at most; past it, blocks are copied. Each mapping is one of the process'
+/// memory areas, which the kernel bounds (`vm.max_map_count`, 65,530 by default).
+const MAX_LIVE: usize = 16_384;
 
+/// A live mapping: where it ends, its file, and what its pieces are checked against.
 struct Region {
     end: usize,
     file: Arc<File>,
+    checks: Arc<Checks>,
+}
+
+/// What the pieces of a body are checked against when they must be read again.
+pub struct Checks {
+    /// The body's block size and block checksums.
+    pub layout: Arc<Meta>,
+    /// Set when a check failed: the body's blocks are no longer trusted.
+    pub broken: AtomicBool,
 }
 
 impl Mapping {
-    /// Maps the first `len` bytes of `file` (the body of an entry file), read-only.
-    pub fn new(file: &Arc<File>, len: u64) -> io::Result<Arc<Mapping>> {
-        let len = usize::try_from(len).map_err(|_| io::Error::other("body too large to map"))?;
+    /// Maps the body of an entry file (`checks.layout.body_len` bytes from its start),
+    /// read-only; an error past [`MAX_LIVE`] mappings.
+    pub fn new(file: &Arc<File>, checks: &Arc<Checks>) -> io::Result<Arc<Mapping>> {
+        let len = usize::try_from(checks.layout.body_len)
+            .map_err(|_| io::Error::other("body too large to map"))?;
         if len == 0 {
             return Err(io::Error::other("an empty body is not mapped"));
         }
+        if LIVE.load(Ordering::Acquire) >= MAX_LIVE {
+            return Err(io::Error::other("too many entry files mapped"));
+        }
         // SAFETY: a shared read-only mapping of a file the cache never changes in place once
         // it is committed (entry files are written under tmp/ and renamed; a refresh only
-        // appends past the body). The bytes are read only through `file_region` (by the
-        // kernel, from the file) or, as a fallback, by a socket write; a file truncated under
-        // us by another program is the hazard every file mapping has.
+        // appends past the body). Its bytes are not read in the normal course: the socket
+        // writer sends them from the file (`file_piece`). Were they read, and the file cut
+        // short meanwhile by another program, the read would fault: the hazard every file
+        // mapping has, which nothing here takes.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&**file)? };
         let start = map.as_ptr() as usize;
         REGISTRY
@@ -59,40 +82,11 @@ impl Mapping {
                 Region {
                     end: start + len,
                     file: file.clone(),
+                    checks: checks.clone(),
                 },
             );
         LIVE.fetch_add(1, Ordering::Release);
         Ok(Arc::new(Mapping { map }))
-    }
-
-    /// Whether the page cache holds every page of `range` (so reading or sending it does not
-    /// wait for the disk).
-    pub fn resident(&self, range: Range<usize>) -> bool {
-        let page = page_size();
-        if range.start >= range.end || range.end > self.map.len() {
-            return false;
-        }
-        // Asked in pieces of up to 512 pages (2 MiB of 4 KiB pages), on the stack.
-        let mut status = [0u8; 512];
-        let mut at = range.start / page * page;
-        while at < range.end {
-            let len = (range.end - at).min(status.len() * page);
-            let pages = len.div_ceil(page);
-            // SAFETY: `at` is page-aligned and `[at, at + len)` lies within the mapping;
-            // `status` holds one byte for each of its pages.
-            let ok = unsafe {
-                libc::mincore(
-                    self.map.as_ptr().add(at) as *mut libc::c_void,
-                    len,
-                    status.as_mut_ptr(),
-                )
-            } == 0;
-            if !ok || status[..pages].iter().any(|s| s & 1 == 0) {
-                return false;
-            }
-            at += len;
-        }
-        true
     }
 
     /// The bytes of `range`, as a piece that keeps the mapping alive.
@@ -126,23 +120,96 @@ impl AsRef<[u8]> for Piece {
     }
 }
 
-/// The file and offset whose bytes `slice` is, when it lies within one live mapping.
-pub fn file_region(slice: &[u8]) -> Option<(Arc<File>, u64)> {
-    region_at(slice.as_ptr() as usize, slice.len())
+/// Where the bytes of a slice of a live mapping are in its file.
+#[derive(Clone)]
+pub struct FilePiece {
+    /// The entry file.
+    pub file: Arc<File>,
+    /// The slice's offset in the file.
+    pub offset: u64,
+    /// The slice's length.
+    pub len: usize,
+    start: usize,
+    checks: Arc<Checks>,
 }
 
-fn region_at(start: usize, len: usize) -> Option<(Arc<File>, u64)> {
+impl FilePiece {
+    /// Whether the page cache holds every page of the piece, so sending it from the file
+    /// does not wait for the disk.
+    pub fn resident(&self) -> bool {
+        resident(self.start, self.len)
+    }
+
+    /// Reads the blocks the piece lies in from the file and verifies their checksums (on a
+    /// blocking thread: it may wait for the disk); their pages are in the page cache then.
+    /// A failed check marks the body's blocks untrusted.
+    pub fn load_verified(&self) -> Result<(), DiskError> {
+        let layout = &self.checks.layout;
+        let first = self.offset / layout.block_size;
+        let last = (self.offset + self.len.saturating_sub(1) as u64) / layout.block_size;
+        for index in first..=last {
+            let (start, end) = layout.block_range(index);
+            let mut block = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+            self.file.read_exact_at(&mut block, start)?;
+            if let Err(e) = entry_file::verify_block(layout, index, &block) {
+                self.checks.broken.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file piece whose bytes `slice` is, when it lies within one live mapping.
+pub fn file_piece(slice: &[u8]) -> Option<FilePiece> {
+    piece_at(slice.as_ptr() as usize, slice.len())
+}
+
+fn piece_at(start: usize, len: usize) -> Option<FilePiece> {
     let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
     let (&base, region) = registry.range(..=start).next_back()?;
     if start + len > region.end {
         return None;
     }
-    Some((region.file.clone(), (start - base) as u64))
+    Some(FilePiece {
+        file: region.file.clone(),
+        offset: (start - base) as u64,
+        len,
+        start,
+        checks: region.checks.clone(),
+    })
 }
 
 /// Whether any mapping is live (a socket writer skips the lookup when none is).
 pub fn any() -> bool {
     LIVE.load(Ordering::Acquire) > 0
+}
+
+/// Whether the page cache holds every page of `[start, start + len)`, an address range of a
+/// live mapping (`mincore`; a range outside any mapping is simply not resident).
+fn resident(start: usize, len: usize) -> bool {
+    let page = page_size();
+    if len == 0 {
+        return false;
+    }
+    let end = start.saturating_add(len);
+    // Asked in pieces of up to 512 pages (2 MiB of 4 KiB pages), on the stack.
+    let mut status = [0u8; 512];
+    let mut at = start / page * page;
+    while at < end {
+        let len = (end - at).min(status.len() * page);
+        let pages = len.div_ceil(page);
+        // SAFETY: `mincore` only reads the page tables of `[at, at + len)` (`at` is
+        // page-aligned) and writes one byte per page into `status`, which has room for
+        // `pages` <= 512 of them; an address range that is not mapped is an error, not a
+        // fault.
+        let ok = unsafe { libc::mincore(at as *mut libc::c_void, len, status.as_mut_ptr()) } == 0;
+        if !ok || status[..pages].iter().any(|s| s & 1 == 0) {
+            return false;
+        }
+        at += len;
+    }
+    true
 }
 
 fn page_size() -> usize {
@@ -154,35 +221,43 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn checks(body: &[u8]) -> Arc<Checks> {
+        Arc::new(Checks {
+            layout: Arc::new(entry_file::tests::meta_for(body)),
+            broken: AtomicBool::new(false),
+        })
+    }
+
     #[test]
     fn a_mapped_piece_names_its_file_and_offset_and_holds_the_files_bytes() {
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         file.write_all(&data).unwrap();
         let file = Arc::new(file);
-        let mapping = Mapping::new(&file, data.len() as u64).unwrap();
-        assert!(
-            mapping.resident(0..data.len()),
-            "just written: in the page cache"
-        );
-        assert!(!mapping.resident(0..data.len() + 1), "past the mapping");
+        let checks = checks(&data);
+        let mapping = Mapping::new(&file, &checks).unwrap();
 
         let piece = mapping.bytes(70_000..140_000);
         assert_eq!(piece[..], data[70_000..140_000]);
-        let (found, offset) = file_region(&piece).expect("a live mapping is registered");
-        assert!(Arc::ptr_eq(&found, &file));
-        assert_eq!(offset, 70_000);
-        assert!(file_region(&piece.slice(100..200)).is_some_and(|(_, at)| at == 70_100));
+        let found = file_piece(&piece).expect("a live mapping is registered");
+        assert!(Arc::ptr_eq(&found.file, &file));
+        assert_eq!((found.offset, found.len), (70_000, 70_000));
+        assert!(found.resident(), "just written: in the page cache");
+        found.load_verified().unwrap();
+        assert!(file_piece(&piece.slice(100..200)).is_some_and(|p| p.offset == 70_100));
+        assert!(file_piece(&[0u8; 100]).is_none());
 
-        let elsewhere = vec![0u8; 100];
-        assert!(file_region(&elsewhere).is_none());
+        // A changed byte fails the check of the blocks a piece lies in, and marks the body.
+        file.write_all_at(&[data[100_000] ^ 1], 100_000).unwrap();
+        assert!(found.load_verified().is_err());
+        assert!(checks.broken.load(Ordering::Acquire));
 
         // The piece keeps the mapping (and its registration) alive; then both go.
         let start = piece.as_ptr() as usize;
         drop(mapping);
-        assert!(file_region(&piece).is_some());
+        assert!(file_piece(&piece).is_some());
         drop(piece);
         // (Another test's mapping may have taken the address since.)
-        assert!(region_at(start, 1).is_none_or(|(other, _)| !Arc::ptr_eq(&other, &file)));
+        assert!(piece_at(start, 1).is_none_or(|other| !Arc::ptr_eq(&other.file, &file)));
     }
 }

@@ -53,13 +53,25 @@ impl OpenEntries {
         }
     }
 
-    /// The open entry of `found`, if it is open. Its file is not looked at here: reading a
-    /// block of its body checks that the file still has a name and is unchanged (a deleted
-    /// file's entry is then dropped and the request becomes a miss; a file changed in place
-    /// has every block verified again).
-    fn get(&self, found: &Arc<IndexEntry>) -> Option<Arc<Entry>> {
-        let opened = self.cache.get(&id(found))?;
-        Arc::ptr_eq(&opened.found, found).then_some(opened.entry)
+    /// The open entry of `found`, if it is open; an error if its file was deleted since (by
+    /// hand, or with its directory: the entry is gone, as it would be for a lookup that opens
+    /// the path). A file changed in place has its blocks verified again as they are read.
+    fn get(&self, found: &Arc<IndexEntry>) -> Result<Option<Arc<Entry>>, DiskError> {
+        let Some(opened) = self.cache.get(&id(found)) else {
+            return Ok(None);
+        };
+        if !Arc::ptr_eq(&opened.found, found) {
+            return Ok(None);
+        }
+        let Body::Stored(body) = &opened.entry.body else {
+            return Ok(Some(opened.entry));
+        };
+        if let Some(disk) = body.as_any().downcast_ref::<DiskBody>()
+            && !disk.stamp_now()?.linked()
+        {
+            return Err(DiskError::Io(std::io::ErrorKind::NotFound.into()));
+        }
+        Ok(Some(opened.entry))
     }
 
     /// Keeps `entry`, opened from `found`, open (its body holds the file).
@@ -119,7 +131,7 @@ impl Inner {
         found: &Arc<IndexEntry>,
         wait: Wait,
     ) -> Result<Option<Arc<Entry>>, DiskError> {
-        if let Some(entry) = self.open.get(found) {
+        if let Some(entry) = self.open.get(found)? {
             return Ok(Some(entry));
         }
         let file = match wait {
@@ -129,6 +141,9 @@ impl Inner {
             },
             Wait::Yes => File::open(&found.path)?,
         };
+        // No readahead: a page of it in the page cache was read by a reader that verified it
+        // (or asked for it), never fetched ahead unchecked (see `body`).
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random);
         // Stamped before its meta is read: a change from here on is seen.
         let stamp = FileStamp::of(&file)?;
         let meta = match wait {

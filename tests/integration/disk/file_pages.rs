@@ -180,3 +180,99 @@ async fn a_file_changed_after_its_blocks_were_verified_is_verified_again() {
     assert_eq!(origin.hits(), 4);
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn a_response_under_way_keeps_streaming_when_its_file_is_deleted() {
+    const BIG: u64 = 12 << 20;
+    let origin = ScriptedOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_config(
+        &origin.url(),
+        dir.path(),
+        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+    );
+    origin.route("/big.bin", Route::seeded(BIG, 5));
+    let c = client(&["assets"], &[]);
+    let edge = start_edge(&config).await;
+    let url = edge_url(&edge, "assets", "/big.bin");
+    c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    wait_for_disk_entries(&edge, 1).await;
+    c.get(&url).send().await.unwrap().bytes().await.unwrap();
+
+    // A slow reader: the edge reads later blocks only as the socket drains, after the file
+    // is gone (deleted by hand, as an eviction or a replacement would drop it).
+    let mut r = c.get(&url).send().await.unwrap();
+    assert!(cache_status(&r).ends_with("detail=disk"));
+    let mut body = r.chunk().await.unwrap().unwrap().to_vec();
+    std::fs::remove_file(file_of(dir.path(), "big.bin")).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    assert_eq!(digest(&body), digest(&seeded_bytes(5, 0, BIG)));
+
+    // The next request finds the file gone: a miss.
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
+    assert_eq!(
+        digest(&r.bytes().await.unwrap()),
+        digest(&seeded_bytes(5, 0, BIG))
+    );
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn pages_the_kernel_let_go_are_read_and_verified_again_before_they_are_sent() {
+    let origin = ScriptedOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_config(
+        &origin.url(),
+        dir.path(),
+        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+    );
+    origin.route("/clip.bin", Route::seeded(LEN, 9));
+    let c = client(&["assets"], &[]);
+    let edge = start_edge(&config).await;
+    let url = edge_url(&edge, "assets", "/clip.bin");
+    c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    wait_for_disk_entries(&edge, 1).await;
+    c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(
+        file_page_bytes(&edge),
+        0,
+        "verified on this hit, not yet trusted"
+    );
+
+    // The kernel drops the file's pages (the advice is only advice: given until it is taken).
+    let file = std::fs::File::open(file_of(dir.path(), "clip.bin")).unwrap();
+    let mut probe = vec![0u8; 1 << 20];
+    let mut dropped = false;
+    for _ in 0..50 {
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let mut slices = [std::io::IoSliceMut::new(&mut probe)];
+        let cached = rustix::io::preadv2(&file, &mut slices, 0, rustix::io::ReadWriteFlags::NOWAIT);
+        if cached.map_or(true, |n| n < probe.len()) {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !dropped {
+        eprintln!("the kernel kept the file's pages cached: the reload is not observable here");
+    }
+
+    let r = c.get(&url).send().await.unwrap();
+    assert!(cache_status(&r).ends_with("detail=disk"));
+    assert_eq!(
+        digest(&r.bytes().await.unwrap()),
+        digest(&seeded_bytes(9, 0, LEN))
+    );
+    assert_eq!(
+        file_page_bytes(&edge),
+        LEN,
+        "still sent as file pages, once loaded"
+    );
+    assert_eq!(edge.edge.cache.disk().corrupt_entries(), 0);
+    edge.stop().await;
+}

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::*;
 
-fn meta_for(body: &[u8]) -> Meta {
+/// A meta for `body` (other test modules use it too).
+pub(crate) fn meta_for(body: &[u8]) -> Meta {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/plain"));
     headers.append("x-multi", HeaderValue::from_static("a"));
