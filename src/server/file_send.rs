@@ -9,11 +9,13 @@
 //! other bytes are written as usual. Requests on such a connection carry [`SendsFiles`], which
 //! is what lets the cache hand out such pieces.
 //!
-//! Before each `sendfile` the piece's pages are looked for in the page cache (`mincore`): a
-//! slow reader can leave a piece waiting long enough for the kernel to let pages go. Missing
-//! pages are read and their blocks verified again on a blocking thread first, so `sendfile`
-//! neither waits for the disk on an async worker nor sends bytes read again unchecked; a
-//! failed check cuts the response.
+//! A piece is handed out (its block trusted and in the page cache, see `cache::disk::body`)
+//! just before hyper writes it. When the socket cannot take it at once, it waits for the
+//! reader, and a slow reader can make it wait long enough for the kernel to let its pages go:
+//! after such a wait, its pages are looked for in the page cache again (`mincore`), and
+//! missing ones are read and their blocks verified again on a blocking thread first. So
+//! `sendfile` neither waits for the disk on an async worker nor sends bytes read again
+//! unchecked; a failed check cuts the response.
 //!
 //! hyper must write vectored for the pieces to reach this writer untouched (it does when the
 //! I/O says it can, which every layer above this one passes on: `IdleTimeout`, `TokioIo`,
@@ -42,12 +44,19 @@ pub struct FileSend {
     tcp: TcpStream,
     /// A piece whose pages went missing, being read and verified again.
     loading: Option<JoinHandle<Result<(), DiskError>>>,
+    /// The address of the piece bytes this writer waited for the socket to send: pages of
+    /// it may have gone meanwhile.
+    waited_at: Option<usize>,
 }
 
 impl FileSend {
     /// Wraps an accepted connection.
     pub fn new(tcp: TcpStream) -> FileSend {
-        FileSend { tcp, loading: None }
+        FileSend {
+            tcp,
+            loading: None,
+            waited_at: None,
+        }
     }
 
     /// Sends `bufs` (none of them a file piece) with `MSG_MORE`: a file piece follows.
@@ -81,7 +90,8 @@ impl FileSend {
         cx: &mut Context<'_>,
         piece: FilePiece,
     ) -> Poll<io::Result<usize>> {
-        if self.loading.is_none() && !piece.resident() {
+        let waited = self.waited_at == Some(piece.address());
+        if waited && self.loading.is_none() && !piece.resident() {
             let reading = piece.clone();
             self.loading = Some(tokio::task::spawn_blocking(move || reading.load_verified()));
         }
@@ -92,14 +102,16 @@ impl FileSend {
                 .map_err(io::Error::other)?
                 .map_err(io::Error::other)?;
         }
-        let FilePiece {
-            file, offset, len, ..
-        } = piece;
+        let len = piece.len;
         loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
+            if self.tcp.poll_write_ready(cx)?.is_pending() {
+                self.waited_at = Some(piece.address());
+                return Poll::Pending;
+            }
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut at = offset;
-                rustix::fs::sendfile(&self.tcp, &*file, Some(&mut at), len).map_err(io::Error::from)
+                let mut at = piece.offset;
+                rustix::fs::sendfile(&self.tcp, &*piece.file, Some(&mut at), len)
+                    .map_err(io::Error::from)
             });
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -111,7 +123,10 @@ impl FileSend {
                         "entry file shorter than its mapped body",
                     )));
                 }
-                sent => return Poll::Ready(sent),
+                sent => {
+                    self.waited_at = None;
+                    return Poll::Ready(sent);
+                }
             }
         }
     }

@@ -182,17 +182,21 @@ impl DiskBody {
         let unchanged =
             FileStamp::of(&self.file)? == self.stamp && !self.checks.broken.load(Ordering::Acquire);
         let trusted = unchanged && verified.load(Ordering::Acquire);
-        // The socket writer sends it from the page cache, or reads and verifies it again
-        // first if the page cache let it go (`server::file_send`).
+        // Sent from the page cache when it holds the block (otherwise read and verified
+        // below); should its pages go while the socket makes the piece wait, the socket
+        // writer reads and verifies them again before it sends them (`server::file_send`).
         if trusted
             && sink == Sink::Socket
             && end - start >= MAPPED_MIN
             && let Some(mapping) = self.mapping()
         {
-            if let Some(tier) = self.tier.upgrade() {
-                tier.health.file_pages_sent(end - start);
+            let range = start as usize..end as usize;
+            if mapping.resident(range.clone()) {
+                if let Some(tier) = self.tier.upgrade() {
+                    tier.health.file_pages_sent(end - start);
+                }
+                return Ok(mapping.bytes(range));
             }
-            return Ok(mapping.bytes(start as usize..end as usize));
         }
         let mut block = self.buffers.get(len).await;
         // What the page cache holds is read here; the rest on a blocking thread.

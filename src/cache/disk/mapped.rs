@@ -89,6 +89,16 @@ impl Mapping {
         Ok(Arc::new(Mapping { map }))
     }
 
+    /// Whether the page cache holds every page of `range` (so sending it does not wait for
+    /// the disk).
+    pub fn resident(&self, range: Range<usize>) -> bool {
+        range.end <= self.map.len()
+            && resident(
+                self.map.as_ptr() as usize + range.start,
+                range.end.saturating_sub(range.start),
+            )
+    }
+
     /// The bytes of `range`, as a piece that keeps the mapping alive.
     pub fn bytes(self: &Arc<Self>, range: Range<usize>) -> Bytes {
         Bytes::from_owner(Piece {
@@ -138,6 +148,12 @@ impl FilePiece {
     /// does not wait for the disk.
     pub fn resident(&self) -> bool {
         resident(self.start, self.len)
+    }
+
+    /// Where the piece starts in memory (the socket writer tells a piece it is part way
+    /// through from a new one by it).
+    pub fn address(&self) -> usize {
+        self.start
     }
 
     /// Reads the blocks the piece lies in from the file and verifies their checksums (on a
