@@ -243,7 +243,10 @@ async fn pages_the_kernel_let_go_are_verified_again_when_read_again() {
         "verified on this hit, not yet trusted"
     );
 
-    // The kernel drops the file's pages (the advice is only advice: given until it is taken).
+    // Later (a block read or found in the page cache within the second is taken to be there
+    // still), the kernel drops the file's pages (the advice is only advice: given until it
+    // is taken).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let file = std::fs::File::open(file_of(dir.path(), "clip.bin")).unwrap();
     let mut probe = vec![0u8; 1 << 20];
     let mut dropped = false;
