@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{digest, disk_config, file_of, wait_for_disk_entries};
 use crate::common::origin::{Route, ScriptedOrigin, seeded_bytes};
-use crate::common::{cache_status, client, edge_url, start_edge};
+use crate::common::{TestEdge, cache_status, client, edge_url, start_edge};
 
 /// Three full blocks and a short one.
 const LEN: u64 = (3 << 20) + 123_457;
@@ -16,29 +16,74 @@ fn file_page_bytes(edge: &edge::Running) -> u64 {
     edge.edge.cache.figures().disk_file_page_bytes
 }
 
+/// An edge with a disk tier, in front of an origin serving `objects` (name, length, seed).
+struct Setup {
+    origin: ScriptedOrigin,
+    dir: tempfile::TempDir,
+    c: reqwest::Client,
+    edge: TestEdge,
+}
+
+impl Setup {
+    /// Each object fetched (a miss, stored on disk), then read once from disk, which
+    /// verifies its blocks.
+    async fn verified_on_disk(objects: &[(&str, u64, u64)]) -> Setup {
+        let origin = ScriptedOrigin::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = disk_config(
+            &origin.url(),
+            dir.path(),
+            "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
+        );
+        for (name, len, seed) in objects {
+            let route = Route::seeded(*len, *seed).header("etag", "\"v1\"");
+            origin.route(&format!("/{name}"), route);
+        }
+        let c = client(&["assets"], &[]);
+        let edge = start_edge(&config).await;
+        let setup = Setup {
+            origin,
+            dir,
+            c,
+            edge,
+        };
+        for (name, ..) in objects {
+            let r = setup.get(name).await;
+            assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
+            r.bytes().await.unwrap();
+        }
+        wait_for_disk_entries(&setup.edge, objects.len() as u64).await;
+        for (name, ..) in objects {
+            let r = setup.get(name).await;
+            assert!(cache_status(&r).ends_with("detail=disk"));
+            r.bytes().await.unwrap();
+        }
+        assert_eq!(file_page_bytes(&setup.edge), 0, "verified, not yet trusted");
+        setup
+    }
+
+    fn url(&self, name: &str) -> String {
+        edge_url(&self.edge, "assets", &format!("/{name}"))
+    }
+
+    async fn get(&self, name: &str) -> reqwest::Response {
+        self.c.get(self.url(name)).send().await.unwrap()
+    }
+}
+
 #[tokio::test]
 async fn verified_blocks_go_to_plain_sockets_as_file_pages_whole_and_in_ranges() {
-    let origin = ScriptedOrigin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = disk_config(
-        &origin.url(),
-        dir.path(),
-        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
-    );
-    origin.route("/video.bin", Route::seeded(LEN, 7).header("etag", "\"v1\""));
+    let Setup {
+        origin,
+        dir: _dir,
+        c,
+        edge,
+    } = Setup::verified_on_disk(&[("video.bin", LEN, 7)]).await;
     let expected = seeded_bytes(7, 0, LEN);
-    let c = client(&["assets"], &[]);
-    let edge = start_edge(&config).await;
     let url = edge_url(&edge, "assets", "/video.bin");
 
-    let r = c.get(&url).send().await.unwrap();
-    assert_eq!(cache_status(&r), "test-pop; fwd=miss; stored");
-    assert_eq!(digest(&r.bytes().await.unwrap()), digest(&expected));
-    wait_for_disk_entries(&edge, 1).await;
-
-    // The first disk hit reads and verifies every block; the next ones send them as pages.
-    let mut sent = Vec::new();
-    for _ in 0..3 {
+    // Verified blocks go as pages, every one of them.
+    for sent in [LEN, 2 * LEN] {
         let r = c.get(&url).send().await.unwrap();
         assert!(
             cache_status(&r).ends_with("detail=disk"),
@@ -46,14 +91,8 @@ async fn verified_blocks_go_to_plain_sockets_as_file_pages_whole_and_in_ranges()
             cache_status(&r)
         );
         assert_eq!(digest(&r.bytes().await.unwrap()), digest(&expected));
-        sent.push(file_page_bytes(&edge));
+        assert_eq!(file_page_bytes(&edge), sent);
     }
-    assert_eq!(
-        sent[0], 0,
-        "unverified blocks are read and verified, not sent as pages"
-    );
-    assert_eq!(sent[1], LEN, "every verified block goes as pages");
-    assert_eq!(sent[2], 2 * LEN);
 
     // Ranges within a block, across block boundaries, and to the end.
     for (from, to) in [
@@ -99,29 +138,20 @@ async fn verified_blocks_go_to_plain_sockets_as_file_pages_whole_and_in_ranges()
 
 #[tokio::test]
 async fn a_file_changed_after_its_blocks_were_verified_is_verified_again() {
-    let origin = ScriptedOrigin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = disk_config(
-        &origin.url(),
-        dir.path(),
-        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
-    );
-    origin.route("/first.bin", Route::seeded(LEN, 1));
-    origin.route("/later.bin", Route::seeded(LEN, 2));
-    let c = client(&["assets"], &[]);
-    let edge = start_edge(&config).await;
+    let Setup {
+        origin,
+        dir,
+        c,
+        edge,
+    } = Setup::verified_on_disk(&[("first.bin", LEN, 1), ("later.bin", LEN, 2)]).await;
     for name in ["first.bin", "later.bin"] {
-        let url = edge_url(&edge, "assets", &format!("/{name}"));
-        c.get(&url).send().await.unwrap().bytes().await.unwrap();
-    }
-    wait_for_disk_entries(&edge, 2).await;
-    for name in ["first.bin", "later.bin"] {
-        let url = edge_url(&edge, "assets", &format!("/{name}"));
-        for _ in 0..2 {
-            let r = c.get(&url).send().await.unwrap();
-            assert!(cache_status(&r).ends_with("detail=disk"));
-            r.bytes().await.unwrap();
-        }
+        let r = c
+            .get(edge_url(&edge, "assets", &format!("/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(cache_status(&r).ends_with("detail=disk"));
+        r.bytes().await.unwrap();
     }
     let sent = file_page_bytes(&edge);
     assert_eq!(
@@ -184,20 +214,13 @@ async fn a_file_changed_after_its_blocks_were_verified_is_verified_again() {
 #[tokio::test]
 async fn a_response_under_way_keeps_streaming_when_its_file_is_deleted() {
     const BIG: u64 = 12 << 20;
-    let origin = ScriptedOrigin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = disk_config(
-        &origin.url(),
-        dir.path(),
-        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
-    );
-    origin.route("/big.bin", Route::seeded(BIG, 5));
-    let c = client(&["assets"], &[]);
-    let edge = start_edge(&config).await;
+    let Setup {
+        origin: _origin,
+        dir,
+        c,
+        edge,
+    } = Setup::verified_on_disk(&[("big.bin", BIG, 5)]).await;
     let url = edge_url(&edge, "assets", "/big.bin");
-    c.get(&url).send().await.unwrap().bytes().await.unwrap();
-    wait_for_disk_entries(&edge, 1).await;
-    c.get(&url).send().await.unwrap().bytes().await.unwrap();
 
     // A slow reader: the edge reads later blocks only as the socket drains, after the file
     // is gone (deleted by hand, as an eviction or a replacement would drop it).
@@ -223,25 +246,13 @@ async fn a_response_under_way_keeps_streaming_when_its_file_is_deleted() {
 
 #[tokio::test]
 async fn pages_the_kernel_let_go_are_verified_again_when_read_again() {
-    let origin = ScriptedOrigin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = disk_config(
-        &origin.url(),
-        dir.path(),
-        "memory = \"64MiB\"\nmax_memory_object = \"1MiB\"",
-    );
-    origin.route("/clip.bin", Route::seeded(LEN, 9));
-    let c = client(&["assets"], &[]);
-    let edge = start_edge(&config).await;
+    let Setup {
+        origin: _origin,
+        dir,
+        c,
+        edge,
+    } = Setup::verified_on_disk(&[("clip.bin", LEN, 9)]).await;
     let url = edge_url(&edge, "assets", "/clip.bin");
-    c.get(&url).send().await.unwrap().bytes().await.unwrap();
-    wait_for_disk_entries(&edge, 1).await;
-    c.get(&url).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(
-        file_page_bytes(&edge),
-        0,
-        "verified on this hit, not yet trusted"
-    );
 
     // Later (a block read or found in the page cache within the second is taken to be there
     // still), the kernel drops the file's pages (the advice is only advice: given until it
