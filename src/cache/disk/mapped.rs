@@ -3,12 +3,12 @@
 //! buffer and out again.
 //!
 //! A mapped block is only handed out when this process verified its checksum on the unchanged
-//! file and the page cache holds all its pages ([`Mapping::resident`]): sending it then never
-//! waits for the disk, and bytes the kernel had to read again from the disk are verified
-//! again first. Nothing reads the mapping in the normal course: every live mapping is
-//! registered by address, and [`file_region`] tells the socket writer which file and offset a
-//! slice's bytes are, so it sends them from the file without touching them. Should anything
-//! read them all the same, they are the file's bytes.
+//! file and the page cache holds its pages ([`Mapping::resident`], see `body` for how often
+//! that is asked). Nothing reads the mapping in the normal course: every live mapping is
+//! registered by address, and [`file_piece`] tells the socket writer which file and offset a
+//! slice's bytes are, so it sends them from the file without touching them; should the pages
+//! have gone meanwhile, [`FilePiece::load_verified`] reads and verifies them again first.
+//! Should anything read the mapping all the same, its bytes are the file's.
 //!
 //! This is the one module of the edge with `unsafe` code (`mmap` and `mincore`).
 #![allow(unsafe_code)]
