@@ -56,7 +56,7 @@ pub struct Checks {
 
 impl Mapping {
     /// Maps the body of an entry file (`checks.layout.body_len` bytes from its start),
-    /// read-only; an error past [`MAX_LIVE`] mappings.
+    /// read-only; an error past `MAX_LIVE` mappings.
     pub fn new(file: &Arc<File>, checks: &Arc<Checks>) -> io::Result<Arc<Mapping>> {
         let len = usize::try_from(checks.layout.body_len)
             .map_err(|_| io::Error::other("body too large to map"))?;
