@@ -207,13 +207,7 @@ impl Cache {
             };
             return match self.fills.join_unless(key, stored_since) {
                 Err(entry) => Lookup::Fresh(entry, Tier::Memory),
-                Ok(Joined::Follower(fill)) => Lookup::Join(fill),
-                Ok(Joined::Leader(fill)) => Lookup::Miss(FillPermit::registered(
-                    self.clone(),
-                    key.clone(),
-                    fill,
-                    None,
-                )),
+                Ok(joined) => self.joined(key, joined, None),
             };
         }
         self.fetch(key, stored)
@@ -222,7 +216,18 @@ impl Cache {
     /// Joins the key's fill in flight, or gets the permit to start one (revalidating
     /// `stale`, if given).
     pub fn fetch(self: &Arc<Self>, key: &CacheKey, stale: Option<Arc<Entry>>) -> Lookup {
-        match self.fills.join(key) {
+        self.joined(key, self.fills.join(key), stale)
+    }
+
+    /// The lookup a registry join for `key` makes: a miss this request leads (with `stale`
+    /// to serve on error), or a fill to follow.
+    fn joined(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        joined: Joined,
+        stale: Option<Arc<Entry>>,
+    ) -> Lookup {
+        match joined {
             Joined::Leader(fill) => Lookup::Miss(FillPermit::registered(
                 self.clone(),
                 key.clone(),

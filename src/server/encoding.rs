@@ -174,9 +174,9 @@ impl Edge {
     }
 
     /// Answers from a fill in the coding the request gets. A coded answer waits for the whole
-    /// body (at most [`crate::cache::coded::INLINE_MAX`]), makes the variant once and stores it beside the
-    /// identity the fill stores; a larger body streams as the identity and is coded in the
-    /// background when next asked for; a response that will not be stored is never coded
+    /// body (at most [`crate::cache::coded::INLINE_MAX`]), makes the variant once and stores
+    /// it beside the identity the fill stores; a larger body streams as the identity and is
+    /// coded in the background when next asked for; a response that will not be stored is never coded
     /// (coding is once per stored object, never per request).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn fill_answer(

@@ -3,8 +3,8 @@
 //! as it was when opened (same inode, size, modification and change times, still named:
 //! [`FileStamp`]) and its pages stay in the page cache (asked at most once a second per block:
 //! [`SEEN_RESIDENT_FOR`]): a hit on a trusted block costs no checksum, and on a plain socket no
-//! copy either, as it goes out as the file's own pages ([`Sink::Socket`], [`super::mapped`]). Pages the kernel has to read again from the disk
-//! are verified again: by this reader when it reads them (`preadv2(RWF_NOWAIT)` tells), by
+//! copy either, as it goes out as the file's own pages ([`Sink::Socket`], [`super::mapped`]).
+//! Pages the kernel has to read again from the disk are verified again: by this reader when it reads them (`preadv2(RWF_NOWAIT)` tells), by
 //! the socket writer when a page went missing before it sent it; entry files are opened with
 //! readahead off, so the kernel reads no page of them that no reader asked for. A bad block
 //! removes the entry and ends the stream with an error (the connection is cut: never wrong
@@ -106,8 +106,6 @@ const MAPPED_MIN: u64 = 4 << 10;
 /// The body of a disk entry.
 pub struct DiskBody {
     file: Arc<File>,
-    /// Body length, block size and block checksums of the meta it was opened with.
-    layout: Arc<Meta>,
     slot: SlotKey,
     found: Arc<IndexEntry>,
     buffers: Arc<Buffers>,
@@ -116,7 +114,8 @@ pub struct DiskBody {
     stamp: FileStamp,
     /// What is known of each block: verified, and last seen in the page cache.
     blocks: Box<[BlockState]>,
-    /// What the socket writer checks pages against when they went missing, and its verdict.
+    /// Body length, block size and block checksums of the meta it was opened with (what the
+    /// socket writer checks pages against when they went missing), and the verdict.
     checks: Arc<Checks>,
     /// The body mapped, made for the first block sent to a plain socket (`None` if mapping
     /// failed: blocks are then copied).
@@ -127,17 +126,12 @@ impl std::fmt::Debug for DiskBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskBody")
             .field("path", &self.found.path)
-            .field("len", &self.layout.body_len)
+            .field("len", &self.layout().body_len)
             .finish_non_exhaustive()
     }
 }
 
 impl DiskBody {
-    /// The stamp of its file now (one `fstat`).
-    pub(super) fn stamp_now(&self) -> std::io::Result<FileStamp> {
-        FileStamp::of(&self.file)
-    }
-
     /// The body of `file` as `stamp` says it was opened, whose verified meta is `meta` (its
     /// headers are not kept here).
     pub(super) fn new(
@@ -153,18 +147,17 @@ impl DiskBody {
             headers: http::HeaderMap::new(),
             ..meta.clone()
         });
-        let blocks = layout
+        let blocks = meta
             .block_crcs
             .iter()
             .map(|_| BlockState::default())
             .collect();
         let checks = Arc::new(Checks {
-            layout: layout.clone(),
+            layout,
             broken: AtomicBool::new(false),
         });
         DiskBody {
             file,
-            layout,
             checks,
             slot,
             found,
@@ -178,12 +171,12 @@ impl DiskBody {
 
     /// The block holding byte `offset`.
     pub fn block_of(&self, offset: u64) -> u64 {
-        offset / self.layout.block_size
+        offset / self.layout().block_size
     }
 
     /// The meta this body was opened with (checksums, for a refresh that keeps the body).
     pub(super) fn layout(&self) -> &Meta {
-        &self.layout
+        &self.checks.layout
     }
 
     /// The index entry this body was opened from.
@@ -207,7 +200,7 @@ impl DiskBody {
         let Some(state) = usize::try_from(index).ok().and_then(|i| self.blocks.get(i)) else {
             return Err(DiskError::Corrupt("block out of range".into()));
         };
-        let (start, end) = self.layout.block_range(index);
+        let (start, end) = self.layout().block_range(index);
         let len = usize::try_from(end - start)
             .map_err(|_| DiskError::Corrupt("block too large".into()))?;
         let unchanged =
@@ -247,7 +240,7 @@ impl DiskBody {
         state.seen_resident.store(now_millis(), Ordering::Relaxed);
         // Bytes read again from the disk are verified again.
         if !trusted || cached < len {
-            entry_file::verify_block(&self.layout, index, block.as_ref())?;
+            entry_file::verify_block(self.layout(), index, block.as_ref())?;
             if unchanged {
                 state.verified.store(true, Ordering::Release);
             }
@@ -308,7 +301,7 @@ impl DiskBody {
                     return Some((Err(e), s));
                 }
             };
-            let block_start = index * s.body.layout.block_size;
+            let block_start = index * s.body.layout().block_size;
             let from = usize::try_from(s.offset - block_start)
                 .unwrap_or(usize::MAX)
                 .min(block.len());
@@ -331,7 +324,7 @@ impl DiskBody {
 
 impl StoredBody for DiskBody {
     fn len(&self) -> u64 {
-        self.layout.body_len
+        self.layout().body_len
     }
 
     fn read(

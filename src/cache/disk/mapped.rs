@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -164,11 +163,10 @@ impl FilePiece {
         let first = self.offset / layout.block_size;
         let last = (self.offset + self.len.saturating_sub(1) as u64) / layout.block_size;
         for index in first..=last {
-            let (start, end) = layout.block_range(index);
-            let mut block = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
-            self.file.read_exact_at(&mut block, start)?;
-            if let Err(e) = entry_file::verify_block(layout, index, &block) {
-                self.checks.broken.store(true, Ordering::Release);
+            if let Err(e) = entry_file::read_block(&self.file, layout, index) {
+                if matches!(e, DiskError::Corrupt(_)) {
+                    self.checks.broken.store(true, Ordering::Release);
+                }
                 return Err(e);
             }
         }
@@ -236,6 +234,7 @@ fn page_size() -> usize {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::FileExt;
 
     fn checks(body: &[u8]) -> Arc<Checks> {
         Arc::new(Checks {

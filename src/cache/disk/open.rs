@@ -32,6 +32,7 @@ pub struct OpenEntries {
 #[derive(Clone)]
 struct Opened {
     found: Arc<IndexEntry>,
+    file: Arc<File>,
     entry: Arc<Entry>,
 }
 
@@ -63,23 +64,19 @@ impl OpenEntries {
         if !Arc::ptr_eq(&opened.found, found) {
             return Ok(None);
         }
-        let Body::Stored(body) = &opened.entry.body else {
-            return Ok(Some(opened.entry));
-        };
-        if let Some(disk) = body.as_any().downcast_ref::<DiskBody>()
-            && !disk.stamp_now()?.linked()
-        {
+        if !FileStamp::of(&opened.file)?.linked() {
             return Err(DiskError::Io(std::io::ErrorKind::NotFound.into()));
         }
         Ok(Some(opened.entry))
     }
 
-    /// Keeps `entry`, opened from `found`, open (its body holds the file).
-    fn put(&self, found: &Arc<IndexEntry>, entry: &Arc<Entry>) {
+    /// Keeps `entry`, opened from `found` on `file`, open.
+    fn put(&self, found: &Arc<IndexEntry>, file: Arc<File>, entry: &Arc<Entry>) {
         self.cache.insert(
             id(found),
             Opened {
                 found: found.clone(),
+                file,
                 entry: entry.clone(),
             },
         );
@@ -161,11 +158,11 @@ impl Inner {
             return Err(DiskError::Corrupt("the file holds another key".into()));
         }
         let file = Arc::new(file);
-        let entry = Arc::new(self.entry_of(file, stamp, meta, found));
+        let entry = Arc::new(self.entry_of(file.clone(), stamp, meta, found));
         // Only while the index still holds `found`: a file dropped meanwhile is not kept open.
         let slot = SlotKey::new(key, found.vary.variant_id());
         if self.index.is_current(&slot, found) {
-            self.open.put(found, &entry);
+            self.open.put(found, file, &entry);
             if !self.index.is_current(&slot, found) {
                 self.open.forget(found);
             }
