@@ -110,11 +110,8 @@ pub(crate) fn send(
         .token
         .as_deref()
         .context("--token (or EDGE_ADMIN_TOKEN) is required")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let reply = runtime.block_on(call(admin, token, method, path, body, api.ca.as_deref()));
+    let reply =
+        crate::runtime()?.block_on(call(admin, token, method, path, body, api.ca.as_deref()));
     Ok(match reply {
         Err(e) => {
             eprintln!("edge: {e}");

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use fields::{is_dns_label, normalize_host};
 pub use raw::{RawConfig, RawQuery, RawSpace, RawSpaceCert};
 pub use secret::Secret;
-pub use space::validate_space;
+pub use space::{ACME_BUCKET, STATE_BUCKET, validate_space};
 pub use types::*;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 

@@ -144,7 +144,11 @@ pub fn validate_space(
 
 /// Buckets of the fleet's own state: the ACME account and certificates, and the control
 /// plane's records (private keys among them). A space over one would publish them.
-pub const RESERVED_BUCKETS: &[&str] = &["edge-acme", "edge-state"];
+pub const RESERVED_BUCKETS: &[&str] = &[ACME_BUCKET, STATE_BUCKET];
+/// The bucket of the fleet's ACME state (`acme.store = "origin"`).
+pub const ACME_BUCKET: &str = "edge-acme";
+/// The bucket of the fleet's control-plane records.
+pub const STATE_BUCKET: &str = "edge-state";
 
 /// Most targeted fields a space may name.
 const MAX_TARGETED: usize = 8;

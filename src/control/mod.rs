@@ -33,7 +33,7 @@ use spaces::{SpaceSpec, SpecError};
 pub use sync::poll_loop;
 
 /// The origin bucket that holds the fleet's control state.
-pub const STATE_BUCKET: &str = "edge-state";
+pub use crate::config::STATE_BUCKET;
 
 /// Where space specs are kept in the store.
 const SPACES: &str = "spaces/";

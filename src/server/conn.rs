@@ -14,6 +14,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The TLS server name the client asked for.
     pub sni: Option<Arc<str>>,
+    /// Its socket sends disk pieces from their files (`server::file_send`): plain HTTP/1.
+    pub sends_files: bool,
     /// The route of the connection's first `Host`: clients repeat it on every request.
     first_route: OnceLock<RouteMemo>,
 }
@@ -43,7 +45,16 @@ impl ConnInfo {
             client_addr,
             tls: false,
             sni: None,
+            sends_files: false,
             first_route: OnceLock::new(),
+        }
+    }
+
+    /// The same, on a socket that sends disk pieces from their files (`FileSend`).
+    pub fn sending_files(self) -> ConnInfo {
+        ConnInfo {
+            sends_files: true,
+            ..self
         }
     }
 

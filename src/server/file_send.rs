@@ -6,8 +6,9 @@
 //! is a mapped, verified block of an entry file (see `cache::disk::mapped`) is recognised by
 //! its address and sent with `sendfile` from the file at the same offset; what comes before it
 //! is sent with `MSG_MORE`, so the head and the body's first bytes still leave together. Any
-//! other bytes are written as usual. Requests on such a connection carry [`SendsFiles`], which
-//! is what lets the cache hand out such pieces.
+//! other bytes are written as usual. Requests on such a connection that go past the memory
+//! tier carry [`SendsFiles`] (set by the handler from `ConnInfo::sends_files`), which is what
+//! lets the cache hand out such pieces.
 //!
 //! A piece is handed out (its block trusted and in the page cache, see `cache::disk::body`)
 //! just before hyper writes it. When the socket cannot take it at once, it waits for the

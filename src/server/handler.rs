@@ -14,6 +14,7 @@ use super::answer::Answer;
 use super::body::EdgeBody;
 use super::cache_status::{self, CACHE_STATUS};
 use super::conn::{ConnInfo, Route};
+use super::file_send::SendsFiles;
 use super::presign;
 use crate::cache::fill::driver;
 use crate::cache::key::{decoded_key, key_query, with_key_text};
@@ -231,13 +232,20 @@ impl Edge {
             // is found or made by the full lookup.)
             return Step::Served(answer, space);
         }
-        Step::Lookup(Box::new(Pending {
+        let mut pending = Box::new(Pending {
             key: CacheKey::new(&space.name, &object_key, &query),
             object_key: object_key.into_owned(),
             space,
             parts,
             hard_expiry,
-        }))
+        });
+        // Stored bodies are read for the socket when it sends disk pieces from their files
+        // and gets them unframed (HTTP/1; h2c frames them). Marked here, off the memory-hit
+        // path: an extension costs an allocation.
+        if conn.sends_files && pending.parts.version <= http::Version::HTTP_11 {
+            pending.parts.extensions.insert(SendsFiles);
+        }
+        Step::Lookup(pending)
     }
 
     /// How the stored responses of this PoP's origin vary.

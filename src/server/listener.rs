@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
-use super::file_send::{FileSend, SendsFiles};
+use super::file_send::FileSend;
 use super::idle::IdleTimeout;
 use super::{ConnInfo, Edge};
 use crate::config::Limits;
@@ -87,12 +87,8 @@ pub async fn serve_edge(
                 let _permit = permit;
                 match tls {
                     None => {
-                        let conn = Arc::new(ConnInfo::plain(client_addr));
-                        let service = service_fn(move |mut request: hyper::Request<_>| {
-                            // HTTP/1 bodies go straight into the socket (h2c frames them).
-                            if request.version() <= http::Version::HTTP_11 {
-                                request.extensions_mut().insert(SendsFiles);
-                            }
+                        let conn = Arc::new(ConnInfo::plain(client_addr).sending_files());
+                        let service = service_fn(move |request| {
                             let edge = edge.clone();
                             let conn = conn.clone();
                             async move { Ok::<_, Infallible>(edge.serve_request(request, &conn).await) }

@@ -16,7 +16,7 @@ pub use dir::DirStore;
 pub use origin::OriginStore;
 
 /// The bucket of the origin that holds the fleet's ACME state.
-pub const BUCKET: &str = "edge-acme";
+pub use crate::config::ACME_BUCKET as BUCKET;
 
 /// A boxed future, so the store can be a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
