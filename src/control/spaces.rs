@@ -161,12 +161,13 @@ impl SpaceSpec {
                 (None, Some(id.clone()))
             }
         };
+        // Judged as the router will see it: without a final dot, brackets off an IPv6 one.
         if let Some(domain) = &self.custom_domain
-            && (domain.parse::<std::net::IpAddr>().is_ok()
-                || domain
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok()
+            && (domain
+                .trim_end_matches('.')
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok()
                 || domain.contains('*'))
         {
             return Err(SpecError(format!(

@@ -79,6 +79,11 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
             json!({"name": "pics", "custom_domain": "127.0.0.1"}),
             "custom_domain",
         ),
+        // The same address as a fully qualified name (the router drops the final dot).
+        (
+            json!({"name": "pics", "custom_domain": "127.0.0.1."}),
+            "custom_domain",
+        ),
         (
             json!({"name": "pics", "certificate": "acme", "custom_domain": "p.example"}),
             "certificate",
