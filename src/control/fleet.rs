@@ -107,6 +107,7 @@ pub async fn fleet(edge: &Edge) -> Value {
         "last_seen": httpdate::fmt_http_date(now),
     })];
     for (peer, answer) in answers {
+        let up = answer.is_some();
         if let Some(name) = answer {
             seen.insert(peer.clone(), (name, now));
         }
@@ -114,7 +115,7 @@ pub async fn fleet(edge: &Edge) -> Value {
         pops.push(json!({
             "name": known.and_then(|(name, _)| name.clone()),
             "admin": peer,
-            "status": if known.is_some_and(|(_, at)| *at == now) { "up" } else { "down" },
+            "status": if up { "up" } else { "down" },
             "last_seen": known.map(|(_, at)| httpdate::fmt_http_date(*at)),
         }));
     }

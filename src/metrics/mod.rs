@@ -32,6 +32,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the response came from the cache (fresh, or stale while revalidating).
+    pub fn is_hit(self) -> bool {
+        matches!(self, Outcome::Hit | Outcome::StaleHit)
+    }
+
     /// The label an outcome is counted under. A revalidation is counted as one whatever the
     /// origin answered (304, a new 200, a 404...): only a stale entry served because the
     /// origin failed is `stale_on_error`.
@@ -191,11 +196,7 @@ impl Metrics {
     pub fn request(&self, space: Option<&str>, outcome: &CacheOutcome, status: u16, bytes: u64) {
         let outcome = Outcome::of(outcome);
         let period = period_of(SystemTime::now());
-        self.series.request(
-            period,
-            matches!(outcome, Outcome::Hit | Outcome::StaleHit),
-            bytes,
-        );
+        self.series.request(period, outcome.is_hit(), bytes);
         if let Some(name) = space {
             self.spaces
                 .with(name, |meter| meter.request(outcome, bytes, period));
@@ -211,7 +212,7 @@ impl Metrics {
         self.bytes_out.increment(bytes);
         if outcome != Outcome::Bypass {
             self.lookups.fetch_add(1, Ordering::Relaxed);
-            if matches!(outcome, Outcome::Hit | Outcome::StaleHit) {
+            if outcome.is_hit() {
                 self.hits.fetch_add(1, Ordering::Relaxed);
             }
         }

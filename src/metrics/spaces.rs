@@ -53,11 +53,7 @@ impl SpaceMeter {
             counter.increment(1);
         }
         self.bytes_out.increment(bytes);
-        self.series.request(
-            period,
-            matches!(outcome, Outcome::Hit | Outcome::StaleHit),
-            bytes,
-        );
+        self.series.request(period, outcome.is_hit(), bytes);
     }
 }
 

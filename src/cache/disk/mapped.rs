@@ -62,7 +62,13 @@ impl Mapping {
         if len == 0 {
             return Err(io::Error::other("an empty body is not mapped"));
         }
-        if LIVE.load(Ordering::Acquire) >= MAX_LIVE {
+        // A place among the live mappings is taken before mapping (given back if it fails).
+        if LIVE
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < MAX_LIVE).then_some(live + 1)
+            })
+            .is_err()
+        {
             return Err(io::Error::other("too many entry files mapped"));
         }
         // SAFETY: a shared read-only mapping of a file the cache never changes in place once
@@ -71,7 +77,13 @@ impl Mapping {
         // writer sends them from the file (`file_piece`). Were they read, and the file cut
         // short meanwhile by another program, the read would fault: the hazard every file
         // mapping has, which nothing here takes.
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&**file)? };
+        let map = match unsafe { memmap2::MmapOptions::new().len(len).map(&**file) } {
+            Ok(map) => map,
+            Err(e) => {
+                LIVE.fetch_sub(1, Ordering::Release);
+                return Err(e);
+            }
+        };
         let start = map.as_ptr() as usize;
         REGISTRY
             .write()
@@ -84,7 +96,6 @@ impl Mapping {
                     checks: checks.clone(),
                 },
             );
-        LIVE.fetch_add(1, Ordering::Release);
         Ok(Arc::new(Mapping { map }))
     }
 
