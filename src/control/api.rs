@@ -35,7 +35,7 @@ impl Reply {
         }
     }
 
-    fn error(status: StatusCode, reason: &str) -> Reply {
+    pub(super) fn error(status: StatusCode, reason: &str) -> Reply {
         Reply::json(status, json!({ "error": reason }))
     }
 
@@ -91,11 +91,6 @@ fn space_name(path: &str) -> Option<&str> {
 pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
-    let authorization = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let scope = if path.starts_with("/v1/certificates") {
         Scope::Certificates
     } else {
@@ -107,12 +102,9 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
         (&Method::GET, _) => Need::Read(scope),
         _ => Need::Write(scope),
     };
-    let who = {
-        let live = edge.live.load();
-        match auth::authorize(authorization.as_deref(), &live.config, need) {
-            Ok(who) => who,
-            Err(denied) => return denied.into(),
-        }
+    let who = match authorize(edge, &request, need) {
+        Ok(who) => who,
+        Err(denied) => return denied,
     };
     let result = match (&method, path.as_str(), space_name(&path)) {
         (&Method::POST, SYNC_PATH, _) => edge.sync_control().await.map(|_| Reply::no_content()),
@@ -122,18 +114,18 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
             Err(e) => return e.into(),
         },
         (&Method::GET, "/v1/fleet", _) => Ok(Reply::json(StatusCode::OK, fleet::fleet(edge).await)),
-        (&Method::POST, "/v1/spaces", _) => match body(request).await {
+        (&Method::POST, "/v1/spaces", _) => match body(request, MAX_BODY).await {
             Ok(body) => create(edge, &body, &who).await,
             Err(reply) => return reply,
         },
         (&Method::GET, _, Some(name)) => Ok(get(edge, name)),
-        (&Method::PATCH, _, Some(name)) => match body(request).await {
+        (&Method::PATCH, _, Some(name)) => match body(request, MAX_BODY).await {
             Ok(body) => update(edge, name, &body, &who).await,
             Err(reply) => return reply,
         },
         (&Method::DELETE, _, Some(name)) => delete(edge, name, &who).await,
         (&Method::GET, "/v1/certificates", _) => Ok(list_certs(edge)),
-        (&Method::POST, "/v1/certificates", _) => match body(request).await {
+        (&Method::POST, "/v1/certificates", _) => match body(request, MAX_BODY).await {
             Ok(body) => upload_cert(edge, &body, &who).await,
             Err(reply) => return reply,
         },
@@ -145,13 +137,26 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
     result.unwrap_or_else(Reply::from)
 }
 
-/// The request body, at most [`MAX_BODY`] bytes.
-async fn body(request: Request<Incoming>) -> Result<Bytes, Reply> {
-    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+/// Who the request's bearer token is, if it may do what `need` says.
+pub(super) fn authorize(
+    edge: &Edge,
+    request: &Request<Incoming>,
+    need: Need,
+) -> Result<String, Reply> {
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth::authorize(authorization, &edge.live.load().config, need).map_err(Reply::from)
+}
+
+/// The request body, at most `limit` bytes.
+pub(super) async fn body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reply> {
+    match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(_) => Err(Reply::error(
             StatusCode::BAD_REQUEST,
-            &format!("body: larger than {} KiB, or unreadable", MAX_BODY >> 10),
+            &format!("body: larger than {} KiB, or unreadable", limit >> 10),
         )),
     }
 }

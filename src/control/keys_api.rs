@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::api::Reply;
-use super::auth::{self, Need};
+use super::api::{self, Reply};
+use super::auth::Need;
 use super::keys::KeyError;
 use crate::config::Scope;
 use crate::server::Edge;
@@ -29,16 +28,9 @@ fn access_key(path: &str) -> Option<&str> {
         .filter(|k| !k.is_empty() && !k.contains('/'))
 }
 
-fn error(status: StatusCode, reason: &str) -> Reply {
-    Reply {
-        status,
-        body: Some(json!({ "error": reason })),
-    }
-}
-
 impl From<KeyError> for Reply {
     fn from(e: KeyError) -> Reply {
-        error(e.status(), &e.to_string())
+        Reply::error(e.status(), &e.to_string())
     }
 }
 
@@ -51,35 +43,21 @@ pub async fn handle(edge: &Arc<Edge>, request: Request<Incoming>) -> Reply {
     } else {
         Need::Write(Scope::Keys)
     };
-    let who = {
-        let authorization = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match auth::authorize(authorization, &edge.live.load().config, need) {
-            Ok(who) => who,
-            Err(denied) => return Reply::from(denied),
-        }
+    let who = match api::authorize(edge, &request, need) {
+        Ok(who) => who,
+        Err(denied) => return denied,
     };
     let result = match (&method, access_key(&path)) {
         (&Method::GET, None) => edge.control.keys().map(|keys| Reply {
             status: StatusCode::OK,
             body: Some(json!({ "keys": keys.iter().map(|k| k.view()).collect::<Vec<Value>>() })),
         }),
-        (&Method::POST, None) => {
-            let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("body: larger than {} KiB, or unreadable", MAX_BODY >> 10),
-                    );
-                }
-            };
-            create(edge, &body, &who).await
-        }
+        (&Method::POST, None) => match api::body(request, MAX_BODY).await {
+            Ok(body) => create(edge, &body, &who).await,
+            Err(reply) => return reply,
+        },
         (&Method::DELETE, Some(access_key)) => delete(edge, access_key, &who).await,
-        _ => return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+        _ => return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
     };
     result.unwrap_or_else(Reply::from)
 }

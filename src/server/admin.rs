@@ -134,22 +134,21 @@ async fn admin(edge: &Arc<Edge>, request: Request<Incoming>) -> Response<EdgeBod
                 Err(e) => json_error(e.status(), &e.to_string()),
             }
         }
-        _ if api::is_control_path(&path) || keys_api::is_keys_path(&path) => {
-            let reply = if keys_api::is_keys_path(&path) {
-                keys_api::handle(edge, request).await
-            } else {
-                api::handle(edge, request).await
-            };
-            match reply.body {
-                Some(body) => json(reply.status, &body),
-                None => {
-                    let mut response = Response::new(EdgeBody::full(Bytes::new()));
-                    *response.status_mut() = reply.status;
-                    response
-                }
-            }
-        }
+        _ if keys_api::is_keys_path(&path) => from_reply(keys_api::handle(edge, request).await),
+        _ if api::is_control_path(&path) => from_reply(api::handle(edge, request).await),
         _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+/// The response of a control-plane reply.
+fn from_reply(reply: api::Reply) -> Response<EdgeBody> {
+    match reply.body {
+        Some(body) => json(reply.status, &body),
+        None => {
+            let mut response = Response::new(EdgeBody::full(Bytes::new()));
+            *response.status_mut() = reply.status;
+            response
+        }
     }
 }
 
